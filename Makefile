@@ -1,0 +1,45 @@
+# Tooling is the Makefile: run | test | lint | bench. Each target installs what it needs.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint unit integration bench services install clean docs
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+services:
+	bash scripts/ensure-services.sh
+
+## make run: the relay end to end on the embedded defaults (local RabbitMQ, in-process
+## MsgFlash sandbox, SQLite state); sends one demo command and prints its events.
+run: install services
+	RELAY_SANDBOX=1 RELAY_LOG_FORMAT=$${RELAY_LOG_FORMAT:-console} $(BIN)/msgflash-relay run --demo
+
+## make test: lint, types, then the whole suite against real RabbitMQ, Redis and the sandbox.
+test: install services lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check service consumers
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/python -m pytest -q tests/unit
+
+bench: install services
+	$(BIN)/python -m benchmarks
+
+docs: install
+	$(BIN)/msgflash-relay asyncapi > docs/asyncapi.json
+	$(BIN)/msgflash-relay openapi > docs/openapi.json
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis relay-state.db*

@@ -1,0 +1,1 @@
+"""The consume loops: decode, claim, handle, publish, ack or dead-letter."""

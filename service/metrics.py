@@ -1,0 +1,85 @@
+"""Prometheus collectors, created on a registry that the runtime owns and passes around.
+
+No module-level collectors: two relays in one test process must not share counters.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    """Every metric the relay exposes, on one registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.commands = Counter(
+            "relay_commands_total",
+            "Commands handled, by command type and outcome.",
+            ["type", "outcome"],
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "relay_commands_in_flight", "Commands being processed right now.", registry=r
+        )
+        self.dead_lettered = Counter(
+            "relay_dead_lettered_total",
+            "Commands parked in the dead-letter queue, by error code.",
+            ["code"],
+            registry=r,
+        )
+        self.deferred = Counter(
+            "relay_deferred_total",
+            "Commands sent to a deferred-retry tier, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.msgflash_requests = Counter(
+            "relay_msgflash_requests_total",
+            "MsgFlash HTTP calls, by endpoint and status code ('error' when no response).",
+            ["endpoint", "status"],
+            registry=r,
+        )
+        self.msgflash_latency = Histogram(
+            "relay_msgflash_request_seconds",
+            "MsgFlash HTTP call latency, by endpoint.",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.retries = Counter(
+            "relay_msgflash_retries_total",
+            "In-process retries of MsgFlash calls, by reason (error code or class).",
+            ["reason"],
+            registry=r,
+        )
+        self.rate_limiter_wait = Histogram(
+            "relay_rate_limiter_wait_seconds",
+            "Time spent waiting for the per-API-key rate limiter.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.webhooks = Counter(
+            "relay_webhooks_total",
+            "Incoming MsgFlash webhooks, by event and verification result.",
+            ["event", "result"],
+            registry=r,
+        )
+        self.quota_gate_closed = Gauge(
+            "relay_quota_gate_closed",
+            "1 while MsgFlash calls for an API key are suspended after a monthly quota error.",
+            ["key"],
+            registry=r,
+        )
+        self.events_published = Counter(
+            "relay_events_published_total",
+            "Events published to the bus, by routing key.",
+            ["routing_key"],
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

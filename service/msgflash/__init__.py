@@ -1,0 +1,1 @@
+"""MsgFlash HTTP adapter: client, retry policy, pacing, instance resolution."""

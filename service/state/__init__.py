@@ -1,0 +1,1 @@
+"""Idempotency, correlation and dedupe state behind one small interface."""

@@ -1,0 +1,64 @@
+"""The state store interface: idempotency claims, message correlation and webhook dedupe.
+
+One small Protocol, three backends selected by ``RELAY_STATE_URL``: ``sqlite:///PATH``
+(embedded default), ``redis://...`` (shared by replicas) and ``memory://`` (tests).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+
+class ClaimStatus(Enum):
+    CLAIMED = "claimed"  # first time seen: the caller owns it and may call MsgFlash
+    DONE = "done"  # finished before: ``result`` holds what to republish, do not call again
+    BUSY = "busy"  # another live holder owns it: requeue with a delay, do not process
+    EXPIRED = "expired"  # a holder died mid-call; the caller now owns it and must reconcile
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    status: ClaimStatus
+    result: bytes | None = None  # the stored result (opaque JSON bytes) when DONE
+    claimed_at: float | None = None  # epoch seconds the first (dead) holder claimed, when EXPIRED
+
+
+@dataclass(frozen=True, slots=True)
+class Correlation:
+    """What the relay remembers about a MsgFlash message it created."""
+
+    request_id: str
+    request_source: str
+
+
+class StateStore(Protocol):
+    async def claim(self, key: str, owner: str, lease_seconds: float) -> Claim:
+        """Atomically claim ``key`` for ``owner``. Re-claiming one's own live key is CLAIMED."""
+
+    async def complete(self, key: str, owner: str, result: bytes) -> None:
+        """Mark ``key`` done with its result; kept for the retention period."""
+
+    async def release(self, key: str, owner: str) -> None:
+        """Give a claim up (the command was deferred) so a later delivery can claim it."""
+
+    async def remember_message(
+        self, message_id: str, correlation: Correlation, *, request_key: str
+    ) -> None:
+        """Record messageId -> request, and request_key -> messageId (for reconciliation)."""
+
+    async def correlation_for(self, message_id: str) -> Correlation | None: ...
+
+    async def message_for_request(self, request_key: str) -> str | None: ...
+
+    async def first_seen(self, key: str, window_seconds: float) -> bool:
+        """True the first time ``key`` is seen within the window (webhook dedupe)."""
+
+    async def forget_seen(self, key: str) -> None:
+        """Undo ``first_seen`` (the publish it guarded failed, so a retry must go through)."""
+
+    async def ping(self) -> None:
+        """Raise if the backend is unreachable (readiness)."""
+
+    async def close(self) -> None: ...

@@ -1,0 +1,1 @@
+"""The relay's HTTP side: webhooks, ingress, health, metrics, OpenAPI."""
