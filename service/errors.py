@@ -127,8 +127,10 @@ class MsgFlashError(RelayError):
         http_status: int | None = None,
         details: list[dict[str, Any]] | None = None,
         retry_after: float | None = None,
+        attempts: int = 1,
     ) -> None:
         super().__init__(message, code=code)
+        self.attempts = attempts
         self.http_status = http_status
         self.details = details
         self.retry_after = retry_after
