@@ -1,0 +1,76 @@
+"""Settings: the contract's env table, errors that name the variable, secrets kept secret."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.errors import ConfigError
+from service.settings import Settings, load_settings
+
+KEY = "msgf_live_" + "ab" * 32
+
+
+def test_contract_defaults() -> None:
+    s = load_settings({"MSGFLASH_API_KEY": KEY})
+    assert s.amqp_url.get_secret_value() == "amqp://guest:guest@127.0.0.1:5672/"
+    assert s.msgflash_base_url == "https://srv.msgflash.com"
+    assert s.msgflash_rate_limit == 10
+    assert s.relay_sandbox is False
+    assert (s.relay_http_host, s.relay_http_port) == ("0.0.0.0", 8080)
+    assert s.relay_prefetch == 64
+    assert s.relay_state_url == "sqlite:///./relay-state.db"
+    assert s.relay_default_instance is None
+    assert s.ingress_tokens == ()
+    assert s.relay_retry_max_attempts == 5
+    assert s.relay_log_format == "json"
+    assert s.relay_exchange_prefix == "msgflash"
+
+
+def test_api_key_is_required_unless_sandbox() -> None:
+    with pytest.raises(ConfigError, match="MSGFLASH_API_KEY"):
+        load_settings({})
+    assert load_settings({"RELAY_SANDBOX": "1"}).relay_sandbox is True
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("MSGFLASH_RATE_LIMIT", "0"),
+        ("RELAY_HTTP_PORT", "70000"),
+        ("RELAY_PREFETCH", "many"),
+        ("RELAY_STATE_URL", "postgres://x"),
+        ("RELAY_LOG_FORMAT", "xml"),
+        ("MSGFLASH_BASE_URL", "srv.msgflash.com"),
+        ("AMQP_URL", "http://broker"),
+        ("RELAY_SANDBOX", "perhaps"),
+        ("RELAY_RETRY_DELAYS", "10,soon"),
+    ],
+)
+def test_invalid_values_name_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings({"MSGFLASH_API_KEY": KEY, variable: value})
+    assert variable in raised.value.message
+
+
+def test_errors_never_echo_secret_values() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings({"MSGFLASH_API_KEY": KEY, "AMQP_URL": "http://user:hunter2@broker"})
+    assert "hunter2" not in raised.value.message
+
+
+def test_secrets_are_hidden_from_repr() -> None:
+    s = load_settings(
+        {
+            "MSGFLASH_API_KEY": KEY,
+            "MSGFLASH_WEBHOOK_SECRET": "old,new",
+            "RELAY_INGRESS_TOKENS": "t1",
+        }
+    )
+    assert KEY not in repr(s) and "old" not in repr(s) and "t1" not in repr(s)
+    assert s.webhook_secrets == ("old", "new")
+    assert s.ingress_tokens == ("t1",)
+
+
+def test_field_names_are_the_lowercased_variables() -> None:
+    assert all(name == name.lower() for name in Settings.model_fields)
+    assert "msgflash_webhook_secret" in Settings.model_fields
