@@ -38,10 +38,19 @@ class StateStore(Protocol):
         """Atomically claim ``key`` for ``owner``. Re-claiming one's own live key is CLAIMED."""
 
     async def complete(self, key: str, owner: str, result: bytes) -> None:
-        """Mark ``key`` done with its result; kept for the retention period."""
+        """Mark ``key`` done with its result; kept for the retention period.
+
+        A key already done keeps its first result, so redeliveries republish one outcome.
+        """
 
     async def release(self, key: str, owner: str) -> None:
-        """Give a claim up (the command was deferred) so a later delivery can claim it."""
+        """Give a claim up (the command was deferred) so a later delivery can claim it.
+
+        Only while ``owner`` still holds it; a completed key is never released.
+        """
+
+    async def forget(self, key: str) -> None:
+        """Drop whatever is recorded for ``key`` (a parked command replayed by a human)."""
 
     async def remember_message(
         self, message_id: str, correlation: Correlation, *, request_key: str

@@ -1,0 +1,68 @@
+"""Opens the state store that ``RELAY_STATE_URL`` names; the one place that knows the URL forms."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from service.errors import ConfigError
+from service.state.memory import MemoryStateStore
+from service.state.redis import DEFAULT_KEY_PREFIX, RedisStateStore, redis_from_state_url
+from service.state.sqlite import SqliteStateStore
+from service.state.store import StateStore
+
+ACCEPTED_FORMS = (
+    "sqlite:///relay-state.db (path relative to the working directory), "
+    "sqlite:////data/relay-state.db (absolute path), "
+    "redis://HOST:PORT/DB (optionally ?prefix=NAME) or memory://"
+)
+
+
+async def open_state_store(
+    url: str,
+    *,
+    retention_seconds: float,
+    clock: Callable[[], float] = time.time,
+    key_prefix: str | None = None,
+) -> StateStore:
+    """The store for ``url``, ready to use; the caller owns it and must ``close()`` it.
+
+    ``key_prefix`` namespaces Redis keys; a ``?prefix=`` in the URL wins over it, and
+    ``msgflash-relay`` is used when neither is given. Redis connects lazily (readiness calls
+    ``ping()``); SQLite opens the file now.
+    """
+    scheme = urlsplit(url).scheme
+    if url == "memory://":
+        return MemoryStateStore(retention_seconds=retention_seconds, clock=clock)
+    if scheme == "sqlite":
+        path = sqlite_path(url)
+        try:
+            return await SqliteStateStore.open(
+                path, retention_seconds=retention_seconds, clock=clock
+            )
+        except sqlite3.Error as exc:
+            raise ConfigError(f"RELAY_STATE_URL: cannot open SQLite file {path!r}: {exc}") from None
+    if scheme in ("redis", "rediss"):
+        client, url_prefix = redis_from_state_url(url)
+        prefix = url_prefix or key_prefix or DEFAULT_KEY_PREFIX
+        return RedisStateStore(
+            client, prefix=prefix, retention_seconds=retention_seconds, clock=clock
+        )
+    raise ConfigError(f"RELAY_STATE_URL: unsupported store {url!r}; use {ACCEPTED_FORMS}")
+
+
+def sqlite_path(url: str) -> str:
+    """The file path of a ``sqlite:///PATH`` URL; its directory must already exist."""
+    if not url.startswith("sqlite:///") or url == "sqlite:///":
+        raise ConfigError(f"RELAY_STATE_URL: {url!r} names no SQLite file; use {ACCEPTED_FORMS}")
+    path = url.removeprefix("sqlite:///")
+    directory = Path(path).parent
+    if not directory.is_dir():
+        raise ConfigError(
+            f"RELAY_STATE_URL: the directory {str(directory)!r} of {url!r} does not exist; "
+            "create it or point the URL at an existing directory"
+        )
+    return path

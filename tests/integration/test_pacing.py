@@ -1,0 +1,126 @@
+"""Three replicas pacing one API key through a real Redis: one grid of slots, never too many.
+
+Each "replica" is a limiter on its own Redis connection; all share a per-test key prefix whose
+keys are deleted afterwards. Rates are high and runs short (50/s, 100 slots: about 2 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from service.msgflash.pacing import (
+    RATE_HEADROOM,
+    RedisRateLimiter,
+    RedisSlotBook,
+    api_key_fingerprint,
+    slot_interval_us,
+)
+from tests.conftest import REDIS_URL
+from tests.unit.msgflash.test_pacing import most_in_one_second
+
+RATE = 50.0
+SLOTS = 100
+REPLICAS = 3
+KEY = "msgf_live_" + "cd" * 32
+# The grid itself is exact (see the slot-book test); the sends it paces are checked with this
+# slack, because a busy machine wakes one sleeper a few ms later than the next (measured: up
+# to ~6 ms with every core saturated). Half the 20 ms spacing still catches any double booking.
+TOLERANCE_SECONDS = 0.010
+
+
+@pytest.fixture
+async def prefix() -> AsyncIterator[str]:
+    """This test's own key prefix; its keys are deleted afterwards (never a flush)."""
+    name = f"test-pace-{uuid.uuid4().hex}"
+    yield name
+    client = Redis.from_url(REDIS_URL)
+    keys = [key async for key in client.scan_iter(match=f"{name}:*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@pytest.fixture
+async def connections() -> AsyncIterator[list[Redis]]:
+    """One Redis connection per replica."""
+    clients = [Redis.from_url(REDIS_URL) for _ in range(REPLICAS)]
+    yield clients
+    for client in clients:
+        await client.aclose()
+
+
+async def test_replicas_book_distinct_slots_on_one_evenly_spaced_grid(
+    connections: list[Redis], prefix: str
+) -> None:
+    books = [RedisSlotBook(client, RATE, prefix=prefix) for client in connections]
+
+    slots = await asyncio.gather(*(books[i % REPLICAS].reserve(KEY) for i in range(SLOTS)))
+
+    times = sorted(slot.at_us for slot in slots)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    assert min(gaps) >= slot_interval_us(RATE)
+
+
+async def test_three_replicas_together_send_evenly_and_never_over_the_rate(
+    connections: list[Redis], prefix: str
+) -> None:
+    replicas = [RedisRateLimiter(client, RATE, prefix=prefix) for client in connections]
+    remaining = itertools.count()
+    sent: list[float] = []
+
+    async def worker(limiter: RedisRateLimiter) -> None:
+        while next(remaining) < SLOTS:
+            await limiter.acquire(KEY)
+            sent.append(time.monotonic())
+
+    async with asyncio.timeout(30):
+        await asyncio.gather(*(worker(replicas[i % REPLICAS]) for i in range(4 * REPLICAS)))
+
+    gaps = [later - earlier for earlier, later in itertools.pairwise(sorted(sent))]
+    assert len(sent) == SLOTS
+    assert min(gaps) >= 1 / (RATE * RATE_HEADROOM) - TOLERANCE_SECONDS
+    assert most_in_one_second(sent) <= RATE
+
+
+async def test_the_redis_key_names_a_fingerprint_not_the_api_key_and_expires(
+    connections: list[Redis], prefix: str
+) -> None:
+    limiter = RedisRateLimiter(connections[0], RATE, prefix=prefix)
+    await limiter.acquire(KEY)
+
+    keys = [key async for key in connections[1].scan_iter(match=f"{prefix}:*")]
+    assert keys == [f"{prefix}:pace:{api_key_fingerprint(KEY)}".encode()]
+    assert 0 < await connections[1].pttl(keys[0]) <= 2000
+
+
+async def test_a_replica_waiter_cancelled_mid_sleep_gives_its_slot_back(
+    connections: list[Redis], prefix: str
+) -> None:
+    sleeping = asyncio.Event()
+
+    async def sleep_until_cancelled(_delay: float) -> None:
+        sleeping.set()
+        await asyncio.Event().wait()
+
+    slow = 1.0  # slots a second apart: the waiter surely books before the next one is due
+    limiter = RedisRateLimiter(connections[0], slow, prefix=prefix, sleep=sleep_until_cancelled)
+    book = RedisSlotBook(connections[1], slow, prefix=prefix)
+    await limiter.acquire(KEY)
+    first_free = int(await connections[1].get(book.redis_key(KEY)))
+    waiter = asyncio.create_task(limiter.acquire(KEY))
+    async with asyncio.timeout(5):
+        await sleeping.wait()
+
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+
+    assert int(await connections[1].get(book.redis_key(KEY))) == first_free
+    assert (await book.reserve(KEY)).at_us == first_free
