@@ -18,7 +18,8 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, ExchangeType
 
 from service.errors import TopologyConflict
 
-RETRY_TIER_HEADER = "x-relay-retry-tier"
+# Not "x-…": RabbitMQ's headers exchange ignores binding keys that start with "x-" when matching.
+RETRY_TIER_HEADER = "relay-retry-tier"
 QUORUM = {"x-queue-type": "quorum"}
 
 

@@ -23,8 +23,9 @@ from service.errors import (
     MSGFLASH_BAD_RESPONSE,
     MSGFLASH_TIMEOUT,
     MSGFLASH_UNREACHABLE,
-    OUTCOME_UNKNOWN,
     MsgFlashError,
+    MsgFlashNoResponse,
+    MsgFlashOutcomeUnknown,
 )
 from service.logs import redact_text
 from service.metrics import Metrics
@@ -53,30 +54,6 @@ class CallResult:
     attempts: int
     status: int
     reconciled: bool = False
-
-
-class MsgFlashNoResponse(MsgFlashError):
-    """No HTTP response came back. ``request_sent`` says whether MsgFlash may have acted on it.
-
-    A refused connection (``request_sent=False``) is safe to repeat; a timeout or a connection
-    dropped after the request went out may have created the message, and MsgFlash has no
-    idempotency key, so a creating call must be reconciled before it is sent again.
-    """
-
-    def __init__(self, code: str, message: str, *, request_sent: bool) -> None:
-        super().__init__(code, message)
-        self.request_sent = request_sent
-
-
-class MsgFlashOutcomeUnknown(MsgFlashNoResponse):
-    """A creating call went unanswered and MsgFlash could not be asked whether it landed.
-
-    Not retried in-process: a caller that retries later should first look for the message
-    (``reconcile.find_created_message``), as this call would have.
-    """
-
-    def __init__(self, message: str) -> None:
-        super().__init__(OUTCOME_UNKNOWN, message, request_sent=True)
 
 
 def _never(_error: MsgFlashError) -> bool:

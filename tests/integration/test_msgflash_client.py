@@ -13,13 +13,9 @@ from typing import Any
 
 import pytest
 
-from service.errors import MsgFlashError, RetryClass
+from service.errors import MsgFlashError, MsgFlashNoResponse, MsgFlashOutcomeUnknown, RetryClass
 from service.metrics import Metrics
-from service.msgflash.client import (
-    MsgFlashClient,
-    MsgFlashNoResponse,
-    MsgFlashOutcomeUnknown,
-)
+from service.msgflash.client import MsgFlashClient
 from service.msgflash.pacing import LocalRateLimiter
 from service.msgflash.retry import RetryPolicy
 from service.sandbox.faults import FaultInjector, FaultSettings

@@ -9,7 +9,7 @@ import aiormq
 import pytest
 from aio_pika.abc import AbstractConnection
 
-from service.bus.topology import Topology, declare_topology
+from service.bus.topology import RETRY_TIER_HEADER, Topology, declare_topology
 from service.errors import TopologyConflict
 
 
@@ -79,7 +79,7 @@ async def test_retry_tiers_return_commands_under_their_routing_key(
     channel = await amqp.channel(publisher_confirms=True)
     retry = await channel.get_exchange(topology.retry_exchange)
     await retry.publish(
-        aio_pika.Message(b"later", headers={"x-relay-retry-tier": 0}), "campaign.create"
+        aio_pika.Message(b"later", headers={RETRY_TIER_HEADER: 0}), "campaign.create"
     )
     campaigns = await channel.get_queue(topology.campaigns_queue)
     message = await campaigns.get(fail=False)
@@ -90,4 +90,8 @@ async def test_retry_tiers_return_commands_under_their_routing_key(
             break
         await asyncio.sleep(0.05)
     assert message is not None and message.body == b"later"
+    await message.ack()
+    # Exactly one copy: the tier-0 queue alone held it, not every tier.
+    await asyncio.sleep(max(topology.retry_delays) + 0.3)
+    assert await campaigns.get(fail=False) is None
     await channel.close()

@@ -8,14 +8,18 @@ from typing import Any
 import aiohttp
 import pytest
 
-from service.errors import MSGFLASH_BAD_RESPONSE, MsgFlashError, RetryClass
+from service.errors import (
+    MSGFLASH_BAD_RESPONSE,
+    MsgFlashError,
+    MsgFlashNoResponse,
+    MsgFlashOutcomeUnknown,
+    RetryClass,
+)
 from service.metrics import Metrics
 from service.msgflash.client import (
     GET_MESSAGE,
     INSTANCE_HEALTH,
     MsgFlashClient,
-    MsgFlashNoResponse,
-    MsgFlashOutcomeUnknown,
     key_fingerprint,
     read_envelope,
 )

@@ -1,0 +1,91 @@
+"""What a handler decides about a command. The pipeline alone turns these into side effects."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from service.commands import Command
+from service.errors import MsgFlashError, MsgFlashNoResponse, RetryClass
+from service.events import ErrorInfo, OutgoingEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Succeeded:
+    """MsgFlash accepted the command. ``result`` also goes to ``reply_to``; ``extra`` does not."""
+
+    result: OutgoingEvent
+    extra: tuple[OutgoingEvent, ...] = ()
+    message_id: str | None = None
+    instance_id: str | None = None
+    attempts: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """Terminal failure: a failure event, the original parked in the dead-letter queue."""
+
+    error: ErrorInfo
+    attempts: int = 0
+    instance_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """Worth another try later: parked in a retry tier, back on its queue after the delay.
+
+    ``counts`` is False when nothing was tried (a live lease elsewhere, a closed quota gate), so
+    the deferral does not use up a retry tier.
+    """
+
+    error: ErrorInfo
+    attempts: int = 0
+    counts: bool = True
+    # Epoch seconds of a send whose answer was lost: the next try must look for it first.
+    reconcile_since: float | None = None
+
+
+Outcome = Succeeded | Failed | Deferred
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerContext:
+    """What the pipeline knows about this delivery that a handler may need."""
+
+    key: str
+    prior_attempts: int = 0
+    # Set when an earlier try may have created the message (its holder died mid-call, or its
+    # answer was lost): the handler must find out whether MsgFlash has it before sending.
+    reconcile_since: float | None = None
+    # True when that earlier try was a holder that died: then RELAY_OUTCOME_UNKNOWN_POLICY
+    # decides what to do when MsgFlash shows nothing.
+    lease_expired: bool = False
+
+
+Handler = Callable[[Command, HandlerContext], Awaitable[Outcome]]
+
+
+def outcome_from_error(
+    error: MsgFlashError,
+    context: HandlerContext,
+    instance_id: str | None = None,
+    *,
+    called_at: float | None = None,
+) -> Outcome:
+    """A failed MsgFlash call: retryable ones go to a retry tier, the rest fail for good."""
+    if error.retry_class is RetryClass.QUOTA:
+        # Not transient: it lifts when the quota resets or the plan changes, so waiting for it
+        # must not use up the retry tiers (the quota gate keeps calls from going out meanwhile).
+        return Deferred(ErrorInfo.from_exception(error), attempts=error.attempts, counts=False)
+    if error.retryable:
+        unanswered = isinstance(error, MsgFlashNoResponse) and error.request_sent
+        return Deferred(
+            ErrorInfo.from_exception(error),
+            attempts=error.attempts,
+            reconcile_since=(context.reconcile_since or called_at) if unanswered else None,
+        )
+    return Failed(
+        ErrorInfo.from_exception(error),
+        attempts=context.prior_attempts + error.attempts,
+        instance_id=instance_id,
+    )

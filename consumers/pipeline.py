@@ -1,0 +1,351 @@
+"""decode -> claim -> handle -> publish -> ack, dead-letter or defer: the one place with effects.
+
+Ordering is what makes the relay safe under crashes and redeliveries:
+1. a command is claimed by ``(source, id)`` before any MsgFlash call;
+2. after the call, the outcome is stored *before* anything is published, so a redelivery
+   republishes the stored events instead of calling MsgFlash again;
+3. the delivery is acked only after every publish was confirmed; when the broker cannot confirm,
+   the delivery is left unacked and comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+from aio_pika.abc import AbstractIncomingMessage
+
+from consumers.outcomes import Deferred, Failed, Handler, HandlerContext, Outcome
+from consumers.results import decode_events, encode_result, result_failed
+from service.bus.publisher import (
+    ATTEMPTS_HEADER,
+    DEFERRALS_HEADER,
+    RECONCILE_HEADER,
+    REPLAYED_HEADER,
+    OriginalMessage,
+    Publisher,
+)
+from service.bus.topology import RETRY_TIER_HEADER
+from service.commands import (
+    Command,
+    CommandIdentity,
+    CommandType,
+    RawCommand,
+    parse_command,
+    peek_identity,
+)
+from service.errors import RETRIES_EXHAUSTED, BrokerUnavailable, InvalidCommand
+from service.events import ErrorInfo, OutgoingEvent, failure_event
+from service.metrics import Metrics
+from service.state.store import ClaimStatus, Correlation, StateStore
+
+log = structlog.get_logger("consumers.pipeline")
+
+# Headers the broker and the relay add while a command travels; stripped before parking it.
+_TRANSIT_HEADERS = frozenset(
+    {
+        "x-death",
+        "x-first-death-exchange",
+        "x-first-death-queue",
+        "x-first-death-reason",
+        "x-last-death-exchange",
+        "x-last-death-queue",
+        "x-last-death-reason",
+        "x-delivery-count",
+        RETRY_TIER_HEADER,
+        DEFERRALS_HEADER,
+        ATTEMPTS_HEADER,
+        REPLAYED_HEADER,
+        RECONCILE_HEADER,
+    }
+)
+# How many finished commands a replica remembers having published itself (~100 bytes each).
+RECENT_KEYS = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    owner: str  # this replica's identity; each delivery claims as owner + a sequence number
+    max_body_bytes: int = 256 * 1024
+    lease_seconds: float = 120.0
+    retry_tiers: int = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One delivery being processed: the AMQP message, its copy as received, its claim owner."""
+
+    message: AbstractIncomingMessage
+    original: OriginalMessage
+    owner: str
+
+    def header_float(self, name: str) -> float | None:
+        value = self.original.headers.get(name)
+        try:
+            return float(str(value)) if value is not None else None
+        except ValueError:
+            return None
+
+    def header_int(self, name: str) -> int:
+        value = self.original.headers.get(name)
+        try:
+            return max(0, int(str(value))) if value is not None else 0
+        except ValueError:
+            return 0
+
+
+class CommandPipeline:
+    """Runs every delivery of the relay's consumers through the steps above."""
+
+    def __init__(
+        self,
+        *,
+        handlers: Mapping[CommandType, Handler],
+        publisher: Publisher,
+        store: StateStore,
+        metrics: Metrics,
+        config: PipelineConfig,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._handlers = handlers
+        self._publisher = publisher
+        self._store = store
+        self._metrics = metrics
+        self._config = config
+        self._clock = clock
+        self._sequence = itertools.count()
+        self._published_here: OrderedDict[str, None] = OrderedDict()
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait for in-flight commands to finish; False if the bound ran out first."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout=timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def on_message(self, message: AbstractIncomingMessage) -> None:
+        """aio-pika delivery callback (each delivery runs in its own task)."""
+        self._in_flight += 1
+        self._idle.clear()
+        self._metrics.in_flight.inc()
+        started = self._clock()
+        delivery = Delivery(
+            message, _original(message), f"{self._config.owner}:{next(self._sequence)}"
+        )
+        try:
+            await self._deliver(delivery, started)
+        except BrokerUnavailable as exc:
+            # Unacked on purpose: the delivery comes back once the broker is reachable again.
+            log.warning("command_left_unacked", reason=exc.message)
+        finally:
+            structlog.contextvars.clear_contextvars()
+            self._metrics.in_flight.dec()
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    async def _deliver(self, delivery: Delivery, started: float) -> None:
+        original = delivery.original
+        raw = RawCommand(
+            body=original.body,
+            content_type=original.content_type,
+            message_id=original.message_id,
+            type=original.type,
+            app_id=original.app_id,
+            headers=original.headers,
+        )
+        try:
+            command = parse_command(raw, max_bytes=self._config.max_body_bytes)
+        except InvalidCommand as exc:
+            identity = peek_identity(raw)
+            structlog.contextvars.bind_contextvars(requestId=identity.id, type=identity.type)
+            await self._fail(delivery, identity, Failed(ErrorInfo.from_exception(exc)), key=None)
+            self._finish(identity.type, "invalid", started)
+            return
+        structlog.contextvars.bind_contextvars(
+            requestId=command.id, requestSource=command.source, type=command.type.value
+        )
+        try:
+            label = await self._run(delivery, command)
+        except BrokerUnavailable:
+            raise
+        except Exception as exc:  # a bug or a store outage must not lose the command
+            log.exception("command_crashed")
+            crash = Deferred(ErrorInfo("RELAY_INTERNAL_ERROR", f"{type(exc).__name__}: {exc}"))
+            label = await self._defer(delivery, command.identity, crash, key=None)
+        self._finish(command.type.value, label, started)
+
+    async def _run(self, delivery: Delivery, command: Command) -> str:
+        key, lease = command.key, self._config.lease_seconds
+        claim = await self._store.claim(key, delivery.owner, lease)
+        if (
+            claim.status is ClaimStatus.DONE
+            and delivery.original.headers.get(REPLAYED_HEADER)
+            and result_failed(claim.result)
+        ):
+            # A human replayed a parked command: process it afresh.
+            await self._store.forget(key)
+            claim = await self._store.claim(key, delivery.owner, lease)
+        if claim.status is ClaimStatus.DONE:
+            if delivery.message.redelivered and key in self._published_here:
+                # Our publish was confirmed but the ack was lost with the connection: the events
+                # are out already, so publishing them again would only duplicate them.
+                await delivery.message.ack()
+                return "redelivered"
+            await self._publish(decode_events(claim.result), delivery.original)
+            await delivery.message.ack()
+            return "duplicate"
+        if claim.status is ClaimStatus.BUSY:
+            busy = ErrorInfo("COMMAND_IN_PROGRESS", "another delivery of it is being processed")
+            return await self._defer(
+                delivery, command.identity, Deferred(busy, counts=False), key=None
+            )
+        expired = claim.status is ClaimStatus.EXPIRED
+        context = HandlerContext(
+            key=key,
+            prior_attempts=delivery.header_int(ATTEMPTS_HEADER),
+            reconcile_since=claim.claimed_at
+            if expired
+            else delivery.header_float(RECONCILE_HEADER),
+            lease_expired=expired,
+        )
+        outcome = await self._handlers[command.type](command, context)
+        return await self._apply(delivery, command, outcome)
+
+    async def _apply(self, delivery: Delivery, command: Command, outcome: Outcome) -> str:
+        if isinstance(outcome, Deferred):
+            return await self._defer(delivery, command.identity, outcome, key=command.key)
+        if isinstance(outcome, Failed):
+            await self._fail(delivery, command.identity, outcome, key=command.key)
+            return "failed"
+        if outcome.instance_id:
+            structlog.contextvars.bind_contextvars(instanceId=outcome.instance_id)
+        if outcome.message_id is not None:
+            correlation = Correlation(request_id=command.id, request_source=command.source)
+            await self._store.remember_message(
+                outcome.message_id, correlation, request_key=command.key
+            )
+        events = (outcome.result, *outcome.extra)
+        await self._store.complete(
+            command.key, delivery.owner, encode_result(events, succeeded=True)
+        )
+        await self._publish(events, delivery.original)
+        self._remember_published(command.key)
+        await delivery.message.ack()
+        structlog.contextvars.bind_contextvars(attempts=outcome.attempts)
+        return "succeeded"
+
+    async def _fail(
+        self, delivery: Delivery, identity: CommandIdentity, failure: Failed, *, key: str | None
+    ) -> None:
+        event = failure_event(identity, failure.error, attempts=failure.attempts)
+        if key is not None:
+            await self._store.complete(
+                key, delivery.owner, encode_result((event,), succeeded=False)
+            )
+        await self._publisher.dead_letter(
+            _parked(delivery.original),
+            code=failure.error.code,
+            message=failure.error.message,
+            attempts=failure.attempts,
+            failed_at=datetime.now(UTC).isoformat(),
+        )
+        await self._publish((event,), delivery.original)
+        if key is not None:
+            self._remember_published(key)
+        await delivery.message.ack()
+        structlog.contextvars.bind_contextvars(code=failure.error.code, attempts=failure.attempts)
+
+    async def _defer(
+        self, delivery: Delivery, identity: CommandIdentity, deferred: Deferred, *, key: str | None
+    ) -> str:
+        tier = delivery.header_int(DEFERRALS_HEADER)
+        total = delivery.header_int(ATTEMPTS_HEADER) + deferred.attempts
+        if deferred.counts and tier >= self._config.retry_tiers:
+            exhausted = ErrorInfo(
+                RETRIES_EXHAUSTED,
+                f"gave up after {total} attempts and {tier} deferred retries; last error "
+                f"{deferred.error.code}: {deferred.error.message}",
+                http_status=deferred.error.http_status,
+                retryable=False,
+            )
+            await self._fail(delivery, identity, Failed(exhausted, total), key=key)
+            return "failed"
+        if key is not None:
+            await self._store.release(key, delivery.owner)
+        headers: dict[str, object] = {
+            ATTEMPTS_HEADER: total,
+            DEFERRALS_HEADER: tier + 1 if deferred.counts else tier,
+        }
+        if deferred.reconcile_since is not None:
+            headers[RECONCILE_HEADER] = deferred.reconcile_since
+        queue_tier = min(tier, self._config.retry_tiers - 1)
+        await self._publisher.defer(delivery.original, tier=queue_tier, headers=headers)
+        await delivery.message.ack()
+        self._metrics.deferred.labels(deferred.error.code).inc()
+        structlog.contextvars.bind_contextvars(code=deferred.error.code, tier=queue_tier)
+        return "deferred"
+
+    async def _publish(self, events: tuple[OutgoingEvent, ...], original: OriginalMessage) -> None:
+        for index, event in enumerate(events):
+            await self._publisher.publish_event(
+                event,
+                correlation_id=original.correlation_id,
+                reply_to=original.reply_to if index == 0 else None,
+            )
+
+    def _remember_published(self, key: str) -> None:
+        self._published_here[key] = None
+        if len(self._published_here) > RECENT_KEYS:
+            self._published_here.popitem(last=False)
+
+    def _finish(self, type_: str | None, outcome: str, started: float) -> None:
+        self._metrics.commands.labels(type_ or "unknown", outcome).inc()
+        duration_ms = round((self._clock() - started) * 1000, 2)
+        log.info("command_handled", outcome=outcome, duration_ms=duration_ms)
+
+
+def _original(message: AbstractIncomingMessage) -> OriginalMessage:
+    return OriginalMessage(
+        body=message.body,
+        routing_key=message.routing_key or "",
+        content_type=message.content_type,
+        message_id=message.message_id,
+        type=message.type,
+        app_id=message.app_id,
+        correlation_id=message.correlation_id,
+        reply_to=message.reply_to,
+        timestamp=message.timestamp,
+        headers=dict(message.headers or {}),
+    )
+
+
+def _parked(original: OriginalMessage) -> OriginalMessage:
+    """The command as its producer sent it, for the dead-letter queue."""
+    headers = {k: v for k, v in original.headers.items() if k not in _TRANSIT_HEADERS}
+    return OriginalMessage(
+        body=original.body,
+        routing_key=original.routing_key,
+        content_type=original.content_type,
+        message_id=original.message_id,
+        type=original.type,
+        app_id=original.app_id,
+        correlation_id=original.correlation_id,
+        reply_to=original.reply_to,
+        timestamp=original.timestamp,
+        headers=headers,
+    )

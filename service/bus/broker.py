@@ -1,0 +1,191 @@
+"""Connection supervision: one AMQP connection, rebuilt from scratch whenever it is lost.
+
+aio-pika's robust connection restores channels and consumers by itself, but not in every case
+(a consumer whose channel was closed by the broker can stay gone while the connection looks
+healthy). Instead this supervisor uses a plain connection and, on any loss, reconnects with
+backoff and re-runs every setup step: topology, publisher channel, consumers. Readiness is then
+simply "connected and every consumer active".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aio_pika
+import structlog
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractConnection,
+    AbstractIncomingMessage,
+    ConsumerTag,
+)
+from aio_pika.exceptions import CONNECTION_EXCEPTIONS
+
+from service.errors import TopologyConflict
+
+log = structlog.get_logger("service.bus.broker")
+
+Setup = Callable[[AbstractConnection], Awaitable[None]]
+OnMessage = Callable[[AbstractIncomingMessage], Awaitable[None]]
+
+
+class QueueConsumer:
+    """Consumes one queue on its own channel with its own prefetch."""
+
+    def __init__(self, queue: str, prefetch: int, on_message: OnMessage) -> None:
+        self.queue = queue
+        self.prefetch = prefetch
+        self._on_message = on_message
+        self._channel: AbstractChannel | None = None
+        self._tag: ConsumerTag | None = None
+
+    @property
+    def active(self) -> bool:
+        return self._tag is not None and self._channel is not None and not self._channel.is_closed
+
+    async def start(self, connection: AbstractConnection) -> AbstractChannel:
+        channel = await connection.channel(publisher_confirms=False)
+        await channel.set_qos(prefetch_count=self.prefetch)
+        queue = await channel.get_queue(self.queue, ensure=True)
+        self._channel = channel
+        self._tag = await queue.consume(self._on_message, no_ack=False)
+        return channel
+
+    async def cancel(self) -> None:
+        """Stop new deliveries; the channel stays open so in-flight commands can still ack."""
+        channel, tag = self._channel, self._tag
+        self._tag = None
+        if channel is None or tag is None or channel.is_closed:
+            return
+        with contextlib.suppress(*CONNECTION_EXCEPTIONS, asyncio.TimeoutError):
+            queue = await channel.get_queue(self.queue, ensure=False)
+            await asyncio.wait_for(queue.cancel(tag), timeout=5)
+
+    def forget(self) -> None:
+        self._channel = None
+        self._tag = None
+
+
+class Broker:
+    """Keeps a connection up and every setup step applied to it."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        setups: list[Setup],
+        on_lost: Callable[[], None] | None = None,
+        initial_delay: float = 0.5,
+        max_delay: float = 15.0,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self._url = url
+        self._setups = setups
+        self._on_lost = on_lost
+        self._initial_delay = initial_delay
+        self._max_delay = max_delay
+        self._connect_timeout = connect_timeout
+        self._connection: AbstractConnection | None = None
+        self._ready = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self.fatal: BaseException | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._ready.is_set() and self._connection is not None
+
+    @property
+    def connection(self) -> AbstractConnection | None:
+        return self._connection
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._supervise(), name="amqp-supervisor")
+
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        """Wait until connected and set up; raises the fatal error if setup can never succeed."""
+        ready = asyncio.create_task(self._ready.wait())
+        assert self._task is not None, "start() first"
+        done, _ = await asyncio.wait(
+            {ready, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        ready.cancel()
+        if self.fatal is not None:
+            raise self.fatal
+        if not done:
+            raise TimeoutError(f"the broker was not reachable within {timeout} s (AMQP_URL)")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._close_connection()
+
+    def reconnect(self) -> None:
+        """Drop the connection so the supervisor rebuilds everything (e.g. a channel died)."""
+        connection = self._connection
+        if connection is not None and not connection.is_closed:
+            asyncio.get_running_loop().create_task(connection.close())
+
+    async def _supervise(self) -> None:
+        delay = self._initial_delay
+        while not self._stopping:
+            lost = asyncio.Event()
+            try:
+                await self._connect(lost)
+            except TopologyConflict as exc:
+                log.error("amqp_topology_conflict", error=str(exc))
+                self.fatal = exc
+                return
+            except (TimeoutError, *CONNECTION_EXCEPTIONS) as exc:
+                log.warning("amqp_connect_failed", error=_describe(exc), retry_in=round(delay, 2))
+                await self._close_connection()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._max_delay)
+                continue
+            delay = self._initial_delay
+            log.info("amqp_connected")
+            await lost.wait()
+            self._ready.clear()
+            self._connection = None
+            if self._on_lost is not None:
+                self._on_lost()
+            if not self._stopping:
+                log.warning("amqp_connection_lost", retry_in=delay)
+                await asyncio.sleep(delay)
+
+    async def _connect(self, lost: asyncio.Event) -> None:
+        connection = await aio_pika.connect(self._url, timeout=self._connect_timeout)
+        self._connection = connection
+        connection.close_callbacks.add(lambda *_: lost.set())
+        for setup in self._setups:
+            await setup(connection)
+        self._ready.set()
+
+    async def _close_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        self._ready.clear()
+        if connection is not None and not connection.is_closed:
+            with contextlib.suppress(*CONNECTION_EXCEPTIONS, asyncio.TimeoutError):
+                await asyncio.wait_for(connection.close(), timeout=5)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) < 300 else text[:300] + "…"
+
+
+def watch_channel(channel: AbstractChannel, broker: Broker, what: str) -> None:
+    """A channel the broker closes under us (not during shutdown) triggers a full rebuild."""
+
+    def closed(_sender: Any, exc: BaseException | None) -> None:
+        if exc is not None and broker.connected:
+            log.warning("amqp_channel_closed", channel=what, error=_describe(exc))
+            broker.reconnect()
+
+    channel.close_callbacks.add(closed)

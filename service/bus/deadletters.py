@@ -1,0 +1,138 @@
+"""The dead-letter queue as a thing an operator can look at, replay from and purge.
+
+Reading is done with unacknowledged ``basic.get``s on a private channel: closing the channel puts
+every message that was looked at but not replayed back in the queue.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
+
+from service.bus.publisher import (
+    ATTEMPTS_HEADER,
+    ERROR_CODE_HEADER,
+    ERROR_MESSAGE_HEADER,
+    FAILED_AT_HEADER,
+    REASON_HEADERS,
+    ROUTING_KEY_HEADER,
+    OriginalMessage,
+    Publisher,
+)
+from service.bus.topology import Topology
+
+
+@dataclass(frozen=True, slots=True)
+class ParkedCommand:
+    """One dead-lettered command, as ``dlq list`` shows it."""
+
+    id: str
+    code: str
+    message: str
+    attempts: int
+    failed_at: datetime | None
+    routing_key: str
+
+    def age_seconds(self, now: float) -> float | None:
+        return None if self.failed_at is None else max(0.0, now - self.failed_at.timestamp())
+
+
+def describe(message: AbstractIncomingMessage) -> ParkedCommand:
+    headers = dict(message.headers or {})
+    failed_at = headers.get(FAILED_AT_HEADER)
+    try:
+        when = datetime.fromisoformat(str(failed_at)) if failed_at else None
+    except ValueError:
+        when = None
+    return ParkedCommand(
+        id=_command_id(message),
+        code=str(headers.get(ERROR_CODE_HEADER, "")),
+        message=str(headers.get(ERROR_MESSAGE_HEADER, "")),
+        attempts=int(str(headers.get(ATTEMPTS_HEADER, 0) or 0)),
+        failed_at=when,
+        routing_key=str(headers.get(ROUTING_KEY_HEADER, "")),
+    )
+
+
+def _command_id(message: AbstractIncomingMessage) -> str:
+    """The CloudEvents id: from a structured body, else (binary mode) the AMQP message id."""
+    try:
+        body = json.loads(message.body)
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and "specversion" in body and body.get("id"):
+        return str(body["id"])
+    return message.message_id or "(no id)"
+
+
+class DeadLetterQueue:
+    def __init__(self, connection: AbstractConnection, topology: Topology) -> None:
+        self._connection = connection
+        self._topology = topology
+
+    async def peek(self, *, limit: int = 100) -> list[ParkedCommand]:
+        channel = await self._connection.channel()
+        try:
+            queue = await channel.get_queue(self._topology.dead_letter_queue)
+            parked: list[ParkedCommand] = []
+            while len(parked) < limit:
+                message = await queue.get(fail=False, no_ack=False)
+                if message is None:
+                    break
+                parked.append(describe(message))
+            return parked
+        finally:
+            await channel.close()  # requeues everything we looked at
+
+    async def replay(
+        self, publisher: Publisher, select: Callable[[ParkedCommand], bool], *, limit: int = 10_000
+    ) -> list[ParkedCommand]:
+        """Send every selected command back to the commands exchange, without reason headers."""
+        channel = await self._connection.channel()
+        replayed: list[ParkedCommand] = []
+        try:
+            queue = await channel.get_queue(self._topology.dead_letter_queue)
+            for _ in range(limit):
+                message = await queue.get(fail=False, no_ack=False)
+                if message is None:
+                    break
+                parked = describe(message)
+                if not parked.routing_key or not select(parked):
+                    continue  # left unacked: requeued when the channel closes
+                await publisher.republish_raw(
+                    _original(message, parked), drop=(*REASON_HEADERS, ROUTING_KEY_HEADER)
+                )
+                await message.ack()
+                replayed.append(parked)
+        finally:
+            await channel.close()
+        return replayed
+
+    async def purge(self) -> int:
+        channel = await self._connection.channel()
+        try:
+            queue = await channel.get_queue(self._topology.dead_letter_queue)
+            result: Any = await queue.purge()
+            return int(getattr(result, "message_count", 0) or 0)
+        finally:
+            await channel.close()
+
+
+def _original(message: AbstractIncomingMessage, parked: ParkedCommand) -> OriginalMessage:
+    return OriginalMessage(
+        body=message.body,
+        routing_key=parked.routing_key,
+        content_type=message.content_type,
+        message_id=message.message_id,
+        type=message.type,
+        app_id=message.app_id,
+        correlation_id=message.correlation_id,
+        reply_to=message.reply_to,
+        timestamp=message.timestamp,
+        headers=dict(message.headers or {}),
+    )

@@ -1,0 +1,204 @@
+"""Publishing with publisher confirms: events, reply_to copies, dead-letters and deferred retries.
+
+Every publish is persistent, JSON and ``mandatory``; it returns only once the broker confirmed.
+When the broker cannot take it, ``BrokerUnavailable`` is raised fast, so the caller leaves the
+command unacked and it is redelivered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aio_pika
+import aiormq
+import structlog
+from aio_pika.abc import AbstractChannel, AbstractExchange, DeliveryMode
+from aio_pika.exceptions import AMQPError, PublishError
+
+from service.bus.topology import RETRY_TIER_HEADER, Topology
+from service.errors import BrokerUnavailable
+from service.events import OutgoingEvent
+from service.metrics import Metrics
+
+log = structlog.get_logger("service.bus.publisher")
+
+CLOUDEVENTS_JSON = "application/cloudevents+json"
+ERROR_CODE_HEADER = "x-relay-error-code"
+ERROR_MESSAGE_HEADER = "x-relay-error-message"
+ATTEMPTS_HEADER = "x-relay-attempts"
+ROUTING_KEY_HEADER = "x-relay-routing-key"
+FAILED_AT_HEADER = "x-relay-failed-at"
+DEFERRALS_HEADER = "x-relay-deferrals"
+REPLAYED_HEADER = "x-relay-replayed"
+RECONCILE_HEADER = "x-relay-reconcile-since"
+REASON_HEADERS = (ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, ATTEMPTS_HEADER, FAILED_AT_HEADER)
+
+
+@dataclass(frozen=True, slots=True)
+class OriginalMessage:
+    """A command exactly as it arrived, so it can be parked or deferred unchanged."""
+
+    body: bytes
+    routing_key: str
+    content_type: str | None = None
+    message_id: str | None = None
+    type: str | None = None
+    app_id: str | None = None
+    correlation_id: str | None = None
+    reply_to: str | None = None
+    timestamp: Any = None
+    headers: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_message(self, extra_headers: Mapping[str, Any]) -> aio_pika.Message:
+        return aio_pika.Message(
+            self.body,
+            content_type=self.content_type,
+            message_id=self.message_id,
+            type=self.type,
+            app_id=self.app_id,
+            correlation_id=self.correlation_id,
+            reply_to=self.reply_to,
+            timestamp=self.timestamp,
+            headers={**self.headers, **extra_headers},
+            delivery_mode=DeliveryMode.PERSISTENT,
+        )
+
+
+class Publisher:
+    """Owns the confirm-mode channel; the broker supervisor swaps it on every reconnect."""
+
+    def __init__(self, topology: Topology, metrics: Metrics, *, timeout: float = 10.0) -> None:
+        self._topology = topology
+        self._metrics = metrics
+        self._timeout = timeout
+        self._channel: AbstractChannel | None = None
+        self._exchanges: dict[str, AbstractExchange] = {}
+
+    async def attach(self, connection: aio_pika.abc.AbstractConnection) -> AbstractChannel:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        exchanges = {"": channel.default_exchange}
+        for name in self._topology.exchanges():
+            exchanges[name] = await channel.get_exchange(name, ensure=False)
+        self._exchanges = exchanges
+        self._channel = channel
+        return channel
+
+    def detach(self) -> None:
+        self._channel = None
+        self._exchanges = {}
+
+    @property
+    def available(self) -> bool:
+        return self._channel is not None and not self._channel.is_closed
+
+    async def publish_event(
+        self,
+        event: OutgoingEvent,
+        *,
+        correlation_id: str | None = None,
+        reply_to: str | None = None,
+    ) -> None:
+        """Publish on the events exchange, and to ``reply_to`` when the command asked for it."""
+        message = self._event_message(event, correlation_id)
+        delivered = await self._publish(self._topology.events_exchange, event.routing_key, message)
+        if not delivered:
+            # No queue is bound for this routing key: nobody subscribed. That is the operator's
+            # choice, not a reason to redeliver the command forever.
+            log.warning("event_unroutable", routing_key=event.routing_key, event_type=event.type)
+        self._metrics.events_published.labels(event.routing_key).inc()
+        if reply_to:
+            reply = self._event_message(event, correlation_id)
+            if not await self._publish("", reply_to, reply):
+                log.warning("reply_to_unroutable", reply_to=reply_to, event_type=event.type)
+
+    async def publish_command(
+        self, body: bytes, routing_key: str, *, message_id: str, content_type: str
+    ) -> None:
+        """Publish a command on the commands exchange (HTTP ingress)."""
+        message = aio_pika.Message(
+            body,
+            content_type=content_type,
+            message_id=message_id,
+            delivery_mode=DeliveryMode.PERSISTENT,
+        )
+        if not await self._publish(self._topology.commands_exchange, routing_key, message):
+            raise BrokerUnavailable(
+                f"no queue is bound for routing key {routing_key!r} on "
+                f"{self._topology.commands_exchange!r}: start the relay so it declares its topology"
+            )
+
+    async def dead_letter(
+        self, original: OriginalMessage, *, code: str, message: str, attempts: int, failed_at: str
+    ) -> None:
+        headers = {
+            ERROR_CODE_HEADER: code,
+            ERROR_MESSAGE_HEADER: message[:1000],
+            ATTEMPTS_HEADER: attempts,
+            ROUTING_KEY_HEADER: original.routing_key,
+            FAILED_AT_HEADER: failed_at,
+        }
+        amqp_message = original.to_message(headers)
+        if not await self._publish("", self._topology.dead_letter_queue, amqp_message):
+            raise BrokerUnavailable(
+                f"dead-letter queue {self._topology.dead_letter_queue!r} is gone"
+            )
+        self._metrics.dead_lettered.labels(code).inc()
+
+    async def defer(
+        self, original: OriginalMessage, *, tier: int, headers: Mapping[str, Any]
+    ) -> None:
+        """Park a command in retry tier ``tier``; it comes back under its own routing key."""
+        amqp_message = original.to_message({**headers, RETRY_TIER_HEADER: tier})
+        if not await self._publish(
+            self._topology.retry_exchange, original.routing_key, amqp_message
+        ):
+            raise BrokerUnavailable(
+                f"retry tier {tier} of {self._topology.retry_exchange!r} is gone"
+            )
+
+    async def republish_raw(self, original: OriginalMessage, *, drop: tuple[str, ...]) -> None:
+        """Send a parked command back to the commands exchange (dead-letter replay)."""
+        headers = {k: v for k, v in original.headers.items() if k not in drop}
+        headers[REPLAYED_HEADER] = True
+        replay = OriginalMessage(**{**_fields(original), "headers": headers})
+        exchange = self._topology.commands_exchange
+        if not await self._publish(exchange, original.routing_key, replay.to_message({})):
+            raise BrokerUnavailable(
+                f"no queue is bound for {original.routing_key!r} on {exchange!r}"
+            )
+
+    def _event_message(self, event: OutgoingEvent, correlation_id: str | None) -> aio_pika.Message:
+        return aio_pika.Message(
+            event.body,
+            content_type=CLOUDEVENTS_JSON,
+            message_id=event.id,
+            type=event.type,
+            app_id="msgflash-relay",
+            correlation_id=correlation_id,
+            delivery_mode=DeliveryMode.PERSISTENT,
+        )
+
+    async def _publish(
+        self, exchange_name: str, routing_key: str, message: aio_pika.Message
+    ) -> bool:
+        """Publish and wait for the confirm. False when the broker returned it as unroutable."""
+        channel = self._channel
+        if channel is None or channel.is_closed:
+            raise BrokerUnavailable("not connected to the broker: the publish was not attempted")
+        exchange = self._exchanges[exchange_name]
+        try:
+            await exchange.publish(message, routing_key, mandatory=True, timeout=self._timeout)
+        except PublishError:
+            return False
+        except (TimeoutError, AMQPError, aiormq.exceptions.AMQPError, ConnectionError) as exc:
+            raise BrokerUnavailable(
+                f"the broker did not confirm a publish to {exchange_name or '(default)'!r} "
+                f"with routing key {routing_key!r}: {type(exc).__name__}"
+            ) from exc
+        return True
+
+
+def _fields(original: OriginalMessage) -> dict[str, Any]:
+    return {name: getattr(original, name) for name in OriginalMessage.__slots__}

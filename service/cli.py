@@ -1,0 +1,153 @@
+"""``msgflash-relay``: run the service, the sandbox, send commands, manage dead letters."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Callable, Sequence
+
+import structlog
+
+from service.errors import ConfigError, RelayError, TopologyConflict
+from service.logs import configure_logging
+from service.settings import Settings, load_settings
+
+log = structlog.get_logger("service.cli")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser(with_sandbox=bool(argv) and argv[0] == "sandbox")
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(f"msgflash-relay: {exc.message}", file=sys.stderr)
+        return 2
+    except (RelayError, TimeoutError) as exc:
+        print(f"msgflash-relay: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+def _parser(*, with_sandbox: bool) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="msgflash-relay",
+        description="Relay between a RabbitMQ command bus and the MsgFlash WhatsApp API.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the service (consumers + HTTP server)")
+    run.add_argument(
+        "--demo",
+        action="store_true",
+        help="once ready, send one demo command and print the events it produces",
+    )
+    run.set_defaults(func=_run)
+
+    sandbox = sub.add_parser("sandbox", help="run the MsgFlash simulator on its own port")
+    if with_sandbox:
+        # Only loaded when asked for: production paths never import the simulator.
+        from service.sandbox import server as sandbox_server
+
+        sandbox_server.add_arguments(sandbox)
+        sandbox.set_defaults(func=sandbox_server.run)
+
+    topology = sub.add_parser("topology", help="declare the AMQP topology and print it")
+    topology.set_defaults(func=_topology)
+
+    from service import tools
+
+    tools.add_subcommands(sub)
+    return parser
+
+
+def configured_settings() -> Settings:
+    settings = load_settings()
+    secrets = [settings.api_key, *settings.webhook_secrets, *settings.ingress_tokens]
+    configure_logging(
+        log_format=settings.relay_log_format, level=settings.relay_log_level, secrets=secrets
+    )
+    return settings
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = configured_settings()
+    return asyncio.run(_serve(settings, demo=args.demo))
+
+
+async def _serve(settings: Settings, *, demo: bool) -> int:
+    from service.runtime import Relay, serve_until_signalled
+
+    stop = asyncio.Event()
+    _install_signal_handlers(stop.set)
+    relay = Relay(settings)
+    demo_task: asyncio.Task[None] | None = None
+    try:
+        await relay.start(wait_for_broker=None)
+        if demo:
+            from service.demo import run_demo
+
+            await relay.broker.wait_ready(60)
+            demo_task = asyncio.create_task(run_demo(relay), name="demo")
+        return await serve_until_signalled(relay, stop)
+    except (TopologyConflict, TimeoutError):
+        await relay.stop()
+        raise
+    finally:
+        if demo_task is not None and not demo_task.done():
+            demo_task.cancel()
+
+
+def _install_signal_handlers(on_first: Callable[[], None]) -> None:
+    """First SIGTERM/SIGINT drains; a second one exits at once."""
+    loop = asyncio.get_running_loop()
+    received = 0
+
+    def handle(signum: int) -> None:
+        nonlocal received
+        received += 1
+        if received == 1:
+            log.info("signal_received", signal=signal.Signals(signum).name)
+            on_first()
+        else:
+            log.warning("second_signal_exit_now", signal=signal.Signals(signum).name)
+            sys.stdout.flush()
+            import os
+
+            os._exit(130)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, handle, sig)
+
+
+def _topology(_args: argparse.Namespace) -> int:
+    settings = configured_settings()
+    return asyncio.run(_declare(settings))
+
+
+async def _declare(settings: Settings) -> int:
+    import aio_pika
+
+    from service.bus.topology import declare_topology
+    from service.runtime import topology_for
+
+    topology = topology_for(settings)
+    connection = await aio_pika.connect(settings.amqp_url.get_secret_value(), timeout=10)
+    try:
+        await declare_topology(connection, topology)
+    finally:
+        await connection.close()
+    for name in topology.exchanges():
+        print(f"exchange  {name}")
+    for name in topology.queues():
+        print(f"queue     {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
