@@ -1,0 +1,75 @@
+"""Every ``/api`` request the sandbox saw, rejected ones included, for tests to assert on.
+
+An entry is opened when the request arrives (so a hanging request is already visible) and
+completed when it is answered. Only the last six characters of an API key are kept.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class LoggedRequest:
+    seq: int
+    at: float
+    method: str
+    path: str
+    query: dict[str, str]
+    key: str | None
+    body: Any
+    status: int | None = None  # None until answered; stays None when the connection dropped
+    code: str | None = None
+    fault: str | None = None
+
+    def as_api(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "at": self.at,
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "status": self.status,
+            "code": self.code,
+            "key": self.key,
+            "body": self.body,
+            "fault": self.fault,
+        }
+
+
+class RequestLog:
+    """A bounded, ordered log; the oldest entries go first when ``limit`` is reached."""
+
+    def __init__(self, limit: int) -> None:
+        self._entries: deque[LoggedRequest] = deque(maxlen=limit)
+        self._seq = 0
+
+    def open(
+        self,
+        *,
+        at: float,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        api_key: str | None,
+        body: Any,
+    ) -> LoggedRequest:
+        self._seq += 1
+        entry = LoggedRequest(
+            self._seq, at, method, path, query, api_key[-6:] if api_key else None, body
+        )
+        self._entries.append(entry)
+        return entry
+
+    def select(self, *, path_prefix: str = "", method: str | None = None) -> list[dict[str, Any]]:
+        return [
+            entry.as_api()
+            for entry in self._entries
+            if entry.path.startswith(path_prefix)
+            and (method is None or entry.method == method.upper())
+        ]
+
+    def clear(self) -> None:
+        self._entries.clear()
