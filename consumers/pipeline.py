@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.exceptions import AMQPError
 
 from consumers.outcomes import Deferred, Failed, Handler, HandlerContext, Outcome
 from consumers.results import decode_events, encode_result, result_failed
@@ -84,6 +85,13 @@ class Delivery:
     message: AbstractIncomingMessage
     original: OriginalMessage
     owner: str
+
+    async def ack(self) -> None:
+        """Ack, or say the broker is gone: the delivery then comes back on its own."""
+        try:
+            await self.message.ack()
+        except (AMQPError, ConnectionError, RuntimeError) as exc:
+            raise BrokerUnavailable(f"could not ack: {type(exc).__name__}") from exc
 
     def header_float(self, name: str) -> float | None:
         value = self.original.headers.get(name)
@@ -204,10 +212,10 @@ class CommandPipeline:
             if delivery.message.redelivered and key in self._published_here:
                 # Our publish was confirmed but the ack was lost with the connection: the events
                 # are out already, so publishing them again would only duplicate them.
-                await delivery.message.ack()
+                await delivery.ack()
                 return "redelivered"
             await self._publish(decode_events(claim.result), delivery.original)
-            await delivery.message.ack()
+            await delivery.ack()
             return "duplicate"
         if claim.status is ClaimStatus.BUSY:
             busy = ErrorInfo("COMMAND_IN_PROGRESS", "another delivery of it is being processed")
@@ -245,7 +253,7 @@ class CommandPipeline:
         )
         await self._publish(events, delivery.original)
         self._remember_published(command.key)
-        await delivery.message.ack()
+        await delivery.ack()
         structlog.contextvars.bind_contextvars(attempts=outcome.attempts)
         return "succeeded"
 
@@ -267,7 +275,7 @@ class CommandPipeline:
         await self._publish((event,), delivery.original)
         if key is not None:
             self._remember_published(key)
-        await delivery.message.ack()
+        await delivery.ack()
         structlog.contextvars.bind_contextvars(code=failure.error.code, attempts=failure.attempts)
 
     async def _defer(
@@ -295,7 +303,7 @@ class CommandPipeline:
             headers[RECONCILE_HEADER] = deferred.reconcile_since
         queue_tier = min(tier, self._config.retry_tiers - 1)
         await self._publisher.defer(delivery.original, tier=queue_tier, headers=headers)
-        await delivery.message.ack()
+        await delivery.ack()
         self._metrics.deferred.labels(deferred.error.code).inc()
         structlog.contextvars.bind_contextvars(code=deferred.error.code, tier=queue_tier)
         return "deferred"

@@ -195,7 +195,10 @@ class EventTap:
                 )
             except TimeoutError:
                 seen = [(e.get("type"), e.get("data", {}).get("requestId")) for e in self.events]
-                pytest.fail(f"waited {timeout}s for {count} matching events; saw {seen}")
+                pytest.fail(
+                    f"waited {timeout}s for {count} matching events, {len(matching())} came; "
+                    f"{len(seen)} events in all, the last: {seen[-10:]}"
+                )
         return matching()
 
     def of_request(self, request_id: str) -> list[dict[str, Any]]:

@@ -150,7 +150,8 @@ class Publisher:
         self, original: OriginalMessage, *, tier: int, headers: Mapping[str, Any]
     ) -> None:
         """Park a command in retry tier ``tier``; it comes back under its own routing key."""
-        amqp_message = original.to_message({**headers, RETRY_TIER_HEADER: tier})
+        queue = self._topology.retry_tiers[tier].queue
+        amqp_message = original.to_message({**headers, RETRY_TIER_HEADER: queue})
         if not await self._publish(
             self._topology.retry_exchange, original.routing_key, amqp_message
         ):

@@ -106,9 +106,11 @@ async def declare_topology(connection: AbstractConnection, topology: Topology) -
         channel = await connection.channel()
         try:
             queue = await _declare_queue(channel, tier.queue, arguments)
+            # Bound by the queue's own name, not its index: tier queues left behind by other
+            # RELAY_RETRY_DELAYS (or another release) then never match and never duplicate.
             await queue.bind(
                 t.retry_exchange,
-                arguments={"x-match": "all", RETRY_TIER_HEADER: tier.index},
+                arguments={"x-match": "all", RETRY_TIER_HEADER: tier.queue},
             )
         finally:
             await _close_quietly(channel)

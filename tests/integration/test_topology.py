@@ -79,7 +79,8 @@ async def test_retry_tiers_return_commands_under_their_routing_key(
     channel = await amqp.channel(publisher_confirms=True)
     retry = await channel.get_exchange(topology.retry_exchange)
     await retry.publish(
-        aio_pika.Message(b"later", headers={RETRY_TIER_HEADER: 0}), "campaign.create"
+        aio_pika.Message(b"later", headers={RETRY_TIER_HEADER: topology.retry_tiers[0].queue}),
+        "campaign.create",
     )
     campaigns = await channel.get_queue(topology.campaigns_queue)
     message = await campaigns.get(fail=False)
