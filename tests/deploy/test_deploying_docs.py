@@ -1,4 +1,4 @@
-"""docs/deploying.md says what the files and the relay actually are."""
+"""The README's Deploying section says what the files and the relay actually are."""
 
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from tests.deploy.manifests import (
     secret_template,
 )
 
-DOCS = REPO_ROOT / "docs" / "deploying.md"
+DOCS = REPO_ROOT / "README.md"
 HISTOGRAM_SUFFIXES = ("_bucket", "_count", "_sum")
 
 
 def _text() -> str:
-    return DOCS.read_text(encoding="utf-8")
+    return DOCS.read_text(encoding="utf-8").split("\n## Deploying", 1)[1]
 
 
 def _exposed_metric_names() -> set[str]:
@@ -39,14 +39,14 @@ def test_every_relay_metric_the_docs_name_is_exposed() -> None:
     exposed = _exposed_metric_names()
     for name in set(re.findall(r"\brelay_[a-z_]+", _text())):
         base = next((name.removesuffix(s) for s in HISTOGRAM_SUFFIXES if name.endswith(s)), name)
-        assert base in exposed, f"docs/deploying.md names {name}, which the relay does not expose"
+        assert base in exposed, f"the README's Deploying section names {name}, which the relay does not expose"
 
 
 def test_every_repository_path_the_docs_name_exists() -> None:
     paths = re.findall(r"`((?:deploy|tests|docs|service)/[^`\s]*)`", _text())
     assert paths
     for path in paths:
-        assert list(REPO_ROOT.glob(path.rstrip("/"))), f"docs/deploying.md names {path}"
+        assert list(REPO_ROOT.glob(path.rstrip("/"))), f"the README's Deploying section names {path}"
 
 
 def test_the_documented_secret_command_sets_exactly_the_template_keys() -> None:
