@@ -1,0 +1,137 @@
+"""``POST /v1/commands``: the HTTP door for producers that do not speak AMQP.
+
+The body is checked exactly as the consumer will check it (``parse_command``), so a command
+that could never succeed is refused here with its field errors instead of dead-lettered later.
+A valid one is published unchanged on the commands exchange; 202 means the broker has it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import structlog
+from aiohttp import hdrs, web
+
+from service.bus.publisher import CLOUDEVENTS_JSON, Publisher
+from service.commands import ROUTING_KEYS, RawCommand, parse_command
+from service.errors import INVALID_EVENT, BrokerUnavailable, FieldProblem, InvalidCommand
+from service.schemas import command_schemas
+from service.web.bodies import CommandAccepted, error_reply, read_bounded, reply
+from service.web.credentials import BearerTokens
+from service.web.operations import Header, Operation, Reply, RequestBody
+
+log = structlog.get_logger("service.web.ingress")
+
+RETRY_AFTER_SECONDS = "5"
+AMQP_SHORTSTR_BYTES = 255
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def amqp_message_id(command_id: str) -> str:
+    """The command id as AMQP ``message_id``, which holds at most 255 bytes: a longer id (the
+    envelope allows 256 characters, of any width) travels as its SHA-256; the body keeps it."""
+    if len(command_id.encode()) <= AMQP_SHORTSTR_BYTES:
+        return command_id
+    return "sha256:" + hashlib.sha256(command_id.encode()).hexdigest()
+
+
+def media_type(content_type: str | None) -> str:
+    """The validated content type without its parameters (``charset`` can only be UTF-8 by
+    then), so the AMQP property stays short whatever the request's header carried."""
+    if not content_type:
+        return CLOUDEVENTS_JSON
+    return content_type.partition(";")[0].strip().lower()
+
+
+class CommandIngress:
+    """Authenticates, validates and publishes commands sent over HTTP."""
+
+    def __init__(self, *, publisher: Publisher, tokens: BearerTokens, max_body_bytes: int) -> None:
+        self._publisher = publisher
+        self._tokens = tokens
+        self._max_body_bytes = max_body_bytes
+
+    async def accept(self, request: web.Request) -> web.Response:
+        if not self._tokens.enabled:
+            message = "the HTTP ingress is disabled: set RELAY_INGRESS_TOKENS to enable it"
+            return error_reply(404, "INGRESS_DISABLED", message)
+        if not self._tokens.admit(request.headers.get(hdrs.AUTHORIZATION)):
+            message = "send Authorization: Bearer <token> with one of RELAY_INGRESS_TOKENS"
+            return error_reply(401, "UNAUTHORIZED", message, headers=_CHALLENGE)
+        body = await read_bounded(request, self._max_body_bytes)
+        if body is None:
+            return self._too_large()
+        content_type = request.headers.get(hdrs.CONTENT_TYPE)
+        try:
+            command = parse_command(
+                RawCommand(body, content_type=content_type), max_bytes=self._max_body_bytes
+            )
+        except InvalidCommand as exc:
+            log.info("ingress_command_rejected", error=exc.message)
+            return error_reply(422, exc.code, exc.message, details=exc.details)
+        try:
+            await self._publisher.publish_command(
+                body,
+                ROUTING_KEYS[command.type],
+                message_id=amqp_message_id(command.id),
+                content_type=media_type(content_type),
+            )
+        except BrokerUnavailable as exc:
+            log.warning("ingress_command_not_published", request_id=command.id, error=exc.message)
+            message = "the event bus is unavailable: the command was not taken, retry later"
+            headers = {"Retry-After": RETRY_AFTER_SECONDS}
+            return error_reply(503, exc.code, message, headers=headers)
+        log.info("ingress_command_published", request_id=command.id, type=command.type.value)
+        return reply(CommandAccepted(id=command.id), 202)
+
+    def _too_large(self) -> web.Response:
+        limit = self._max_body_bytes
+        problem = FieldProblem(
+            "body",
+            f"is over the {limit}-byte limit (RELAY_MAX_BODY_BYTES): "
+            "send large media by URL (`mediaUrl`), not inline",
+        )
+        message = f"invalid command: body: {problem.message}"
+        return error_reply(413, INVALID_EVENT, message, details=(problem,))
+
+
+OPERATION = Operation(
+    method="POST",
+    path="/v1/commands",
+    operation_id="publishCommand",
+    tag="ingress",
+    summary="Publish a command over HTTP",
+    description=(
+        "The same CloudEvents 1.0 command as on the bus (structured mode: the body is the "
+        "whole envelope), validated as the consumer validates it, then published unchanged "
+        "on the commands exchange under the command's routing key. 202 only after the broker "
+        "confirmed. Disabled (404) unless RELAY_INGRESS_TOKENS is set."
+    ),
+    security="ingressToken",
+    body=RequestBody(
+        description="A CloudEvents 1.0 command (contract §3).",
+        schemas=command_schemas,
+        media_types=(CLOUDEVENTS_JSON, "application/json"),
+    ),
+    replies=(
+        Reply(202, "Published; the broker confirmed it.", CommandAccepted),
+        Reply(
+            401,
+            "Missing or unknown bearer token (UNAUTHORIZED).",
+            headers=(Header("WWW-Authenticate", "Always `Bearer`.", required=True),),
+        ),
+        Reply(404, "The ingress is disabled: RELAY_INGRESS_TOKENS is not set."),
+        Reply(408, "The body did not arrive in time (REQUEST_TIMEOUT)."),
+        Reply(413, "The body is over RELAY_MAX_BODY_BYTES (INVALID_EVENT, field `body`)."),
+        Reply(422, "Not a valid command: `details` lists each field and problem (INVALID_EVENT)."),
+        Reply(
+            503,
+            "The broker did not confirm the publish (BROKER_UNAVAILABLE).",
+            headers=(Header("Retry-After", "Seconds to wait before retrying.", required=True),),
+        ),
+    ),
+)
+
+
+def ingress_routes(ingress: CommandIngress) -> list[web.RouteDef]:
+    return [web.route(OPERATION.method, OPERATION.path, ingress.accept)]

@@ -1,0 +1,217 @@
+"""``POST /webhooks/msgflash``: verify a MsgFlash delivery, republish it, answer only then.
+
+MsgFlash retries any non-2xx up to 5 times, so the answer is the relay's lever: 2xx only once
+the broker confirmed the ``msgflash.webhook.<event>`` event (503 otherwise, so MsgFlash tries
+again), and a repeated delivery is answered 200 without a second event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import structlog
+from aiohttp import web
+from pydantic_core import from_json
+
+from service.bus.publisher import Publisher
+from service.errors import BrokerUnavailable
+from service.events import (
+    WEBHOOK_TYPE_PREFIX,
+    WebhookIdentity,
+    routing_key_for,
+    webhook_event,
+    webhook_event_name,
+    webhook_identity,
+)
+from service.metrics import Metrics
+from service.state.store import StateStore
+from service.web.bodies import (
+    WebhookDelivery,
+    WebhookReceipt,
+    error_reply,
+    read_bounded,
+    reply,
+)
+from service.web.credentials import WebhookVerifier
+from service.web.operations import Header, Operation, Reply, RequestBody, model_schemas
+
+log = structlog.get_logger("service.web.webhooks")
+
+MAX_WEBHOOK_BYTES = 1024 * 1024
+SIGNATURE_HEADER = "X-MsgFlash-Signature"
+EVENT_HEADER = "X-MsgFlash-Event"
+# Metric label when the event cannot be trusted (unsigned, unreadable): never attacker text.
+UNKNOWN_EVENT = "unknown"
+RETRY_AFTER_SECONDS = "5"
+# AMQP routing keys are short strings: at most 255 bytes (the tidied event name is ASCII).
+MAX_ROUTING_KEY_BYTES = 255
+WEBHOOK_ROUTING_PREFIX = routing_key_for(WEBHOOK_TYPE_PREFIX)
+_MAX_EVENT_CHARS = MAX_ROUTING_KEY_BYTES - len(WEBHOOK_ROUTING_PREFIX)
+
+_SIGNATURE_HELP = (
+    f"missing or invalid {SIGNATURE_HEADER}: it must be sha256=<lowercase hex HMAC-SHA256 of "
+    "the raw body> with the webhook's secret (MSGFLASH_WEBHOOK_SECRET on the relay)"
+)
+
+
+def dedupe_key(identity: WebhookIdentity, body: bytes) -> str:
+    """One delivery's identity: (event, messageId, status), or the raw body when there is no
+    messageId. Hashed, so the key stays short whatever the payload holds."""
+    if identity.message_id is None:
+        return "webhook:body:" + hashlib.sha256(body).hexdigest()
+    parts = json.dumps([identity.event, identity.message_id, identity.status]).encode()
+    return "webhook:" + hashlib.sha256(parts).hexdigest()
+
+
+def parse_payload(body: bytes) -> dict[str, Any] | None:
+    """The delivery as a JSON object, or None when it is not one (strict JSON, UTF-8)."""
+    try:
+        payload = from_json(body, allow_inf_nan=False)
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+class WebhookReceiver:
+    """Verifies, dedupes and republishes MsgFlash deliveries."""
+
+    def __init__(
+        self,
+        *,
+        publisher: Publisher,
+        store: StateStore,
+        metrics: Metrics,
+        secrets: Callable[[], tuple[str, ...]],
+        dedupe_seconds: float,
+    ) -> None:
+        self._publisher = publisher
+        self._store = store
+        self._metrics = metrics
+        self._secrets = secrets
+        self._dedupe_seconds = dedupe_seconds
+
+    async def receive(self, request: web.Request) -> web.Response:
+        body = await read_bounded(request, MAX_WEBHOOK_BYTES)
+        if body is None:
+            message = f"the body is over {MAX_WEBHOOK_BYTES} bytes, the most a delivery may be"
+            return self._reject(413, "PAYLOAD_TOO_LARGE", message, "too_large")
+        verifier = WebhookVerifier(self._secrets())
+        if not verifier.configured:
+            log.error(
+                "webhook_secret_missing",
+                hint="set MSGFLASH_WEBHOOK_SECRET to the secret MsgFlash returned when the "
+                "webhook was registered; every delivery is refused until then",
+            )
+        if not verifier.verify(body, request.headers.get(SIGNATURE_HEADER)):
+            return self._reject(401, "INVALID_SIGNATURE", _SIGNATURE_HELP, "bad_signature")
+        payload = parse_payload(body)
+        if payload is None:
+            return self._reject(400, "INVALID_JSON", "the body must be a JSON object", "bad_json")
+        identity = webhook_identity(payload)
+        event_name = webhook_event_name(identity.event)
+        if len(WEBHOOK_ROUTING_PREFIX + event_name) > MAX_ROUTING_KEY_BYTES:
+            message = f"`event` is too long to be routed: at most {_MAX_EVENT_CHARS} characters"
+            return self._reject(400, "INVALID_PAYLOAD", message, "bad_json")
+        return await self._republish(payload, body, identity, event_name)
+
+    def _reject(self, status: int, code: str, message: str, result: str) -> web.Response:
+        # Nothing read from a refused request is trusted, so none of it is logged or labelled.
+        self._count(UNKNOWN_EVENT, result)
+        log.warning("webhook_refused", status=status, code=code)
+        return error_reply(status, code, message)
+
+    async def _republish(
+        self, payload: Mapping[str, Any], body: bytes, identity: WebhookIdentity, event_name: str
+    ) -> web.Response:
+        key = dedupe_key(identity, body)
+        if not await self._store.first_seen(key, self._dedupe_seconds):
+            self._count(event_name, "duplicate")
+            log.info("webhook_duplicate", webhook_event=event_name, message_id=identity.message_id)
+            return reply(WebhookReceipt(status="duplicate"))
+        correlation = None
+        if identity.message_id is not None:
+            correlation = await self._store.correlation_for(identity.message_id)
+        event = webhook_event(payload, correlation)
+        try:
+            await self._publisher.publish_event(event)
+        except BrokerUnavailable as exc:
+            await self._store.forget_seen(key)  # so MsgFlash's retry goes through
+            self._count(event_name, "broker_unavailable")
+            log.warning("webhook_not_republished", webhook_event=event_name, error=exc.message)
+            message = "the event bus is unavailable: the delivery was not taken, retry later"
+            headers = {"Retry-After": RETRY_AFTER_SECONDS}
+            return error_reply(503, exc.code, message, headers=headers)
+        except BaseException:
+            await self._store.forget_seen(key)  # whatever failed, the retry must not be a duplicate
+            raise
+        self._count(event_name, "accepted")
+        log.info(
+            "webhook_republished",
+            webhook_event=event_name,
+            message_id=identity.message_id,
+            request_id=correlation.request_id if correlation else None,
+        )
+        return reply(WebhookReceipt(status="accepted", event_id=event.id))
+
+    def _count(self, event: str, result: str) -> None:
+        self._metrics.webhooks.labels(event, result).inc()
+
+
+OPERATION = Operation(
+    method="POST",
+    path="/webhooks/msgflash",
+    operation_id="receiveMsgFlashWebhook",
+    tag="webhooks",
+    summary="Receive a MsgFlash webhook delivery",
+    description=(
+        "Verifies `X-MsgFlash-Signature` (`sha256=` + lowercase hex HMAC-SHA256 of the raw "
+        "body, keyed with any secret in MSGFLASH_WEBHOOK_SECRET), then republishes the "
+        "payload unchanged as `msgflash.webhook.<event>` (routing key `webhook.<event>`) on "
+        "the events exchange. It answers 2xx only after the broker confirmed that event. "
+        "A repeated delivery (same event, messageId and status, or the same body when there "
+        "is no messageId, within RELAY_WEBHOOK_DEDUPE_SECONDS) is answered 200 and not "
+        "published again. The signature must carry its `sha256=` prefix, as MsgFlash's "
+        "delivery header and code samples do; the bare hex shown by the portal's hint is "
+        "refused."
+    ),
+    headers=(
+        Header(
+            SIGNATURE_HEADER,
+            "`sha256=<hex>`: HMAC-SHA256 of the raw body with the webhook's secret.",
+            required=True,
+            pattern="^sha256=[0-9a-f]{64}$",
+        ),
+        Header(EVENT_HEADER, "The event name, e.g. `message.delivered` (informative only)."),
+    ),
+    body=RequestBody(
+        description="The delivery as MsgFlash sends it; any JSON object up to 1 MiB.",
+        schemas=model_schemas(WebhookDelivery),
+    ),
+    replies=(
+        Reply(
+            200,
+            "Republished now, or a duplicate of a delivery already republished.",
+            WebhookReceipt,
+        ),
+        Reply(
+            400,
+            "The body is not a JSON object (INVALID_JSON), or its `event` is too long to be "
+            "a routing key (INVALID_PAYLOAD).",
+        ),
+        Reply(401, "Missing or invalid signature, or no secret configured (INVALID_SIGNATURE)."),
+        Reply(408, "The body did not arrive in time (REQUEST_TIMEOUT)."),
+        Reply(413, "The body is over 1 MiB (PAYLOAD_TOO_LARGE)."),
+        Reply(
+            503,
+            "The broker did not confirm the event (BROKER_UNAVAILABLE); MsgFlash retries.",
+            headers=(Header("Retry-After", "Seconds to wait before retrying.", required=True),),
+        ),
+    ),
+)
+
+
+def webhook_routes(receiver: WebhookReceiver) -> list[web.RouteDef]:
+    return [web.route(OPERATION.method, OPERATION.path, receiver.receive)]
