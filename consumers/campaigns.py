@@ -10,15 +10,15 @@ import structlog
 
 from consumers.outcomes import (
     Deferred,
-    Failed,
     HandlerContext,
     Outcome,
     Succeeded,
     outcome_from_error,
+    resolve_instance,
 )
 from service.commands import Command, CreateCampaignData
-from service.errors import InstanceResolutionError, MsgFlashError
-from service.events import ErrorInfo, campaign_created_event, safety_warning_event
+from service.errors import MsgFlashError
+from service.events import campaign_created_event, safety_warning_event
 from service.mapping import to_campaign_payload
 from service.msgflash.client import MsgFlashClient
 from service.msgflash.instances import InstanceResolver
@@ -40,14 +40,12 @@ class CampaignHandler:
     async def __call__(self, command: Command, context: HandlerContext) -> Outcome:
         data = command.data
         assert isinstance(data, CreateCampaignData)
-        try:
-            instance_id = await self.resolver.resolve(
-                instance_id=data.instance_id, instance=data.instance
-            )
-        except InstanceResolutionError as exc:
-            return Failed(ErrorInfo.from_exception(exc))
-        except MsgFlashError as exc:
-            return outcome_from_error(exc, context)
+        resolved = await resolve_instance(
+            self.resolver, instance_id=data.instance_id, instance=data.instance, context=context
+        )
+        if not isinstance(resolved, str):
+            return resolved
+        instance_id = resolved
         payload = to_campaign_payload(data, instance_id)
         health = await self._preflight(instance_id) if self.preflight else None
         if not self.quota.allows_call():

@@ -17,9 +17,10 @@ from consumers.outcomes import (
     Outcome,
     Succeeded,
     outcome_from_error,
+    resolve_instance,
 )
 from service.commands import Command, CommandType, ScheduleMessageData, SendMessageData
-from service.errors import OUTCOME_UNKNOWN, InstanceResolutionError, MsgFlashError
+from service.errors import OUTCOME_UNKNOWN, MsgFlashError
 from service.events import ErrorInfo, message_result_event, safety_warning_event
 from service.mapping import to_message_payload
 from service.msgflash.client import MsgFlashClient
@@ -42,14 +43,12 @@ class MessageHandler:
     async def __call__(self, command: Command, context: HandlerContext) -> Outcome:
         data = command.data
         assert isinstance(data, ScheduleMessageData | SendMessageData)
-        try:
-            instance_id = await self.resolver.resolve(
-                instance_id=data.instance_id, instance=data.instance
-            )
-        except InstanceResolutionError as exc:
-            return Failed(ErrorInfo.from_exception(exc))
-        except MsgFlashError as exc:
-            return outcome_from_error(exc, context)
+        resolved = await resolve_instance(
+            self.resolver, instance_id=data.instance_id, instance=data.instance, context=context
+        )
+        if not isinstance(resolved, str):
+            return resolved
+        instance_id = resolved
         payload = to_message_payload(data, instance_id)
 
         if context.reconcile_since is not None:

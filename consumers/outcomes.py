@@ -6,8 +6,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from service.commands import Command
-from service.errors import MsgFlashError, MsgFlashNoResponse, RetryClass
+from service.errors import InstanceResolutionError, MsgFlashError, MsgFlashNoResponse, RetryClass
 from service.events import ErrorInfo, OutgoingEvent
+from service.msgflash.instances import InstanceResolver
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,3 +90,19 @@ def outcome_from_error(
         attempts=context.prior_attempts + error.attempts,
         instance_id=instance_id,
     )
+
+
+async def resolve_instance(
+    resolver: InstanceResolver,
+    *,
+    instance_id: str | None,
+    instance: str | None,
+    context: HandlerContext,
+) -> str | Outcome:
+    """The instance id to use, or the outcome that ends the command when there is none."""
+    try:
+        return await resolver.resolve(instance_id=instance_id, instance=instance)
+    except InstanceResolutionError as exc:
+        return Failed(ErrorInfo.from_exception(exc))
+    except MsgFlashError as exc:  # the instance list could not be read
+        return outcome_from_error(exc, context)

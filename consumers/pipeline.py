@@ -152,7 +152,9 @@ class CommandPipeline:
         self._metrics.in_flight.inc()
         started = self._clock()
         delivery = Delivery(
-            message, _original(message), f"{self._config.owner}:{next(self._sequence)}"
+            message,
+            OriginalMessage.from_incoming(message),
+            f"{self._config.owner}:{next(self._sequence)}",
         )
         try:
             await self._deliver(delivery, started)
@@ -327,33 +329,7 @@ class CommandPipeline:
         log.info("command_handled", outcome=outcome, duration_ms=duration_ms)
 
 
-def _original(message: AbstractIncomingMessage) -> OriginalMessage:
-    return OriginalMessage(
-        body=message.body,
-        routing_key=message.routing_key or "",
-        content_type=message.content_type,
-        message_id=message.message_id,
-        type=message.type,
-        app_id=message.app_id,
-        correlation_id=message.correlation_id,
-        reply_to=message.reply_to,
-        timestamp=message.timestamp,
-        headers=dict(message.headers or {}),
-    )
-
-
 def _parked(original: OriginalMessage) -> OriginalMessage:
     """The command as its producer sent it, for the dead-letter queue."""
     headers = {k: v for k, v in original.headers.items() if k not in _TRANSIT_HEADERS}
-    return OriginalMessage(
-        body=original.body,
-        routing_key=original.routing_key,
-        content_type=original.content_type,
-        message_id=original.message_id,
-        type=original.type,
-        app_id=original.app_id,
-        correlation_id=original.correlation_id,
-        reply_to=original.reply_to,
-        timestamp=original.timestamp,
-        headers=headers,
-    )
+    return original.with_headers(headers)

@@ -105,7 +105,8 @@ class DeadLetterQueue:
                 if not parked.routing_key or not select(parked):
                     continue  # left unacked: requeued when the channel closes
                 await publisher.republish_raw(
-                    _original(message, parked), drop=(*REASON_HEADERS, ROUTING_KEY_HEADER)
+                    OriginalMessage.from_incoming(message, routing_key=parked.routing_key),
+                    drop=(*REASON_HEADERS, ROUTING_KEY_HEADER),
                 )
                 await message.ack()
                 replayed.append(parked)
@@ -121,18 +122,3 @@ class DeadLetterQueue:
             return int(getattr(result, "message_count", 0) or 0)
         finally:
             await channel.close()
-
-
-def _original(message: AbstractIncomingMessage, parked: ParkedCommand) -> OriginalMessage:
-    return OriginalMessage(
-        body=message.body,
-        routing_key=parked.routing_key,
-        content_type=message.content_type,
-        message_id=message.message_id,
-        type=message.type,
-        app_id=message.app_id,
-        correlation_id=message.correlation_id,
-        reply_to=message.reply_to,
-        timestamp=message.timestamp,
-        headers=dict(message.headers or {}),
-    )

@@ -8,13 +8,18 @@ command unacked and it is redelivered.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import aio_pika
 import aiormq
 import structlog
-from aio_pika.abc import AbstractChannel, AbstractExchange, DeliveryMode
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    DeliveryMode,
+)
 from aio_pika.exceptions import AMQPError, PublishError
 
 from service.bus.topology import RETRY_TIER_HEADER, Topology
@@ -50,6 +55,26 @@ class OriginalMessage:
     reply_to: str | None = None
     timestamp: Any = None
     headers: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_incoming(
+        cls, message: AbstractIncomingMessage, *, routing_key: str | None = None
+    ) -> OriginalMessage:
+        return cls(
+            body=message.body,
+            routing_key=(message.routing_key or "") if routing_key is None else routing_key,
+            content_type=message.content_type,
+            message_id=message.message_id,
+            type=message.type,
+            app_id=message.app_id,
+            correlation_id=message.correlation_id,
+            reply_to=message.reply_to,
+            timestamp=message.timestamp,
+            headers=dict(message.headers or {}),
+        )
+
+    def with_headers(self, headers: Mapping[str, Any]) -> OriginalMessage:
+        return replace(self, headers=dict(headers))
 
     def to_message(self, extra_headers: Mapping[str, Any]) -> aio_pika.Message:
         return aio_pika.Message(
@@ -163,7 +188,7 @@ class Publisher:
         """Send a parked command back to the commands exchange (dead-letter replay)."""
         headers = {k: v for k, v in original.headers.items() if k not in drop}
         headers[REPLAYED_HEADER] = True
-        replay = OriginalMessage(**{**_fields(original), "headers": headers})
+        replay = original.with_headers(headers)
         exchange = self._topology.commands_exchange
         if not await self._publish(exchange, original.routing_key, replay.to_message({})):
             raise BrokerUnavailable(
@@ -199,7 +224,3 @@ class Publisher:
                 f"with routing key {routing_key!r}: {type(exc).__name__}"
             ) from exc
         return True
-
-
-def _fields(original: OriginalMessage) -> dict[str, Any]:
-    return {name: getattr(original, name) for name in OriginalMessage.__slots__}
