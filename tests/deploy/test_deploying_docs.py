@@ -39,14 +39,14 @@ def test_every_relay_metric_the_docs_name_is_exposed() -> None:
     exposed = _exposed_metric_names()
     for name in set(re.findall(r"\brelay_[a-z_]+", _text())):
         base = next((name.removesuffix(s) for s in HISTOGRAM_SUFFIXES if name.endswith(s)), name)
-        assert base in exposed, f"the README's Deploying section names {name}, which the relay does not expose"
+        assert base in exposed, f"README Deploying names {name}: not exposed"
 
 
 def test_every_repository_path_the_docs_name_exists() -> None:
     paths = re.findall(r"`((?:deploy|tests|docs|service)/[^`\s]*)`", _text())
     assert paths
     for path in paths:
-        assert list(REPO_ROOT.glob(path.rstrip("/"))), f"the README's Deploying section names {path}"
+        assert list(REPO_ROOT.glob(path.rstrip("/"))), f"README Deploying names {path}"
 
 
 def test_the_documented_secret_command_sets_exactly_the_template_keys() -> None:
