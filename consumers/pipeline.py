@@ -128,6 +128,7 @@ class CommandPipeline:
         self._config = config
         self._clock = clock
         self._sequence = itertools.count()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._published_here: OrderedDict[str, None] = OrderedDict()
         self._in_flight = 0
         self._idle = asyncio.Event()
@@ -146,10 +147,28 @@ class CommandPipeline:
         return True
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
-        """aio-pika delivery callback (each delivery runs in its own task)."""
+        """aio-pika delivery callback: hands the delivery to a task the pipeline owns.
+
+        aiormq runs callbacks as tasks of the channel and cancels them when the channel closes;
+        a broker restart would then abandon commands mid-call, holding their claims until the
+        lease expires. Owned tasks finish their work; the ack of a dead channel is what fails.
+        """
         self._in_flight += 1
         self._idle.clear()
         self._metrics.in_flight.inc()
+        task = asyncio.create_task(self._process(message), name="command")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def cancel_remaining(self) -> None:
+        """Cancel whatever outlived the drain bound (shutdown); their claims expire and are
+        reconciled by the next holder."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _process(self, message: AbstractIncomingMessage) -> None:
         started = self._clock()
         delivery = Delivery(
             message,

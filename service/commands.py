@@ -99,13 +99,23 @@ class Command(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     specversion: Literal["1.0"]
-    id: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    # 255: the id travels as the AMQP message_id, a short string (shortstr) of at most 255 bytes.
+    id: Annotated[str, StringConstraints(min_length=1, max_length=255)]
     source: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
     type: CommandType
     time: Instant | None = None
     subject: Annotated[str, StringConstraints(max_length=1024)] | None = None
     traceparent: Annotated[str, StringConstraints(max_length=512)] | None = None
     data: ScheduleMessageData | SendMessageData | CreateCampaignData
+
+    @field_validator("id")
+    @classmethod
+    def _id_fits_amqp(cls, value: str) -> str:
+        if len(value.encode()) > 255:
+            raise PydanticCustomError(
+                "id_too_long", "is over 255 bytes in UTF-8: use a shorter id, such as a UUID"
+            )
+        return value
 
     @field_validator("data", mode="before")
     @classmethod

@@ -123,6 +123,8 @@ class Relay:
         )
         self.broker.start()
         self._stack.push_async_callback(self.broker.stop)
+        # Runs before the broker, client and store close: nothing may use them afterwards.
+        self._stack.push_async_callback(self.pipeline.cancel_remaining)
         await self._start_http()
         if s.relay_sandbox:
             await self._register_sandbox_webhook()

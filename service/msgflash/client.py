@@ -7,14 +7,11 @@ appears in an error, a repr or a log line: only ``key_fingerprint`` does.
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import quote
 
 import aiohttp
 import structlog
@@ -29,6 +26,21 @@ from service.errors import (
 )
 from service.logs import redact_text
 from service.metrics import Metrics
+from service.msgflash.envelope import (
+    CREATE_CAMPAIGN,
+    DELETE_WEBHOOK,
+    GET_MESSAGE,
+    INSTANCE_HEALTH,
+    LIST_INSTANCES,
+    LIST_MESSAGES,
+    LIST_WEBHOOKS,
+    REGISTER_WEBHOOK,
+    SCHEDULE_MESSAGE,
+    SEND_MESSAGE,
+    Endpoint,
+    key_fingerprint,
+    read_envelope,
+)
 from service.msgflash.reconcile import find_created_message
 from service.msgflash.retry import RetryPolicy, parse_retry_after
 
@@ -37,8 +49,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-_KEY_PREFIX = re.compile(r"^msgf_(live|team)_")
-_SNIPPET_CHARS = 200
 _T = TypeVar("_T")
 
 
@@ -66,85 +76,6 @@ def _may_have_landed(error: MsgFlashError) -> bool:
 
 def _is_outcome_unknown(error: MsgFlashError) -> bool:
     return isinstance(error, MsgFlashOutcomeUnknown)
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """A MsgFlash route; ``label`` is its metric/log name and never contains a raw id."""
-
-    method: str
-    template: str
-
-    @property
-    def label(self) -> str:
-        return f"{self.method} {self.template}"
-
-    def path(self, **ids: str) -> str:
-        return self.template.format(**{name: quote(v, safe="") for name, v in ids.items()})
-
-
-SEND_MESSAGE = Endpoint("POST", "/api/v1/messages/send")
-SCHEDULE_MESSAGE = Endpoint("POST", "/api/v1/messages/schedule")
-CREATE_CAMPAIGN = Endpoint("POST", "/api/v1/campaigns")
-LIST_INSTANCES = Endpoint("GET", "/api/v1/instances")
-INSTANCE_HEALTH = Endpoint("GET", "/api/v1/instances/{id}/health")
-GET_MESSAGE = Endpoint("GET", "/api/v1/messages/{id}")
-LIST_MESSAGES = Endpoint("GET", "/api/v1/messages")
-REGISTER_WEBHOOK = Endpoint("POST", "/api/v1/webhooks")
-LIST_WEBHOOKS = Endpoint("GET", "/api/v1/webhooks")
-DELETE_WEBHOOK = Endpoint("DELETE", "/api/v1/webhooks/{id}")
-
-
-def key_fingerprint(api_key: str) -> str:
-    """A label that tells keys apart without revealing them: ``msgf_live_…a1b2c3``."""
-    prefix = match.group(0) if (match := _KEY_PREFIX.match(api_key)) else ""
-    tail = api_key[-6:] if len(api_key) - len(prefix) >= 24 else ""
-    return f"{prefix}…{tail}"
-
-
-def read_envelope(
-    status: int, body: bytes, *, retry_after: float | None, secrets: Sequence[str] = ()
-) -> Any:
-    """``data`` of a 2xx ``{data: ...}`` body; otherwise the ``MsgFlashError`` it stands for."""
-    try:
-        document: Any = json.loads(body) if body else None
-        parsed = body != b""
-    except ValueError:
-        document, parsed = None, False
-    if 200 <= status < 300:
-        if isinstance(document, dict) and "data" in document:
-            return document["data"]
-        raise MsgFlashError(
-            MSGFLASH_BAD_RESPONSE,
-            f"MsgFlash answered HTTP {status} without a data envelope: "
-            f"{_describe(body, parsed, secrets)}",
-            http_status=status,
-        )
-    error = document.get("error") if isinstance(document, dict) else None
-    if isinstance(error, dict) and isinstance(error.get("code"), str):
-        details = error.get("details")
-        raise MsgFlashError(
-            error["code"],
-            redact_text(str(error.get("message") or error["code"]), secrets),
-            http_status=status,
-            details=details if isinstance(details, list) else None,
-            retry_after=retry_after,
-        )
-    raise MsgFlashError(
-        f"HTTP_{status}",
-        f"MsgFlash answered HTTP {status} with {_describe(body, parsed, secrets)}",
-        http_status=status,
-        retry_after=retry_after,
-    )
-
-
-def _describe(body: bytes, parsed: bool, secrets: Sequence[str]) -> str:
-    if not body:
-        return "an empty body"
-    text = redact_text(body[:_SNIPPET_CHARS].decode("utf-8", "replace"), secrets)
-    more = "…" if len(body) > _SNIPPET_CHARS else ""
-    kind = "an unexpected JSON body" if parsed else "a non-JSON body"
-    return f"{kind}: {text!r}{more}"
 
 
 class MsgFlashClient:

@@ -584,3 +584,20 @@ def test_command_schemas_reject_what_the_parser_rejects() -> None:
     three = s.envelope(s.SEND, _with(SEND_DATA, message=_buttons(BUTTON, BUTTON, BUTTON)))
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(three, SCHEMAS[s.SEND])
+
+
+def test_an_id_over_255_utf8_bytes_is_rejected_on_id() -> None:
+    envelope = {
+        "specversion": "1.0",
+        "id": "é" * 200,  # 200 characters, 400 bytes: would not fit an AMQP message_id
+        "source": "tests",
+        "type": "msgflash.message.send",
+        "data": {
+            "instance": "main",
+            "to": "+33612345678",
+            "message": {"type": "text", "text": "x"},
+        },
+    }
+    with pytest.raises(InvalidCommand) as raised:
+        parse_command(RawCommand(json.dumps(envelope).encode()), max_bytes=1 << 20)
+    assert [d.field for d in raised.value.details] == ["id"]

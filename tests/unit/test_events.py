@@ -522,3 +522,4 @@ def test_every_command_yields_result_and_failure_events_that_match_their_schemas
     for event in (result, warning, failure):
         data = decoded(event)["data"]
         assert (data["requestId"], data["requestSource"]) == (parsed.id, parsed.source)
+

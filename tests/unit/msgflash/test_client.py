@@ -16,13 +16,8 @@ from service.errors import (
     RetryClass,
 )
 from service.metrics import Metrics
-from service.msgflash.client import (
-    GET_MESSAGE,
-    INSTANCE_HEALTH,
-    MsgFlashClient,
-    key_fingerprint,
-    read_envelope,
-)
+from service.msgflash.client import MsgFlashClient
+from service.msgflash.envelope import GET_MESSAGE, INSTANCE_HEALTH, key_fingerprint, read_envelope
 from service.msgflash.retry import RetryPolicy
 
 KEY = "msgf_live_" + "0123456789abcdef" * 3 + "0123456789a1b2c3"
