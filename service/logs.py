@@ -5,6 +5,7 @@ Redaction is a processor, so it holds for every logger whatever a call site pass
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -30,11 +31,22 @@ _SECRET_TEXT = (
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     """Remove known secrets and secret-shaped substrings from free text."""
     for secret in secrets:
-        if secret:
+        if secret and secret in text:
             text = text.replace(secret, REDACTED)
-    for pattern, replacement in _SECRET_TEXT:
-        text = pattern.sub(replacement, text)
+    # Every log line passes here: only run a pattern when its marker is present at all.
+    lowered = text.lower()
+    for (pattern, replacement), marker in zip(_SECRET_TEXT, _MARKERS, strict=True):
+        if marker in lowered:
+            text = pattern.sub(replacement, text)
     return text
+
+
+_MARKERS = ("msgf_", "bearer", "@")
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_secret_key(key: str) -> bool:
+    return _SECRET_KEY.search(key) is not None
 
 
 class SecretRedactor:
@@ -51,7 +63,7 @@ class SecretRedactor:
         return event_dict
 
     def _clean(self, key: str, value: Any) -> Any:
-        if _SECRET_KEY.search(key) and value is not None:
+        if value is not None and _is_secret_key(key):
             return REDACTED
         if isinstance(value, str):
             return redact_text(value, self._secrets)
