@@ -124,3 +124,32 @@ async def relay_processes(
     yield make
     for relay in started:
         await relay.stop()
+
+
+@pytest.fixture
+async def sandbox_process(tmp_path: Path) -> AsyncIterator[SandboxHandle]:
+    """The sandbox in a process of its own, rate limit on: for measuring arrival rates, which
+    a busy test event loop would otherwise distort by bunching the arrivals it timestamps."""
+    port = free_port()
+    log = tmp_path / "sandbox.log"
+    with log.open("ab") as out:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "service.cli", "sandbox", "--port", str(port),
+            "--rate-limit", "10", "--step-seconds", "0.05",
+            stdout=out, stderr=out,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as session:
+        for _ in range(300):
+            try:
+                async with session.get(f"{url}/_sandbox/requests") as response:
+                    if response.status == 200:
+                        break
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail(f"sandbox did not start:\n{log.read_text(errors='replace')}")
+        yield SandboxHandle(url=url, session=session)
+    process.terminate()
+    await process.wait()

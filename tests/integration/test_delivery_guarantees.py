@@ -271,13 +271,16 @@ async def test_two_relays_sharing_redis_send_once_and_stay_under_the_rate_limit(
     relay_processes: Any,
     events: EventTap,
     producer: Producer,
-    sandbox: SandboxHandle,
+    sandbox_process: SandboxHandle,
     prefix: str,
 ) -> None:
-    """Two relay processes, as two pods would be, sharing idempotency and pacing via Redis."""
+    """Two relay processes, as two pods would be, sharing idempotency and pacing via Redis,
+    against a sandbox process counting arrivals in a sliding second as MsgFlash would."""
+    sandbox = sandbox_process
     state_url = f"{REDIS_URL}?prefix={prefix}"
     relays = [
         relay_processes(
+            msgflash_base_url=sandbox.url,
             relay_state_url=state_url,
             relay_state_retention_seconds=120,
             relay_prefetch=4,
