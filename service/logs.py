@@ -100,7 +100,7 @@ def configure_logging(
             logging.getLevelNamesMapping()[level.upper()]
         ),
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stdout),
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=True,
     )
     # Libraries (aio-pika, aiohttp access log) log through stdlib: keep them quiet but visible.
     logging.basicConfig(level=logging.WARNING, stream=stream or sys.stderr, force=True)

@@ -41,7 +41,10 @@ class Settings(BaseSettings):
         description="HMAC secret(s) for incoming webhooks; comma-separated to allow rotation",
     )
     msgflash_rate_limit: float = Field(
-        10.0, gt=0, le=1000, description="requests/second per API key that the relay allows itself"
+        10.0,
+        gt=0,
+        le=100_000,
+        description="requests/second per API key that the relay allows itself",
     )
     relay_sandbox: bool = Field(
         False,

@@ -1,0 +1,102 @@
+"""One program draining a queue of preloaded commands: the measurement behind throughput,
+memory and profiling.
+
+N ``message.schedule`` commands are preloaded in ``<prefix>.messages``, then the program (the
+relay, or the bare baseline) is started. The clock runs from the first result event on the
+bus to the last, so interpreter start-up is reported apart and not counted against either.
+CPU time is read at both ends too, so CPU per command excludes start-up as well.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from benchmarks.bus import ResultTap, publish_commands
+from benchmarks.processes import (
+    ChildProcess,
+    RelayProcess,
+    Sandbox,
+    Usage,
+    baseline_process,
+    free_port,
+    relay_env,
+)
+from benchmarks.workspace import Workspace
+
+Program = Literal["relay", "baseline"]
+# "Unlimited" for the relay's own pacing, since the sandbox's limit is off (contract max).
+UNPACED_RATE = 1000.0
+
+
+@dataclass(frozen=True, slots=True)
+class DrainRun:
+    program: Program
+    commands: int
+    seconds: float  # first result event -> last
+    events_per_second: float
+    startup_seconds: float  # process spawned -> first result event
+    peak_rss_mb: float
+    cpu_ms_per_command: float  # between the first and the last result event
+    cpu_share: float  # CPU seconds per wall second in that window (1.0 = one core)
+
+
+async def drain_preloaded(
+    workspace: Workspace,
+    sandbox: Sandbox,
+    program: Program,
+    count: int,
+    *,
+    profile_to: Path | None = None,
+) -> DrainRun:
+    await sandbox.reset()
+    topology = workspace.topology(f"{program}-{count}")
+    connection = await workspace.connect()
+    try:
+        tap = await ResultTap.declare(connection, workspace, topology)
+        await publish_commands(connection, topology, count)
+        env = relay_env(
+            workspace,
+            topology,
+            sandbox,
+            http_port=free_port(),
+            state_url=workspace.sqlite_state_url(topology.prefix),
+            rate_limit=UNPACED_RATE,
+        )
+        log = workspace.path(f"{topology.prefix}.log")
+        child: ChildProcess
+        if program == "relay":
+            child = RelayProcess.create(topology.prefix, env, log, profile_to=profile_to).child
+        else:
+            child = baseline_process(topology.prefix, env, log)
+        at_first: list[Usage] = []
+        spawned = time.perf_counter()
+        await child.start()
+        try:
+            arrivals = await tap.wait_for(
+                count,
+                timeout=120 + count / 50,
+                alive=child.ensure_running,
+                on_first=lambda: at_first.append(child.usage()),
+            )
+            at_last = child.usage()
+        finally:
+            await child.stop(timeout=60)
+        await tap.close()
+    finally:
+        await connection.close()
+    window = arrivals.last_at - arrivals.first_at
+    timed = count - arrivals.first_depth
+    cpu = at_last.cpu_seconds - at_first[0].cpu_seconds
+    return DrainRun(
+        program=program,
+        commands=count,
+        seconds=window,
+        events_per_second=timed / window if window > 0 else float("inf"),
+        startup_seconds=arrivals.first_at - spawned,
+        peak_rss_mb=at_last.peak_rss_mb,
+        cpu_ms_per_command=1000 * cpu / max(timed, 1),
+        cpu_share=cpu / window if window > 0 else 0.0,
+    )

@@ -1,0 +1,33 @@
+"""Scenario 1: pipeline throughput, the relay against the bare baseline, same commands, same
+sandbox, limits off. Target: relay / baseline >= 0.8 with everything on."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from benchmarks.report import Figure
+from benchmarks.session import BenchSession
+
+SCENARIO = "throughput"
+TARGET_RATIO = 0.8
+
+
+async def run(session: BenchSession) -> list[Figure]:
+    count = session.sizes.throughput_commands
+    relay = await session.drain("relay", count)
+    baseline = await session.drain("baseline", count)
+    ratio = relay.events_per_second / baseline.events_per_second
+    session.details[SCENARIO] = {"relay": asdict(relay), "baseline": asdict(baseline)}
+    return [
+        Figure.info(SCENARIO, f"relay, N={count}", relay.events_per_second, "events/s"),
+        Figure.info(SCENARIO, f"baseline, N={count}", baseline.events_per_second, "events/s"),
+        Figure.at_least(SCENARIO, "relay / baseline", ratio, TARGET_RATIO),
+        Figure.info(SCENARIO, "relay CPU per command", relay.cpu_ms_per_command, "ms"),
+        Figure.info(SCENARIO, "baseline CPU per command", baseline.cpu_ms_per_command, "ms"),
+        Figure.info(
+            SCENARIO,
+            "CPU per command, baseline / relay",
+            baseline.cpu_ms_per_command / relay.cpu_ms_per_command,
+        ),
+        Figure.info(SCENARIO, "relay start-up to first event", relay.startup_seconds, "s"),
+    ]
