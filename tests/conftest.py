@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -240,6 +241,27 @@ def command(
             }
         ),
     }
+
+
+RESULT_TYPES = ("msgflash.message.sent", "msgflash.message.failed")
+
+
+def text_command(text: str, **kwargs: Any) -> dict[str, Any]:
+    """A send command to the seeded main instance whose text identifies it in the sandbox log."""
+    from service.sandbox.seed import INSTANCE_MAIN
+
+    data = {
+        "instanceId": INSTANCE_MAIN,
+        "to": "+33612345678",
+        "message": {"type": "text", "text": text},
+    }
+    return command(data=data, **kwargs)
+
+
+async def sends_by_text(sandbox: SandboxHandle) -> Counter[str]:
+    """How many times MsgFlash accepted each text: the exactly-once check."""
+    records = await sandbox.requests("/api/v1/messages/send", method="POST")
+    return Counter(r["body"]["text"] for r in records if r["status"] == 201)
 
 
 @dataclass

@@ -20,27 +20,16 @@ from service.runtime import Relay
 from service.sandbox.seed import INSTANCE_MAIN
 from tests.conftest import (
     REDIS_URL,
+    RESULT_TYPES,
     EventTap,
     Producer,
     RelayFactory,
     SandboxHandle,
-    command,
     dead_letters,
+    sends_by_text,
+    text_command,
 )
 from tests.unit.strategies import invalid_commands
-
-TO = "+33612345678"
-RESULT_TYPES = ("msgflash.message.sent", "msgflash.message.failed")
-
-
-def text_command(text: str, **kwargs: Any) -> dict[str, Any]:
-    data = {"instanceId": INSTANCE_MAIN, "to": TO, "message": {"type": "text", "text": text}}
-    return command(data=data, **kwargs)
-
-
-async def sends_by_text(sandbox: SandboxHandle) -> Counter[str]:
-    records = await sandbox.requests("/api/v1/messages/send", method="POST")
-    return Counter(r["body"]["text"] for r in records if r["status"] == 201)
 
 
 def results(events: EventTap) -> dict[str, list[dict[str, Any]]]:
@@ -98,7 +87,12 @@ async def test_an_expired_lease_whose_message_exists_is_reconciled_without_a_sen
     status, created = await sandbox.api(
         "POST",
         "/api/v1/messages/send",
-        {"instanceId": INSTANCE_MAIN, "to": TO, "type": "text", "text": "died after sending"},
+        {
+            "instanceId": INSTANCE_MAIN,
+            "to": "+33612345678",
+            "type": "text",
+            "text": "died after sending",
+        },
     )
     assert status == 201
     await producer.publish(cmd)

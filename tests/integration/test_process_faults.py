@@ -10,7 +10,6 @@ import asyncio
 import json
 import signal
 import time
-from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,19 +19,19 @@ import pytest
 
 from service.bus.topology import Topology, declare_topology, delete_topology
 from service.runtime import Relay
-from service.sandbox.seed import INSTANCE_MAIN
 from service.settings import load_settings
-from tests.conftest import AMQP_URL, TEST_RETRY_DELAYS, EventTap, Producer, SandboxHandle, command
+from tests.conftest import (
+    AMQP_URL,
+    RESULT_TYPES,
+    TEST_RETRY_DELAYS,
+    EventTap,
+    Producer,
+    SandboxHandle,
+    sends_by_text,
+    text_command,
+)
 
 pytestmark = pytest.mark.slow
-TO = "+33612345678"
-RESULT_TYPES = ("msgflash.message.sent", "msgflash.message.failed")
-
-
-def text_command(text: str) -> dict[str, Any]:
-    return command(
-        data={"instanceId": INSTANCE_MAIN, "to": TO, "message": {"type": "text", "text": text}}
-    )
 
 
 def result_ids(events: EventTap) -> dict[str, set[str]]:
@@ -52,11 +51,6 @@ async def wait_for_results(events: EventTap, wanted: set[str], *, timeout: float
             missing = len(wanted - set(result_ids(events)))
             pytest.fail(f"{missing} of {len(wanted)} commands have no result after {timeout}s")
         await asyncio.sleep(0.1)
-
-
-async def sent_texts(sandbox: SandboxHandle) -> Counter[str]:
-    records = await sandbox.requests("/api/v1/messages/send", method="POST")
-    return Counter(r["body"]["text"] for r in records if r["status"] == 201)
 
 
 async def test_sigkill_mid_stream_then_restart_loses_nothing_and_sends_nothing_twice(
@@ -80,7 +74,7 @@ async def test_sigkill_mid_stream_then_restart_loses_nothing_and_sends_nothing_t
     ids = result_ids(events)
     assert set(ids) == {c["id"] for c in commands}, "a command was lost"
     assert all(len(event_ids) == 1 for event_ids in ids.values()), "two different results"
-    sends = await sent_texts(sandbox)
+    sends = await sends_by_text(sandbox)
     assert max(sends.values()) == 1, "a message was sent twice"
     unknown = {
         e["data"]["requestId"]
@@ -118,7 +112,7 @@ async def test_sigterm_with_200_in_flight_drains_and_exits_0_within_the_bound(
     await wait_for_results(events, {c["id"] for c in commands}, timeout=60)
     ids = result_ids(events)
     assert set(ids) == {c["id"] for c in commands}
-    assert max((await sent_texts(sandbox)).values()) == 1
+    assert max((await sends_by_text(sandbox)).values()) == 1
 
 
 async def test_a_second_signal_exits_at_once(
@@ -237,7 +231,7 @@ async def test_2000_commands_through_two_broker_restarts_each_sent_once(
     ]
     assert not doubled, f"{len(doubled)} commands with two different results, e.g. {example}"
     assert all(e["type"] == "msgflash.message.sent" for e in results)
-    sends = await sent_texts(sandbox)
+    sends = await sends_by_text(sandbox)
     assert len(sends) == 2000 and max(sends.values()) == 1
 
 
