@@ -44,7 +44,7 @@ from service.commands import (
 from service.errors import RETRIES_EXHAUSTED, BrokerUnavailable, InvalidCommand
 from service.events import ErrorInfo, OutgoingEvent, failure_event
 from service.metrics import Metrics
-from service.state.store import ClaimStatus, Correlation, StateStore
+from service.state.store import ClaimStatus, Correlation, RememberedMessage, StateStore
 
 log = structlog.get_logger("consumers.pipeline")
 
@@ -265,14 +265,13 @@ class CommandPipeline:
             return "failed"
         if outcome.instance_id:
             structlog.contextvars.bind_contextvars(instanceId=outcome.instance_id)
+        message: RememberedMessage | None = None
         if outcome.message_id is not None:
             correlation = Correlation(request_id=command.id, request_source=command.source)
-            await self._store.remember_message(
-                outcome.message_id, correlation, request_key=command.key
-            )
+            message = RememberedMessage(outcome.message_id, correlation)
         events = (outcome.result, *outcome.extra)
         await self._store.complete(
-            command.key, delivery.owner, encode_result(events, succeeded=True)
+            command.key, delivery.owner, encode_result(events, succeeded=True), message=message
         )
         await self._publish(events, delivery.original)
         self._remember_published(command.key)

@@ -66,8 +66,7 @@ def sqlite_path(url: str) -> str:
             "create it or point the URL at an existing directory"
         )
     if Path(path).is_dir():
-        # Refused here rather than by aiosqlite, whose failed connect leaves its worker thread
-        # to report back to the event loop later, possibly after the loop has closed.
+        # Refused here with advice: sqlite3 itself only says "unable to open database file".
         raise ConfigError(
             f"RELAY_STATE_URL: cannot open SQLite file {path!r}: it is a directory; "
             "name a file inside it, e.g. sqlite:///" + str(Path(path) / "relay-state.db")

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from service.state.store import Claim, ClaimStatus, Correlation
+from service.state.store import Claim, ClaimStatus, Correlation, RememberedMessage
 
 V = TypeVar("V")
 
@@ -93,8 +93,12 @@ class MemoryStateStore:
             return Claim(ClaimStatus.CLAIMED)
         return Claim(ClaimStatus.EXPIRED, claimed_at=held.claimed_at)
 
-    async def complete(self, key: str, owner: str, result: bytes) -> None:
+    async def complete(
+        self, key: str, owner: str, result: bytes, *, message: RememberedMessage | None = None
+    ) -> None:
         now = self._clock()
+        if message is not None:
+            self._remember(key, message, now)
         held = self._claims.get(key, now)
         if held is not None and held.result is not None:
             return  # the first completion wins: redeliveries must republish one stable result
@@ -111,14 +115,6 @@ class MemoryStateStore:
         """Drop the claim or result and the request -> message record of ``key``."""
         self._claims.discard(key)
         self._messages_by_request.discard(key)
-
-    async def remember_message(
-        self, message_id: str, correlation: Correlation, *, request_key: str
-    ) -> None:
-        now = self._clock()
-        expires_at = now + self._retention
-        self._correlations.put(message_id, correlation, expires_at=expires_at, now=now)
-        self._messages_by_request.put(request_key, message_id, expires_at=expires_at, now=now)
 
     async def correlation_for(self, message_id: str) -> Correlation | None:
         return self._correlations.get(message_id, self._clock())
@@ -141,3 +137,9 @@ class MemoryStateStore:
 
     async def close(self) -> None:
         """Nothing to release."""
+
+    def _remember(self, key: str, message: RememberedMessage, now: float) -> None:
+        expires_at = now + self._retention
+        correlation, message_id = message.correlation, message.message_id
+        self._correlations.put(message_id, correlation, expires_at=expires_at, now=now)
+        self._messages_by_request.put(key, message_id, expires_at=expires_at, now=now)

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from redis.asyncio import Redis
 
 from service.errors import ConfigError
-from service.state.store import Claim, ClaimStatus, Correlation
+from service.state.store import Claim, ClaimStatus, Correlation, RememberedMessage
 
 DEFAULT_KEY_PREFIX = "msgflash-relay"
 # Bounds on every Redis round trip (style: every network await has a timeout).
@@ -42,9 +42,18 @@ hold(held[2])
 return {'expired', held[2]}
 """
 
-# KEYS[1] claim hash. ARGV: owner, now, result, expires_at, ttl_ms. A live done record keeps
-# its first result: redeliveries must republish one stable outcome.
+# KEYS[1] claim hash, then optionally KEYS[2] correlation hash and KEYS[3] request record.
+# ARGV: owner, now, result, expires_at, ttl_ms, then with them message_id, request_id,
+# request_source. The message is recorded even for a key already done; a live done record
+# keeps its first result: redeliveries must republish one stable outcome.
 _COMPLETE = """
+if KEYS[2] then
+  redis.call('HSET', KEYS[2], 'request_id', ARGV[7], 'request_source', ARGV[8],
+             'expires_at', ARGV[4])
+  redis.call('HSET', KEYS[3], 'message_id', ARGV[6], 'expires_at', ARGV[4])
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
+  redis.call('PEXPIRE', KEYS[3], ARGV[5])
+end
 local held = redis.call('HMGET', KEYS[1], 'expires_at', 'result')
 local live = held[1] and tonumber(held[1]) > tonumber(ARGV[2])
 if live and held[2] then return 0 end
@@ -145,8 +154,11 @@ class RedisStateStore:
             return Claim(status, claimed_at=float(reply[1]))
         return Claim(status)
 
-    async def complete(self, key: str, owner: str, result: bytes) -> None:
+    async def complete(
+        self, key: str, owner: str, result: bytes, *, message: RememberedMessage | None = None
+    ) -> None:
         now = self._clock()
+        keys = [self._key("claim", key)]
         args: list[str | bytes | int] = [
             owner,
             repr(now),
@@ -154,7 +166,11 @@ class RedisStateStore:
             self._expiry(now),
             self._retention_ms,
         ]
-        await self._complete(keys=[self._key("claim", key)], args=args)
+        if message is not None:
+            keys += [self._key("msg", message.message_id), self._key("req", key)]
+            correlation = message.correlation
+            args += [message.message_id, correlation.request_id, correlation.request_source]
+        await self._complete(keys=keys, args=args)
 
     async def release(self, key: str, owner: str) -> None:
         await self._release(keys=[self._key("claim", key)], args=[owner])
@@ -162,26 +178,6 @@ class RedisStateStore:
     async def forget(self, key: str) -> None:
         """Drop the claim or result and the request -> message record of ``key``."""
         await self._redis.delete(self._key("claim", key), self._key("req", key))
-
-    async def remember_message(
-        self, message_id: str, correlation: Correlation, *, request_key: str
-    ) -> None:
-        expires_at = self._expiry(self._clock())
-        correlation_key = self._key("msg", message_id)
-        request = self._key("req", request_key)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                correlation_key,
-                mapping={
-                    "request_id": correlation.request_id,
-                    "request_source": correlation.request_source,
-                    "expires_at": expires_at,
-                },
-            )
-            pipe.hset(request, mapping={"message_id": message_id, "expires_at": expires_at})
-            pipe.pexpire(correlation_key, self._retention_ms)
-            pipe.pexpire(request, self._retention_ms)
-            await pipe.execute()
 
     async def correlation_for(self, message_id: str) -> Correlation | None:
         fields = ["request_id", "request_source", "expires_at"]

@@ -1,4 +1,4 @@
-"""Embedded state store (``sqlite:///PATH``): one aiosqlite connection in WAL mode.
+"""Embedded state store (``sqlite:///PATH``): one connection in WAL mode, on a writer thread.
 
 Survives restarts of one relay process; not for replicas sharing state (use Redis).
 """
@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
-import aiosqlite
-
-from service.state.store import Claim, ClaimStatus, Correlation
+from service.state.sqlite_writer import SqliteWriter
+from service.state.store import Claim, ClaimStatus, Correlation, RememberedMessage
 
 SCHEMA_VERSION = 1
 # Expired rows are deleted every this many writes, at most PURGE_BATCH rows per table at a
@@ -140,28 +140,31 @@ _PURGES = tuple(
 
 _STATUS = {status.value: status for status in ClaimStatus}
 
+# One SQL statement and its parameters; an operation runs a few of them in order.
+Statement = tuple[str, Any]
+
 
 class SchemaMismatch(sqlite3.DatabaseError):
     """The file was written by a relay with another schema version."""
 
 
 class SqliteStateStore:
-    """State in one SQLite file, one SQL statement (one thread hop) per operation.
+    """State in one SQLite file, written by one thread that commits queued operations together.
 
-    Every write is a single statement in autocommit mode. SQLite takes the write lock when a
-    writing statement starts, before it reads the row, so each is an atomic read-decide-write
-    just like ``BEGIN IMMEDIATE ... COMMIT``, without an asyncio lock around four thread hops.
-    Statements are constant strings, so sqlite3's statement cache keeps them prepared.
+    Each operation is a few constant SQL statements (kept prepared by sqlite3's statement
+    cache) and is atomic: it runs inside the writer's ``BEGIN IMMEDIATE`` transaction, which
+    holds the write lock before any row is read. Its caller resumes only once that transaction
+    has committed, so a claim is on disk before MsgFlash is called, as with one commit each.
     """
 
     def __init__(
         self,
-        connection: aiosqlite.Connection,
+        writer: SqliteWriter,
         *,
         retention_seconds: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._db = connection
+        self._writer = writer
         self._retention = retention_seconds
         self._clock = clock
         self._writes_since_purge = 0
@@ -171,15 +174,19 @@ class SqliteStateStore:
         cls, path: str, *, retention_seconds: float, clock: Callable[[], float] = time.time
     ) -> SqliteStateStore:
         """Open (creating if needed) the database file; raises ``sqlite3.Error`` on failure."""
-        connection = await aiosqlite.connect(path, isolation_level=None)
-        store = cls(connection, retention_seconds=retention_seconds, clock=clock)
+        writer = await SqliteWriter.start(partial(_connect, path))
+        store = cls(writer, retention_seconds=retention_seconds, clock=clock)
         try:
-            await _prepare(connection)
             await store.purge_expired()
         except BaseException:
-            await connection.close()
+            await writer.close()
             raise
         return store
+
+    @property
+    def batches_committed(self) -> int:
+        """Transactions committed so far: far fewer than operations while they come in bursts."""
+        return self._writer.batches_committed
 
     async def claim(self, key: str, owner: str, lease_seconds: float) -> Claim:
         now = self._clock()
@@ -190,7 +197,7 @@ class SqliteStateStore:
             "lease_until": now + lease_seconds,
             "expires_at": now + self._retention,
         }
-        (outcome, result, claimed_at), *_ = await self._write(_CLAIM, params)
+        (outcome, result, claimed_at), *_ = await self._write((_CLAIM, params))
         status = _STATUS[outcome]
         if status is ClaimStatus.DONE:
             return Claim(status, result=bytes(result))
@@ -198,72 +205,60 @@ class SqliteStateStore:
             return Claim(status, claimed_at=float(claimed_at))
         return Claim(status)
 
-    async def complete(self, key: str, owner: str, result: bytes) -> None:
+    async def complete(
+        self, key: str, owner: str, result: bytes, *, message: RememberedMessage | None = None
+    ) -> None:
         now = self._clock()
-        params = {
-            "key": key,
-            "owner": owner,
-            "now": now,
-            "result": result,
-            "expires_at": now + self._retention,
-        }
-        await self._write(_COMPLETE, params)
+        expires_at = now + self._retention
+        params = {"key": key, "owner": owner, "now": now, "result": result}
+        statements = [(_COMPLETE, {**params, "expires_at": expires_at})]
+        if message is not None:
+            statements += _remember(key, message, expires_at)
+        await self._write(*statements)
 
     async def release(self, key: str, owner: str) -> None:
-        await self._db.execute_fetchall(_RELEASE, (key, owner))
+        await self._run((_RELEASE, (key, owner)))
 
     async def forget(self, key: str) -> None:
         """Drop the claim or result and the request -> message record of ``key``."""
-        await self._db.execute_fetchall(_FORGET_CLAIM, (key,))
-        await self._db.execute_fetchall(_FORGET_REQUEST, (key,))
-
-    async def remember_message(
-        self, message_id: str, correlation: Correlation, *, request_key: str
-    ) -> None:
-        expires_at = self._clock() + self._retention
-        row = (message_id, correlation.request_id, correlation.request_source, expires_at)
-        await self._write(_REMEMBER_CORRELATION, row)
-        await self._write(_REMEMBER_REQUEST, (request_key, message_id, expires_at))
+        await self._run((_FORGET_CLAIM, (key,)), (_FORGET_REQUEST, (key,)))
 
     async def correlation_for(self, message_id: str) -> Correlation | None:
-        rows = list(await self._db.execute_fetchall(_CORRELATION_FOR, (message_id, self._clock())))
+        rows = await self._run((_CORRELATION_FOR, (message_id, self._clock())))
         if not rows:
             return None
         request_id, request_source = rows[0]
         return Correlation(request_id=request_id, request_source=request_source)
 
     async def message_for_request(self, request_key: str) -> str | None:
-        rows = list(
-            await self._db.execute_fetchall(_MESSAGE_FOR_REQUEST, (request_key, self._clock()))
-        )
+        rows = await self._run((_MESSAGE_FOR_REQUEST, (request_key, self._clock())))
         return str(rows[0][0]) if rows else None
 
     async def first_seen(self, key: str, window_seconds: float) -> bool:
         now = self._clock()
         params = {"key": key, "now": now, "expires_at": now + window_seconds}
-        return bool(await self._write(_FIRST_SEEN, params))
+        return bool(await self._write((_FIRST_SEEN, params)))
 
     async def forget_seen(self, key: str) -> None:
-        await self._db.execute_fetchall(_FORGET_SEEN, (key,))
+        await self._run((_FORGET_SEEN, (key,)))
 
     async def ping(self) -> None:
-        await self._db.execute_fetchall("SELECT 1")
+        """Answered by the writer thread itself, so it proves the thread is alive."""
+        await self._run(("SELECT 1", ()))
 
     async def close(self) -> None:
-        await self._db.close()
+        """Finish the queued operations, then stop the writer; later calls raise."""
+        await self._writer.close()
 
     async def purge_expired(self) -> int:
         """Delete a bounded batch of expired rows from every table; return how many went."""
-        now = self._clock()
-        deleted = 0
-        for purge in _PURGES:
-            cursor = await self._db.execute(purge, (now, PURGE_BATCH))
-            deleted += cursor.rowcount
-            await cursor.close()
-        return deleted
+        return await self._writer.run(partial(_purge, self._clock()))
 
-    async def _write(self, sql: str, params: Any) -> list[Any]:
-        rows = list(await self._db.execute_fetchall(sql, params))
+    async def _run(self, *statements: Statement) -> list[Any]:
+        return await self._writer.run(partial(_execute, statements))
+
+    async def _write(self, *statements: Statement) -> list[Any]:
+        rows = await self._run(*statements)
         self._writes_since_purge += 1
         if self._writes_since_purge >= PURGE_EVERY_WRITES:
             self._writes_since_purge = 0
@@ -271,19 +266,51 @@ class SqliteStateStore:
         return rows
 
 
-async def _prepare(connection: aiosqlite.Connection) -> None:
+# --- on the writer thread --------------------------------------------------------------------
+
+
+def _execute(statements: tuple[Statement, ...], connection: sqlite3.Connection) -> list[Any]:
+    """Run ``statements`` in order; the rows of the last one."""
+    rows: list[Any] = []
+    for sql, params in statements:
+        rows = connection.execute(sql, params).fetchall()
+    return rows
+
+
+def _remember(key: str, message: RememberedMessage, expires_at: float) -> list[Statement]:
+    """messageId -> correlation and key -> messageId, written with the result."""
+    correlation = message.correlation
+    row = (message.message_id, correlation.request_id, correlation.request_source, expires_at)
+    return [
+        (_REMEMBER_CORRELATION, row),
+        (_REMEMBER_REQUEST, (key, message.message_id, expires_at)),
+    ]
+
+
+def _purge(now: float, connection: sqlite3.Connection) -> int:
+    return sum(connection.execute(purge, (now, PURGE_BATCH)).rowcount for purge in _PURGES)
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    """The connection the writer owns; transactions are its own, hence no isolation level."""
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        _prepare(connection)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _prepare(connection: sqlite3.Connection) -> None:
     """Pragmas for a single-writer service, then the schema (refusing unknown versions)."""
-    await connection.execute_fetchall("PRAGMA journal_mode=WAL")
-    await connection.execute_fetchall("PRAGMA synchronous=NORMAL")
-    await connection.execute_fetchall(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    version = _single_int(await connection.execute_fetchall("PRAGMA user_version"))
+    connection.execute("PRAGMA journal_mode=WAL").fetchall()
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    (version,) = connection.execute("PRAGMA user_version").fetchone()
     if version not in (0, SCHEMA_VERSION):
         raise SchemaMismatch(
             f"schema version {version} is not {SCHEMA_VERSION}: the file belongs to another "
             "relay version; point RELAY_STATE_URL at a new file"
         )
-    await connection.executescript(_SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION};")
-
-
-def _single_int(rows: Iterable[Any]) -> int:
-    return int(next(iter(rows))[0])
+    connection.executescript(_SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION};")

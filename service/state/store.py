@@ -33,14 +33,26 @@ class Correlation:
     request_source: str
 
 
+@dataclass(frozen=True, slots=True)
+class RememberedMessage:
+    """The MsgFlash message a completed command created; the command's key is the request."""
+
+    message_id: str
+    correlation: Correlation
+
+
 class StateStore(Protocol):
     async def claim(self, key: str, owner: str, lease_seconds: float) -> Claim:
         """Atomically claim ``key`` for ``owner``. Re-claiming one's own live key is CLAIMED."""
 
-    async def complete(self, key: str, owner: str, result: bytes) -> None:
+    async def complete(
+        self, key: str, owner: str, result: bytes, *, message: RememberedMessage | None = None
+    ) -> None:
         """Mark ``key`` done with its result; kept for the retention period.
 
         A key already done keeps its first result, so redeliveries republish one outcome.
+        With ``message``, also record messageId -> correlation and key -> messageId (for
+        webhooks and reconciliation), even when the key was already done; all of it or none.
         """
 
     async def release(self, key: str, owner: str) -> None:
@@ -51,11 +63,6 @@ class StateStore(Protocol):
 
     async def forget(self, key: str) -> None:
         """Drop whatever is recorded for ``key`` (a parked command replayed by a human)."""
-
-    async def remember_message(
-        self, message_id: str, correlation: Correlation, *, request_key: str
-    ) -> None:
-        """Record messageId -> request, and request_key -> messageId (for reconciliation)."""
 
     async def correlation_for(self, message_id: str) -> Correlation | None: ...
 

@@ -7,11 +7,12 @@ exactly when a test says so. Redis keys live under a per-test prefix and are del
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import closing
 from pathlib import Path
 
-import aiosqlite
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -19,7 +20,7 @@ from redis.exceptions import RedisError
 import service.state.sqlite as sqlite_backend
 from service.errors import ConfigError
 from service.state.factory import open_state_store
-from service.state.store import Claim, ClaimStatus, Correlation, StateStore
+from service.state.store import Claim, ClaimStatus, Correlation, RememberedMessage, StateStore
 from tests.conftest import REDIS_URL
 
 RETENTION = 3600.0
@@ -267,8 +268,7 @@ async def test_forget_drops_the_result_and_the_request_record_but_not_the_correl
 ) -> None:
     correlation = Correlation(request_id="r1", request_source="tests")
     await store.claim("k", "a", LEASE)
-    await store.remember_message("m1", correlation, request_key="k")
-    await store.complete("k", "a", b"r")
+    await store.complete("k", "a", b"r", message=RememberedMessage("m1", correlation))
 
     await store.forget("k")
 
@@ -285,7 +285,7 @@ async def test_a_remembered_message_is_found_by_message_id_and_by_request(
     store: StateStore,
 ) -> None:
     correlation = Correlation(request_id="r1", request_source="billing")
-    await store.remember_message("m1", correlation, request_key="billing/r1")
+    await store.complete("billing/r1", "a", b"r", message=RememberedMessage("m1", correlation))
 
     assert await store.correlation_for("m1") == correlation
     assert await store.message_for_request("billing/r1") == "m1"
@@ -298,11 +298,24 @@ async def test_correlations_are_forgotten_after_the_retention_period(
     store: StateStore, clock: FakeClock
 ) -> None:
     correlation = Correlation(request_id="r1", request_source="billing")
-    await store.remember_message("m1", correlation, request_key="billing/r1")
+    await store.complete("billing/r1", "a", b"r", message=RememberedMessage("m1", correlation))
     clock.advance(RETENTION + 1)
 
     assert await store.correlation_for("m1") is None
     assert await store.message_for_request("billing/r1") is None
+
+
+@every_backend
+async def test_a_late_completion_keeps_the_first_result_but_records_its_message(
+    store: StateStore,
+) -> None:
+    correlation = Correlation(request_id="r1", request_source="billing")
+    await store.complete("billing/r1", "a", b"first")
+    await store.complete("billing/r1", "b", b"late", message=RememberedMessage("m2", correlation))
+
+    assert await store.claim("billing/r1", "c", LEASE) == Claim(ClaimStatus.DONE, result=b"first")
+    assert await store.correlation_for("m2") == correlation
+    assert await store.message_for_request("billing/r1") == "m2"
 
 
 # --- webhook dedupe ------------------------------------------------------------------------
@@ -347,10 +360,11 @@ async def test_a_reachable_backend_answers_ping(store: StateStore) -> None:
 # --- SQLite: persistence and bounded growth -------------------------------------------------
 
 
-async def _row_counts(path: Path) -> dict[str, int]:
-    async with aiosqlite.connect(path) as db:
+def _row_counts(path: Path) -> dict[str, int]:
+    """Counted through a connection of its own: what any other reader of the file sees."""
+    with closing(sqlite3.connect(path)) as db:
         tables = ("claims", "correlations", "requests", "seen")
-        return {t: (await db.execute_fetchall(f"SELECT count(*) FROM {t}"))[0][0] for t in tables}
+        return {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
 
 
 async def test_sqlite_state_survives_a_restart(tmp_path: Path, clock: FakeClock) -> None:
@@ -360,7 +374,7 @@ async def test_sqlite_state_survives_a_restart(tmp_path: Path, clock: FakeClock)
     await before.claim("done", "a", LEASE)
     await before.complete("done", "a", b"r")
     await before.claim("held", "a", LEASE)
-    await before.remember_message("m1", correlation, request_key="billing/r1")
+    await before.complete("billing/r1", "a", b"r", message=RememberedMessage("m1", correlation))
     await before.first_seen("delivery-1", 60)
     await before.close()
 
@@ -381,8 +395,8 @@ async def test_sqlite_runs_in_wal_mode(tmp_path: Path, clock: FakeClock) -> None
     )
     await store.close()
 
-    async with aiosqlite.connect(tmp_path / "state.db") as db:
-        assert (await db.execute_fetchall("PRAGMA journal_mode"))[0][0] == "wal"
+    with closing(sqlite3.connect(tmp_path / "state.db")) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
 async def test_sqlite_purges_expired_rows_as_writes_come_in(
@@ -400,7 +414,7 @@ async def test_sqlite_purges_expired_rows_as_writes_come_in(
             await store.complete(f"new-{i}", "a", b"r")
             await store.first_seen(f"new-{i}", 60)
 
-        assert await _row_counts(path) == {"claims": 5, "correlations": 0, "requests": 0, "seen": 5}
+        assert _row_counts(path) == {"claims": 5, "correlations": 0, "requests": 0, "seen": 5}
     finally:
         await store.close()
 
@@ -410,8 +424,7 @@ async def test_sqlite_purges_expired_rows_when_opened(tmp_path: Path, clock: Fak
     url = f"sqlite:///{path}"
     store = await open_state_store(url, retention_seconds=RETENTION, clock=clock)
     correlation = Correlation(request_id="r1", request_source="billing")
-    await store.complete("k", "a", b"r")
-    await store.remember_message("m1", correlation, request_key="billing/r1")
+    await store.complete("billing/r1", "a", b"r", message=RememberedMessage("m1", correlation))
     await store.first_seen("delivery-1", 60)
     await store.close()
     clock.advance(RETENTION + 1)
@@ -419,15 +432,15 @@ async def test_sqlite_purges_expired_rows_when_opened(tmp_path: Path, clock: Fak
     store = await open_state_store(url, retention_seconds=RETENTION, clock=clock)
     await store.close()
 
-    assert await _row_counts(path) == {"claims": 0, "correlations": 0, "requests": 0, "seen": 0}
+    assert _row_counts(path) == {"claims": 0, "correlations": 0, "requests": 0, "seen": 0}
 
 
 async def test_sqlite_refuses_a_file_of_another_schema_version(
     tmp_path: Path, clock: FakeClock
 ) -> None:
     path = tmp_path / "state.db"
-    async with aiosqlite.connect(path) as db:
-        await db.execute("PRAGMA user_version=99")
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("PRAGMA user_version=99")
 
     with pytest.raises(ConfigError, match="RELAY_STATE_URL") as raised:
         await open_state_store(f"sqlite:///{path}", retention_seconds=RETENTION, clock=clock)
@@ -442,9 +455,8 @@ async def test_every_redis_key_is_under_the_prefix_and_expires(
     store: StateStore, redis_prefix: str
 ) -> None:
     await store.claim("held", "a", LEASE)
-    await store.complete("done", "a", b"r")
     correlation = Correlation(request_id="r1", request_source="billing")
-    await store.remember_message("m1", correlation, request_key="billing/r1")
+    await store.complete("done", "a", b"r", message=RememberedMessage("m1", correlation))
     await store.first_seen("delivery-1", 60)
 
     client = Redis.from_url(REDIS_URL)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from service.state.memory import MemoryStateStore
-from service.state.store import Correlation
+from service.state.store import Correlation, RememberedMessage
 
 
 class FakeClock:
@@ -19,18 +19,16 @@ async def test_expired_records_are_dropped_by_later_writes() -> None:
     store = MemoryStateStore(retention_seconds=60, clock=clock)
     for i in range(100):
         await store.claim(f"claim-{i}", "a", 10)
-        await store.complete(f"done-{i}", "a", b"r")
-        await store.remember_message(
-            f"m{i}", Correlation(request_id=f"r{i}", request_source="s"), request_key=f"k{i}"
+        correlation = Correlation(request_id=f"r{i}", request_source="s")
+        await store.complete(
+            f"done-{i}", "a", b"r", message=RememberedMessage(f"m{i}", correlation)
         )
         await store.first_seen(f"seen-{i}", 30)
     assert store.record_count() == 500
     clock.now += 61
 
-    await store.claim("fresh", "a", 10)
-    await store.remember_message(
-        "fresh", Correlation(request_id="r", request_source="s"), request_key="fresh"
-    )
+    correlation = Correlation(request_id="r", request_source="s")
+    await store.complete("fresh", "a", b"r", message=RememberedMessage("fresh", correlation))
     await store.first_seen("fresh", 30)
 
     assert store.record_count() == 4
