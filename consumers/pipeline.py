@@ -344,7 +344,7 @@ class CommandPipeline:
             self._published_here.popitem(last=False)
 
     def _finish(self, type_: str | None, outcome: str, started: float) -> None:
-        self._metrics.commands.labels(type_ or "unknown", outcome).inc()
+        self._metrics.command_outcome(type_ or "unknown", outcome).inc()
         duration_ms = round((self._clock() - started) * 1000, 2)
         log.info("command_handled", outcome=outcome, duration_ms=duration_ms)
 

@@ -1,20 +1,24 @@
 """structlog setup: JSON or console lines, per-command context via contextvars, secrets redacted.
 
-Redaction is a processor, so it holds for every logger whatever a call site passes.
+Redaction is two processors, so it holds for every logger whatever a call site passes: values
+of secret-named keys before rendering, secret text in the rendered line after it.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import re
 import sys
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any, TextIO
 
 import structlog
 
 REDACTED = "[redacted]"
+
+Renderer = Callable[[Any, str, MutableMapping[str, Any]], str | bytes]
 
 # Keys whose values are secrets wherever they appear in an event dict.
 _SECRET_KEY = re.compile(
@@ -49,29 +53,55 @@ def _is_secret_key(key: str) -> bool:
     return _SECRET_KEY.search(key) is not None
 
 
-class SecretRedactor:
-    """structlog processor: drops secret values by key and scrubs them out of any string."""
+class SecretKeyRedactor:
+    """structlog processor: replaces the value of any secret-named key, at any depth.
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
+    Runs before rendering, since a key's name is lost once the line is text. Only containers are
+    walked; free text is left to ``SecretTextScrubber``, which sees the finished line.
+    """
 
     def __call__(
         self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
-        for key, value in list(event_dict.items()):
-            event_dict[key] = self._clean(key, value)
+        for key, value in event_dict.items():
+            if value is not None and _is_secret_key(key):
+                event_dict[key] = REDACTED
+            elif isinstance(value, dict | list | tuple):
+                event_dict[key] = _redact_keys(value)
         return event_dict
 
-    def _clean(self, key: str, value: Any) -> Any:
-        if value is not None and _is_secret_key(key):
-            return REDACTED
-        if isinstance(value, str):
-            return redact_text(value, self._secrets)
-        if isinstance(value, dict):
-            return {k: self._clean(str(k), v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self._clean(key, v) for v in value]
-        return value
+
+def _redact_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: REDACTED if v is not None and _is_secret_key(str(k)) else _redact_keys(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_redact_keys(v) for v in value]
+    return value
+
+
+class ScrubbedRenderer:
+    """structlog processor: renders the line, then scrubs secrets out of the finished text.
+
+    One pass over the text covers every value, however a call site nested, formatted or repr'd
+    it, for the price of a few substring checks. Each known secret is also looked for in its
+    JSON- and repr-escaped spellings, which is how the renderer may have written it.
+    """
+
+    def __init__(self, render: Renderer, secrets: Iterable[str] = ()) -> None:
+        self._render = render
+        spellings = set()
+        for secret in secrets:
+            if secret:
+                spellings.update({secret, json.dumps(secret)[1:-1], repr(secret)[1:-1]})
+        self._secrets = tuple(sorted(spellings, key=len, reverse=True))
+
+    def __call__(self, logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> str:
+        line = self._render(logger, method, event_dict)
+        text = line.decode() if isinstance(line, bytes) else line
+        return redact_text(text, self._secrets)
 
 
 def configure_logging(
@@ -82,7 +112,7 @@ def configure_logging(
     stream: TextIO | None = None,
 ) -> None:
     """Configure structlog once per process (the runtime calls it with the settings)."""
-    renderer: Any
+    renderer: Renderer
     if log_format == "console":
         renderer = structlog.dev.ConsoleRenderer(colors=False)
     else:
@@ -93,13 +123,14 @@ def configure_logging(
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
-            SecretRedactor(secrets),
-            renderer,
+            SecretKeyRedactor(),
+            ScrubbedRenderer(renderer, secrets),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stdout),
+        # One write per line (print() makes two when Python runs unbuffered, as in the image).
+        logger_factory=structlog.WriteLoggerFactory(stream or sys.stdout),
         cache_logger_on_first_use=True,
     )
     # Libraries (aio-pika, aiohttp access log) log through stdlib: keep them quiet but visible.

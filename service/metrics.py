@@ -5,6 +5,8 @@ No module-level collectors: two relays in one test process must not share counte
 
 from __future__ import annotations
 
+import functools
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -80,6 +82,12 @@ class Metrics:
             ["routing_key"],
             registry=r,
         )
+        # ``labels()`` validates, locks and hashes on every call; the per-command paths look
+        # their children up here instead (label values come from small fixed sets).
+        self.command_outcome = functools.cache(self.commands.labels)
+        self.msgflash_request = functools.cache(self.msgflash_requests.labels)
+        self.msgflash_endpoint_latency = functools.cache(self.msgflash_latency.labels)
+        self.event_published = functools.cache(self.events_published.labels)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -132,7 +132,7 @@ class Publisher:
             # No queue is bound for this routing key: nobody subscribed. That is the operator's
             # choice, not a reason to redeliver the command forever.
             log.warning("event_unroutable", routing_key=event.routing_key, event_type=event.type)
-        self._metrics.events_published.labels(event.routing_key).inc()
+        self._metrics.event_published(event.routing_key).inc()
         if reply_to:
             reply = self._event_message(event, correlation_id)
             if not await self._publish("", reply_to, reply):

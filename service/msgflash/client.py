@@ -277,12 +277,26 @@ class MsgFlashClient:
         *,
         give_up: Callable[[MsgFlashError], bool],
     ) -> tuple[_T, int]:
-        """Run ``once`` under the retry policy; every error raised carries its attempt count."""
+        """Run ``once`` under the retry policy; every error raised carries its attempt count.
+
+        The first attempt runs bare: nearly every call succeeds at once, and building the
+        tenacity controller costs as much as the rest of the call's own code. Its failure is
+        replayed as tenacity's first attempt, so waits, logs and counts are exactly as if
+        tenacity had run it.
+        """
+        try:
+            return await once(), 1
+        except MsgFlashError as error:
+            error.attempts = 1
+            first_failure: MsgFlashError | None = error
         attempts = 0
         retrying = self._policy.retrying(self._metrics, endpoint=endpoint.label, give_up=give_up)
         async for attempt in retrying:
             with attempt:
                 attempts += 1
+                if first_failure is not None:
+                    replayed, first_failure = first_failure, None
+                    raise replayed
                 try:
                     return await once(), attempts
                 except MsgFlashError as error:
@@ -323,8 +337,8 @@ class MsgFlashClient:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise self._no_response(endpoint, exc) from exc
         finally:
-            self._metrics.msgflash_requests.labels(endpoint=endpoint.label, status=status).inc()
-            self._metrics.msgflash_latency.labels(endpoint=endpoint.label).observe(
+            self._metrics.msgflash_request(endpoint.label, status).inc()
+            self._metrics.msgflash_endpoint_latency(endpoint.label).observe(
                 time.perf_counter() - started
             )
 

@@ -35,3 +35,27 @@ def test_secret_shaped_text_is_scrubbed_anywhere() -> None:
     for leaked in (KEY, "hunter2", "tok.en-123", "s3cr3t-value"):
         assert leaked not in text
     assert line["event"] == "something_happened"
+
+
+def test_escaped_spellings_of_a_secret_are_scrubbed_too() -> None:
+    secret = 'quo"te\\and-é'
+    for log_format in ("json", "console"):
+        stream = io.StringIO()
+        configure_logging(log_format=log_format, level="info", secrets=[secret], stream=stream)
+        structlog.get_logger("test").info("failed", error=f"said {secret}", nested={"x": [secret]})
+        text = stream.getvalue()
+        for spelling in (secret, json.dumps(secret)[1:-1], repr(secret)[1:-1]):
+            assert spelling not in text, (log_format, text)
+        assert "failed" in text
+
+
+def test_a_secret_in_an_exception_traceback_is_scrubbed() -> None:
+    stream = io.StringIO()
+    configure_logging(log_format="json", level="info", secrets=["s3cr3t-value"], stream=stream)
+    try:
+        raise RuntimeError("login with s3cr3t-value refused")
+    except RuntimeError:
+        structlog.get_logger("test").exception("call_crashed")
+    line = json.loads(stream.getvalue().strip().splitlines()[-1])
+    assert "s3cr3t-value" not in json.dumps(line)
+    assert "RuntimeError" in line["exception"]
