@@ -15,7 +15,7 @@ import itertools
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import structlog
@@ -87,6 +87,8 @@ class Delivery:
     message: AbstractIncomingMessage
     original: OriginalMessage
     owner: str
+    # What the outcome line adds to the bound context (instanceId, attempts, code, tier).
+    outcome_fields: dict[str, object] = field(default_factory=dict)
 
     async def ack(self) -> None:
         """Ack, or say the broker is gone: the delivery then comes back on its own."""
@@ -135,6 +137,7 @@ class CommandPipeline:
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        metrics.in_flight.set_function(lambda: self._in_flight)  # read at scrape time
 
     @property
     def in_flight(self) -> int:
@@ -157,7 +160,6 @@ class CommandPipeline:
         """
         self._in_flight += 1
         self._idle.clear()
-        self._metrics.in_flight.inc()
         task = asyncio.create_task(self._process(message), name="command")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -183,8 +185,6 @@ class CommandPipeline:
             # Unacked on purpose: the delivery comes back once the broker is reachable again.
             log.warning("command_left_unacked", reason=exc.message)
         finally:
-            structlog.contextvars.clear_contextvars()
-            self._metrics.in_flight.dec()
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._idle.set()
@@ -205,7 +205,7 @@ class CommandPipeline:
             identity = peek_identity(raw)
             structlog.contextvars.bind_contextvars(requestId=identity.id, type=identity.type)
             await self._fail(delivery, identity, Failed(ErrorInfo.from_exception(exc)), key=None)
-            self._finish(identity.type, "invalid", started)
+            self._finish(identity.type, "invalid", started, delivery.outcome_fields)
             return
         structlog.contextvars.bind_contextvars(
             requestId=command.id, requestSource=command.source, type=command.type.value
@@ -218,7 +218,7 @@ class CommandPipeline:
             log.exception("command_crashed")
             crash = Deferred(ErrorInfo("RELAY_INTERNAL_ERROR", f"{type(exc).__name__}: {exc}"))
             label = await self._defer(delivery, command.identity, crash, key=None)
-        self._finish(command.type.value, label, started)
+        self._finish(command.type.value, label, started, delivery.outcome_fields)
 
     async def _run(self, delivery: Delivery, command: Command) -> str:
         key, lease = command.key, self._config.lease_seconds
@@ -264,7 +264,7 @@ class CommandPipeline:
             await self._fail(delivery, command.identity, outcome, key=command.key)
             return "failed"
         if outcome.instance_id:
-            structlog.contextvars.bind_contextvars(instanceId=outcome.instance_id)
+            delivery.outcome_fields["instanceId"] = outcome.instance_id
         message: RememberedMessage | None = None
         if outcome.message_id is not None:
             correlation = Correlation(request_id=command.id, request_source=command.source)
@@ -276,7 +276,7 @@ class CommandPipeline:
         await self._publish(events, delivery.original)
         self._remember_published(command.key)
         await delivery.ack()
-        structlog.contextvars.bind_contextvars(attempts=outcome.attempts)
+        delivery.outcome_fields["attempts"] = outcome.attempts
         return "succeeded"
 
     async def _fail(
@@ -298,7 +298,7 @@ class CommandPipeline:
         if key is not None:
             self._remember_published(key)
         await delivery.ack()
-        structlog.contextvars.bind_contextvars(code=failure.error.code, attempts=failure.attempts)
+        delivery.outcome_fields.update(code=failure.error.code, attempts=failure.attempts)
 
     async def _defer(
         self, delivery: Delivery, identity: CommandIdentity, deferred: Deferred, *, key: str | None
@@ -327,7 +327,7 @@ class CommandPipeline:
         await self._publisher.defer(delivery.original, tier=queue_tier, headers=headers)
         await delivery.ack()
         self._metrics.deferred.labels(deferred.error.code).inc()
-        structlog.contextvars.bind_contextvars(code=deferred.error.code, tier=queue_tier)
+        delivery.outcome_fields.update(code=deferred.error.code, tier=queue_tier)
         return "deferred"
 
     async def _publish(self, events: tuple[OutgoingEvent, ...], original: OriginalMessage) -> None:
@@ -343,10 +343,12 @@ class CommandPipeline:
         if len(self._published_here) > RECENT_KEYS:
             self._published_here.popitem(last=False)
 
-    def _finish(self, type_: str | None, outcome: str, started: float) -> None:
+    def _finish(
+        self, type_: str | None, outcome: str, started: float, fields: dict[str, object]
+    ) -> None:
         self._metrics.command_outcome(type_ or "unknown", outcome).inc()
         duration_ms = round((self._clock() - started) * 1000, 2)
-        log.info("command_handled", outcome=outcome, duration_ms=duration_ms)
+        log.info("command_handled", outcome=outcome, duration_ms=duration_ms, **fields)
 
 
 def _parked(original: OriginalMessage) -> OriginalMessage:

@@ -9,7 +9,9 @@ from typing import Any
 
 import aio_pika
 import pytest
+import structlog
 from aio_pika.abc import AbstractConnection
+from structlog.typing import EventDict
 
 from service.bus.topology import Topology
 from service.runtime import Relay
@@ -451,3 +453,33 @@ async def test_amqp_publishes_are_persistent_cloudevents(
     assert message.content_type == "application/cloudevents+json"
     assert sent["specversion"] == "1.0"
     assert sent["source"] == "msgflash-relay"
+
+
+async def test_each_command_ends_in_one_outcome_line_carrying_its_context(
+    relay: Relay, producer: Producer
+) -> None:
+    message = {"type": "text", "text": "Outcome line"}
+    cmd = command(
+        "msgflash.message.send", {"instanceId": INSTANCE_MAIN, "to": TO, "message": message}
+    )
+    handled = asyncio.Event()
+
+    def spot_outcome(_logger: object, _method: str, entry: EventDict) -> EventDict:
+        if entry["event"] == "command_handled":
+            handled.set()
+        return entry
+
+    processors = [structlog.contextvars.merge_contextvars, spot_outcome]
+    with structlog.testing.capture_logs(processors) as logs:
+        await producer.publish(cmd)
+        await asyncio.wait_for(handled.wait(), timeout=5)
+
+    (outcome,) = [entry for entry in logs if entry["event"] == "command_handled"]
+    assert outcome["requestId"] == cmd["id"]
+    assert outcome["requestSource"] == cmd["source"]
+    assert outcome["type"] == "msgflash.message.send"
+    assert outcome["instanceId"] == INSTANCE_MAIN
+    assert outcome["outcome"] == "succeeded"
+    assert outcome["attempts"] == 1
+    assert outcome["duration_ms"] >= 0
+    assert outcome["log_level"] == "info"
