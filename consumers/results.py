@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from pydantic_core import from_json, to_json
 
 from service.events import OutgoingEvent
 
 
 def encode_result(events: tuple[OutgoingEvent, ...], *, succeeded: bool) -> bytes:
-    return json.dumps(
+    return to_json(
         {
             "succeeded": succeeded,
             "events": [
                 {"id": e.id, "type": e.type, "routing_key": e.routing_key, "body": e.body.decode()}
                 for e in events
             ],
-        },
-        separators=(",", ":"),
-    ).encode()
+        }
+    )
 
 
 def result_failed(stored: bytes | None) -> bool:
@@ -26,7 +26,7 @@ def result_failed(stored: bytes | None) -> bool:
     if not stored:
         return True
     try:
-        return not json.loads(stored).get("succeeded", False)
+        return not from_json(stored).get("succeeded", False)
     except ValueError:
         return True
 
@@ -34,7 +34,7 @@ def result_failed(stored: bytes | None) -> bool:
 def decode_events(stored: bytes | None) -> tuple[OutgoingEvent, ...]:
     if not stored:
         return ()
-    document: dict[str, Any] = json.loads(stored)
+    document: dict[str, Any] = from_json(stored)
     return tuple(
         OutgoingEvent(
             id=item["id"],

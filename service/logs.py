@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any, TextIO
 
 import structlog
+from pydantic_core import PydanticSerializationError, to_json
 
 REDACTED = "[redacted]"
 
@@ -104,6 +105,16 @@ class ScrubbedRenderer:
         return redact_text(text, self._secrets)
 
 
+def _json_line(event_dict: Any, **dumps_kw: Any) -> str:
+    """pydantic-core's serializer (several times faster than ``json.dumps`` on a log line);
+    values it cannot write, like undecodable bytes, fall back to ``json.dumps`` with structlog's
+    handler in ``dumps_kw``."""
+    try:
+        return to_json(event_dict, fallback=repr).decode()
+    except PydanticSerializationError:
+        return json.dumps(event_dict, **dumps_kw)
+
+
 def configure_logging(
     *,
     log_format: str = "json",
@@ -116,7 +127,7 @@ def configure_logging(
     if log_format == "console":
         renderer = structlog.dev.ConsoleRenderer(colors=False)
     else:
-        renderer = structlog.processors.JSONRenderer()
+        renderer = structlog.processors.JSONRenderer(serializer=_json_line)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 import structlog
+from pydantic_core import to_json
 
 from service.errors import (
     MSGFLASH_BAD_RESPONSE,
@@ -119,7 +120,9 @@ class MsgFlashClient:
             limit=pool_size, limit_per_host=pool_size, keepalive_timeout=30.0
         )
         session = aiohttp.ClientSession(
-            connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            json_serialize=_json_text,
         )
         client = cls(
             session,
@@ -365,6 +368,11 @@ class MsgFlashClient:
             f"the request may have been processed",
             request_sent=True,
         )
+
+
+def _json_text(value: Any) -> str:
+    """Request bodies through pydantic-core's serializer, several times faster than json."""
+    return to_json(value).decode()
 
 
 def _as_dict(data: Any, endpoint: Endpoint, status: int) -> dict[str, Any]:

@@ -6,12 +6,13 @@ described (with secrets scrubbed) in a ``MsgFlashError`` rather than trusted.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
+
+from pydantic_core import from_json
 
 from service.errors import MSGFLASH_BAD_RESPONSE, MsgFlashError
 from service.logs import redact_text
@@ -59,7 +60,7 @@ def read_envelope(
 ) -> Any:
     """``data`` of a 2xx ``{data: ...}`` body; otherwise the ``MsgFlashError`` it stands for."""
     try:
-        document: Any = json.loads(body) if body else None
+        document: Any = from_json(body) if body else None
         parsed = body != b""
     except ValueError:
         document, parsed = None, False
