@@ -1,4 +1,4 @@
-"""In-process state store (``memory://``): the reference semantics for the other backends.
+"""In-process state store (``memory://``): the rules of ``records`` over plain dicts.
 
 Each method reads and writes without an ``await`` in between, so it is atomic on the event
 loop. Records expire on the store's clock and are dropped as later writes come in.
@@ -9,22 +9,12 @@ from __future__ import annotations
 import heapq
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from service.state.store import Claim, ClaimStatus, Correlation, RememberedMessage
+from service.state.records import Entry, Held, decide_claim, decide_complete
+from service.state.store import Claim, Correlation, RememberedMessage
 
 V = TypeVar("V")
-
-
-@dataclass(frozen=True, slots=True)
-class _Held:
-    """One idempotency record: claimed while ``result`` is None, done once it is set."""
-
-    owner: str
-    claimed_at: float
-    lease_until: float
-    result: bytes | None = None
 
 
 class _ExpiringTable(Generic[V]):
@@ -69,7 +59,7 @@ class MemoryStateStore:
     def __init__(self, *, retention_seconds: float, clock: Callable[[], float] = time.time) -> None:
         self._retention = retention_seconds
         self._clock = clock
-        self._claims: _ExpiringTable[_Held] = _ExpiringTable()
+        self._claims: _ExpiringTable[Held] = _ExpiringTable()
         self._correlations: _ExpiringTable[Correlation] = _ExpiringTable()
         self._messages_by_request: _ExpiringTable[str] = _ExpiringTable()
         self._seen: _ExpiringTable[bool] = _ExpiringTable()
@@ -81,17 +71,15 @@ class MemoryStateStore:
 
     async def claim(self, key: str, owner: str, lease_seconds: float) -> Claim:
         now = self._clock()
-        held = self._claims.get(key, now)
-        if held is not None and held.result is not None:
-            return Claim(ClaimStatus.DONE, result=held.result)
-        if held is not None and held.owner != owner and held.lease_until > now:
-            return Claim(ClaimStatus.BUSY)
-        claimed_at = now if held is None else held.claimed_at
-        renewed = _Held(owner=owner, claimed_at=claimed_at, lease_until=now + lease_seconds)
-        self._claims.put(key, renewed, expires_at=now + self._retention, now=now)
-        if held is None or held.owner == owner:
-            return Claim(ClaimStatus.CLAIMED)
-        return Claim(ClaimStatus.EXPIRED, claimed_at=held.claimed_at)
+        claim, entry = decide_claim(
+            self._claims.get(key, now),
+            owner=owner,
+            now=now,
+            lease_seconds=lease_seconds,
+            retention_seconds=self._retention,
+        )
+        self._store(key, entry, now)
+        return claim
 
     async def complete(
         self, key: str, owner: str, result: bytes, *, message: RememberedMessage | None = None
@@ -99,12 +87,14 @@ class MemoryStateStore:
         now = self._clock()
         if message is not None:
             self._remember(key, message, now)
-        held = self._claims.get(key, now)
-        if held is not None and held.result is not None:
-            return  # the first completion wins: redeliveries must republish one stable result
-        claimed_at = now if held is None else held.claimed_at
-        done = _Held(owner=owner, claimed_at=claimed_at, lease_until=now, result=result)
-        self._claims.put(key, done, expires_at=now + self._retention, now=now)
+        entry = decide_complete(
+            self._claims.get(key, now),
+            owner=owner,
+            now=now,
+            result=result,
+            retention_seconds=self._retention,
+        )
+        self._store(key, entry, now)
 
     async def release(self, key: str, owner: str) -> None:
         held = self._claims.get(key, self._clock())
@@ -137,6 +127,10 @@ class MemoryStateStore:
 
     async def close(self) -> None:
         """Nothing to release."""
+
+    def _store(self, key: str, entry: Entry | None, now: float) -> None:
+        if entry is not None:
+            self._claims.put(key, entry.held, expires_at=entry.expires_at, now=now)
 
     def _remember(self, key: str, message: RememberedMessage, now: float) -> None:
         expires_at = now + self._retention

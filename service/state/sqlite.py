@@ -11,107 +11,24 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from service.state.sqlite_writer import SqliteWriter
-from service.state.store import Claim, ClaimStatus, Correlation, RememberedMessage
+from service.state.sqlite_records import (
+    ClaimRequest,
+    CompleteRequest,
+    RecordRequest,
+    run_record_requests,
+)
+from service.state.sqlite_schema import connect
+from service.state.sqlite_writer import BatchRunner, SqliteWriter
+from service.state.store import Claim, Correlation, RememberedMessage
 
-SCHEMA_VERSION = 1
 # Expired rows are deleted every this many writes, at most PURGE_BATCH rows per table at a
 # time: the cost stays small and flat, and steady state deletes as fast as rows expire.
 PURGE_EVERY_WRITES = 1000
 PURGE_BATCH = 5000
-# Another process holding the file (an overlapping restart) is waited for, not failed on.
-BUSY_TIMEOUT_MS = 5000
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS claims (
-    key TEXT PRIMARY KEY,
-    owner TEXT NOT NULL,
-    claimed_at REAL NOT NULL,
-    lease_until REAL NOT NULL,
-    result BLOB,                -- NULL while claimed, the stored outcome once done
-    expires_at REAL NOT NULL,
-    last_claim TEXT NOT NULL    -- what the latest claim() decided; RETURNING reads it back
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS claims_expiry ON claims (expires_at);
-CREATE TABLE IF NOT EXISTS correlations (
-    message_id TEXT PRIMARY KEY,
-    request_id TEXT NOT NULL,
-    request_source TEXT NOT NULL,
-    expires_at REAL NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS correlations_expiry ON correlations (expires_at);
-CREATE TABLE IF NOT EXISTS requests (
-    request_key TEXT PRIMARY KEY,
-    message_id TEXT NOT NULL,
-    expires_at REAL NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS requests_expiry ON requests (expires_at);
-CREATE TABLE IF NOT EXISTS seen (
-    key TEXT PRIMARY KEY,
-    expires_at REAL NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS seen_expiry ON seen (expires_at);
-"""
-
-# The row as it is (NULLs when absent or past retention) decides the outcome; the new row is
-# built from that decision and upserted; RETURNING hands the decision back.
-_CLAIM = """
-INSERT INTO claims (key, owner, claimed_at, lease_until, result, expires_at, last_claim)
-SELECT :key,
-       CASE WHEN outcome IN ('done', 'busy') THEN held_owner ELSE :owner END,
-       COALESCE(held_claimed_at, :now),
-       CASE WHEN outcome IN ('done', 'busy') THEN held_lease_until ELSE :lease_until END,
-       held_result,
-       CASE WHEN outcome IN ('done', 'busy') THEN held_expires_at ELSE :expires_at END,
-       outcome
-FROM (
-    SELECT held.owner AS held_owner, held.claimed_at AS held_claimed_at,
-           held.lease_until AS held_lease_until, held.result AS held_result,
-           held.expires_at AS held_expires_at,
-           CASE
-               WHEN held.key IS NULL THEN 'claimed'
-               WHEN held.result IS NOT NULL THEN 'done'
-               WHEN held.owner = :owner THEN 'claimed'
-               WHEN held.lease_until > :now THEN 'busy'
-               ELSE 'expired'
-           END AS outcome
-    FROM (SELECT 1) LEFT JOIN claims AS held ON held.key = :key AND held.expires_at > :now
-)
-WHERE true
-ON CONFLICT (key) DO UPDATE SET
-    owner = excluded.owner, claimed_at = excluded.claimed_at,
-    lease_until = excluded.lease_until, result = excluded.result,
-    expires_at = excluded.expires_at, last_claim = excluded.last_claim
-RETURNING last_claim, result, claimed_at
-"""
-
-# A live done row keeps its first result: redeliveries must republish one stable outcome.
-_COMPLETE = """
-INSERT INTO claims (key, owner, claimed_at, lease_until, result, expires_at, last_claim)
-VALUES (:key, :owner, :now, :now, :result, :expires_at, 'done')
-ON CONFLICT (key) DO UPDATE SET
-    owner = excluded.owner, lease_until = excluded.lease_until,
-    result = excluded.result, expires_at = excluded.expires_at
-WHERE claims.result IS NULL OR claims.expires_at <= :now
-"""
 
 _RELEASE = "DELETE FROM claims WHERE key = ? AND owner = ? AND result IS NULL"
 _FORGET_CLAIM = "DELETE FROM claims WHERE key = ?"
 _FORGET_REQUEST = "DELETE FROM requests WHERE request_key = ?"
-
-_REMEMBER_CORRELATION = """
-INSERT INTO correlations (message_id, request_id, request_source, expires_at)
-VALUES (?, ?, ?, ?)
-ON CONFLICT (message_id) DO UPDATE SET
-    request_id = excluded.request_id, request_source = excluded.request_source,
-    expires_at = excluded.expires_at
-"""
-
-_REMEMBER_REQUEST = """
-INSERT INTO requests (request_key, message_id, expires_at) VALUES (?, ?, ?)
-ON CONFLICT (request_key) DO UPDATE SET
-    message_id = excluded.message_id, expires_at = excluded.expires_at
-"""
 
 _CORRELATION_FOR = """
 SELECT request_id, request_source FROM correlations WHERE message_id = ? AND expires_at > ?
@@ -138,22 +55,17 @@ _PURGES = tuple(
     )
 )
 
-_STATUS = {status.value: status for status in ClaimStatus}
-
 # One SQL statement and its parameters; an operation runs a few of them in order.
 Statement = tuple[str, Any]
-
-
-class SchemaMismatch(sqlite3.DatabaseError):
-    """The file was written by a relay with another schema version."""
 
 
 class SqliteStateStore:
     """State in one SQLite file, written by one thread that commits queued operations together.
 
-    Each operation is a few constant SQL statements (kept prepared by sqlite3's statement
-    cache) and is atomic: it runs inside the writer's ``BEGIN IMMEDIATE`` transaction, which
-    holds the write lock before any row is read. Its caller resumes only once that transaction
+    Claims and completions are data: the writer serves each run of them queued together with a
+    few set-based statements (``sqlite_records``). The other operations are a few constant
+    statements each. Everything runs inside the writer's ``BEGIN IMMEDIATE`` transaction, which
+    holds the write lock before any row is read. A caller resumes only once that transaction
     has committed, so a claim is on disk before MsgFlash is called, as with one commit each.
     """
 
@@ -165,16 +77,19 @@ class SqliteStateStore:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._writer = writer
-        self._retention = retention_seconds
         self._clock = clock
         self._writes_since_purge = 0
+        # One object for every request: the writer groups consecutive requests by runner.
+        self._run_records: BatchRunner[RecordRequest, Claim | None] = partial(
+            run_record_requests, retention_seconds=retention_seconds
+        )
 
     @classmethod
     async def open(
         cls, path: str, *, retention_seconds: float, clock: Callable[[], float] = time.time
     ) -> SqliteStateStore:
         """Open (creating if needed) the database file; raises ``sqlite3.Error`` on failure."""
-        writer = await SqliteWriter.start(partial(_connect, path))
+        writer = await SqliteWriter.start(partial(connect, path))
         store = cls(writer, retention_seconds=retention_seconds, clock=clock)
         try:
             await store.purge_expired()
@@ -189,32 +104,16 @@ class SqliteStateStore:
         return self._writer.batches_committed
 
     async def claim(self, key: str, owner: str, lease_seconds: float) -> Claim:
-        now = self._clock()
-        params = {
-            "key": key,
-            "owner": owner,
-            "now": now,
-            "lease_until": now + lease_seconds,
-            "expires_at": now + self._retention,
-        }
-        (outcome, result, claimed_at), *_ = await self._write((_CLAIM, params))
-        status = _STATUS[outcome]
-        if status is ClaimStatus.DONE:
-            return Claim(status, result=bytes(result))
-        if status is ClaimStatus.EXPIRED:
-            return Claim(status, claimed_at=float(claimed_at))
-        return Claim(status)
+        request = ClaimRequest(key, owner, now=self._clock(), lease_seconds=lease_seconds)
+        claim = await self._record(request)
+        assert claim is not None  # a claim is answered with its Claim
+        return claim
 
     async def complete(
         self, key: str, owner: str, result: bytes, *, message: RememberedMessage | None = None
     ) -> None:
         now = self._clock()
-        expires_at = now + self._retention
-        params = {"key": key, "owner": owner, "now": now, "result": result}
-        statements = [(_COMPLETE, {**params, "expires_at": expires_at})]
-        if message is not None:
-            statements += _remember(key, message, expires_at)
-        await self._write(*statements)
+        await self._record(CompleteRequest(key, owner, now=now, result=result, message=message))
 
     async def release(self, key: str, owner: str) -> None:
         await self._run((_RELEASE, (key, owner)))
@@ -237,7 +136,9 @@ class SqliteStateStore:
     async def first_seen(self, key: str, window_seconds: float) -> bool:
         now = self._clock()
         params = {"key": key, "now": now, "expires_at": now + window_seconds}
-        return bool(await self._write((_FIRST_SEEN, params)))
+        rows = await self._run((_FIRST_SEEN, params))
+        await self._count_write()
+        return bool(rows)
 
     async def forget_seen(self, key: str) -> None:
         await self._run((_FORGET_SEEN, (key,)))
@@ -257,13 +158,17 @@ class SqliteStateStore:
     async def _run(self, *statements: Statement) -> list[Any]:
         return await self._writer.run(partial(_execute, statements))
 
-    async def _write(self, *statements: Statement) -> list[Any]:
-        rows = await self._run(*statements)
+    async def _record(self, request: RecordRequest) -> Claim | None:
+        answer = await self._writer.submit(request, self._run_records)
+        await self._count_write()
+        return answer
+
+    async def _count_write(self) -> None:
+        """Purge once every PURGE_EVERY_WRITES writing requests, however they were batched."""
         self._writes_since_purge += 1
         if self._writes_since_purge >= PURGE_EVERY_WRITES:
             self._writes_since_purge = 0
             await self.purge_expired()
-        return rows
 
 
 # --- on the writer thread --------------------------------------------------------------------
@@ -277,40 +182,5 @@ def _execute(statements: tuple[Statement, ...], connection: sqlite3.Connection) 
     return rows
 
 
-def _remember(key: str, message: RememberedMessage, expires_at: float) -> list[Statement]:
-    """messageId -> correlation and key -> messageId, written with the result."""
-    correlation = message.correlation
-    row = (message.message_id, correlation.request_id, correlation.request_source, expires_at)
-    return [
-        (_REMEMBER_CORRELATION, row),
-        (_REMEMBER_REQUEST, (key, message.message_id, expires_at)),
-    ]
-
-
 def _purge(now: float, connection: sqlite3.Connection) -> int:
     return sum(connection.execute(purge, (now, PURGE_BATCH)).rowcount for purge in _PURGES)
-
-
-def _connect(path: str) -> sqlite3.Connection:
-    """The connection the writer owns; transactions are its own, hence no isolation level."""
-    connection = sqlite3.connect(path, isolation_level=None)
-    try:
-        _prepare(connection)
-    except BaseException:
-        connection.close()
-        raise
-    return connection
-
-
-def _prepare(connection: sqlite3.Connection) -> None:
-    """Pragmas for a single-writer service, then the schema (refusing unknown versions)."""
-    connection.execute("PRAGMA journal_mode=WAL").fetchall()
-    connection.execute("PRAGMA synchronous=NORMAL")
-    connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    (version,) = connection.execute("PRAGMA user_version").fetchone()
-    if version not in (0, SCHEMA_VERSION):
-        raise SchemaMismatch(
-            f"schema version {version} is not {SCHEMA_VERSION}: the file belongs to another "
-            "relay version; point RELAY_STATE_URL at a new file"
-        )
-    connection.executescript(_SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION};")

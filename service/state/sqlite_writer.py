@@ -1,7 +1,10 @@
 """The SQLite writer thread: one connection, and queued operations committed together.
 
 A caller's await returns only after the transaction that ran its operation has committed, so
-grouping saves thread hops, loop wakeups and commits without weakening durability.
+grouping saves thread hops, loop wakeups and commits without weakening durability. Requests of
+one kind queued next to each other run in one call of their runner, which may serve them all
+with a few set-based statements: every statement step lets the GIL go, and taking it back from
+a busy event loop costs the thread switches and waits.
 """
 
 from __future__ import annotations
@@ -10,10 +13,17 @@ import asyncio
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from itertools import groupby
 from typing import Any, NamedTuple, TypeVar
 
+R = TypeVar("R")
 T = TypeVar("T")
+
+# Serves a run of consecutive requests in one go, inside the batch's transaction: one answer
+# per request, in order. A request that must fail alone raises; the batch is then re-run one
+# request per transaction, so only the faulty one fails.
+BatchRunner = Callable[[sqlite3.Connection, Sequence[R]], Sequence[T]]
 
 # Enough to spread one commit over a burst of commands; few enough that one batch does not
 # hold the write lock, and its callers' answers, for long.
@@ -28,7 +38,8 @@ class WriterClosed(sqlite3.ProgrammingError):
 
 
 class _Pending(NamedTuple):
-    operation: Callable[[sqlite3.Connection], Any]
+    request: Any
+    runner: BatchRunner[Any, Any]
     future: asyncio.Future[Any]
 
 
@@ -42,8 +53,9 @@ class SqliteWriter:
     Operations submitted during one event-loop iteration are handed over together, once. The
     thread waits for the first hand-over, takes whatever else was handed over by then (closing
     the batch once it holds MAX_BATCH or more), runs them all in one ``BEGIN IMMEDIATE ...
-    COMMIT`` and answers the batch with a single wakeup of the event loop. When an operation raises, the batch is rolled back
-    and re-run one transaction per operation, so only the faulty one fails.
+    COMMIT`` and answers the batch with a single wakeup of the event loop. When an operation
+    raises, the batch is rolled back and re-run one transaction per operation, so only the
+    faulty one fails.
     """
 
     def __init__(
@@ -78,10 +90,18 @@ class SqliteWriter:
 
     async def run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
         """What ``operation`` returned, once the transaction that ran it has committed."""
+        return await self.submit(operation, _call_each)
+
+    async def submit(self, request: R, runner: BatchRunner[R, T]) -> T:
+        """What ``runner`` answered ``request``, once the transaction that ran it has committed.
+
+        ``runner`` gets, in submission order, every request queued next to this one with the
+        same runner (compared with ``==``: pass one function object, not a new partial).
+        """
         if self._closed:
             raise WriterClosed("the SQLite state store is closed")
         future: asyncio.Future[T] = self._loop.create_future()
-        self._outbox.append(_Pending(operation, future))
+        self._outbox.append(_Pending(request, runner, future))
         if len(self._outbox) == 1:
             # Handed over once the loop has run everything else that is ready: the operations
             # of every command processed in this iteration travel, and commit, together.
@@ -157,7 +177,7 @@ class SqliteWriter:
         except sqlite3.Error as exc:  # no write lock (another process kept it): nothing ran
             return [(pending.future, exc, None) for pending in batch]
         try:
-            results = [pending.operation(connection) for pending in batch]
+            results = _serve_runs(connection, batch)
             connection.execute("COMMIT")
         except Exception as exc:
             connection.rollback()
@@ -174,6 +194,24 @@ class SqliteWriter:
         except RuntimeError:  # the loop was closed: nobody is waiting any more
             return False
         return True
+
+
+def _serve_runs(connection: sqlite3.Connection, batch: list[_Pending]) -> list[Any]:
+    """The answers to ``batch``, in order: each run of one runner's requests in one call."""
+    answers: list[Any] = []
+    for runner, run in groupby(batch, key=lambda pending: pending.runner):
+        requests = [pending.request for pending in run]
+        answered = runner(connection, requests)
+        if len(answered) != len(requests):
+            raise RuntimeError(f"{runner!r} answered {len(answered)} of {len(requests)} requests")
+        answers.extend(answered)
+    return answers
+
+
+def _call_each(
+    connection: sqlite3.Connection, operations: Sequence[Callable[[sqlite3.Connection], T]]
+) -> list[T]:
+    return [operation(connection) for operation in operations]
 
 
 def _settle(outcomes: list[_Outcome]) -> None:
