@@ -26,7 +26,8 @@ from benchmarks.processes import (
 )
 from benchmarks.workspace import Workspace
 
-Program = Literal["relay", "baseline"]
+# "relay-memory": the relay with RELAY_STATE_URL=memory://, to show what the SQLite store costs.
+Program = Literal["relay", "relay-memory", "baseline"]
 # "Unlimited" for the relay's own pacing (the setting's maximum), since the sandbox's limit is off.
 UNPACED_RATE = 100_000.0
 
@@ -62,12 +63,14 @@ async def drain_preloaded(
             topology,
             sandbox,
             http_port=free_port(),
-            state_url=workspace.sqlite_state_url(topology.prefix),
+            state_url="memory://"
+            if program == "relay-memory"
+            else workspace.sqlite_state_url(topology.prefix),
             rate_limit=UNPACED_RATE,
         )
         log = workspace.path(f"{topology.prefix}.log")
         child: ChildProcess
-        if program == "relay":
+        if program in ("relay", "relay-memory"):
             child = RelayProcess.create(topology.prefix, env, log, profile_to=profile_to).child
         else:
             child = baseline_process(topology.prefix, env, log)
