@@ -4,7 +4,7 @@ Writes, next to ``latest.json``: ``profile-relay.txt`` (call tree of the relay's
 ``profile-relay-self.txt`` (time per function, library time charged to the relay function
 that called into it) and ``profile-relay-total.txt`` (inclusive time per function, libraries
 included). Hot spots such as JSON, logging, validation or confirm waits show up there. Only
-the main thread is sampled (SQLite's writer thread is not), and the profiler roughly halves
+the main thread is sampled (SQLite's checkpoint thread is not), and the profiler roughly halves
 the relay's rate, so the rate reported here is for orientation only.
 """
 

@@ -1,4 +1,5 @@
-"""Embedded state store (``sqlite:///PATH``): one connection in WAL mode, on a writer thread.
+"""Embedded state store (``sqlite:///PATH``): one file in WAL mode, written on the event loop
+in batches (``sqlite_writer``) and checkpointed on a thread (``sqlite_checkpoint``).
 
 Survives restarts of one relay process; not for replicas sharing state (use Redis).
 """
@@ -11,13 +12,14 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from service.state.sqlite_checkpoint import Checkpointer
 from service.state.sqlite_records import (
     ClaimRequest,
     CompleteRequest,
     RecordRequest,
     run_record_requests,
 )
-from service.state.sqlite_schema import connect
+from service.state.sqlite_schema import connect, connect_checkpointer
 from service.state.sqlite_writer import BatchRunner, SqliteWriter
 from service.state.store import Claim, Correlation, RememberedMessage
 
@@ -60,13 +62,13 @@ Statement = tuple[str, Any]
 
 
 class SqliteStateStore:
-    """State in one SQLite file, written by one thread that commits queued operations together.
+    """State in one SQLite file, written in batches that commit queued operations together.
 
     Claims and completions are data: the writer serves each run of them queued together with a
     few set-based statements (``sqlite_records``). The other operations are a few constant
     statements each. Everything runs inside the writer's ``BEGIN IMMEDIATE`` transaction, which
     holds the write lock before any row is read. A caller resumes only once that transaction
-    has committed, so a claim is on disk before MsgFlash is called, as with one commit each.
+    has committed, so a claim is in the file before MsgFlash is called, as with one commit each.
     """
 
     def __init__(
@@ -74,9 +76,11 @@ class SqliteStateStore:
         writer: SqliteWriter,
         *,
         retention_seconds: float,
+        checkpointer: Checkpointer | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._writer = writer
+        self._checkpointer = checkpointer
         self._clock = clock
         self._writes_since_purge = 0
         # One object for every request: the writer groups consecutive requests by runner.
@@ -90,11 +94,18 @@ class SqliteStateStore:
     ) -> SqliteStateStore:
         """Open (creating if needed) the database file; raises ``sqlite3.Error`` on failure."""
         writer = await SqliteWriter.start(partial(connect, path))
-        store = cls(writer, retention_seconds=retention_seconds, clock=clock)
+        try:
+            checkpointer = await Checkpointer.start(partial(connect_checkpointer, path))
+        except BaseException:
+            await writer.close()
+            raise
+        store = cls(
+            writer, retention_seconds=retention_seconds, checkpointer=checkpointer, clock=clock
+        )
         try:
             await store.purge_expired()
         except BaseException:
-            await writer.close()
+            await store.close()
             raise
         return store
 
@@ -144,12 +155,23 @@ class SqliteStateStore:
         await self._run((_FORGET_SEEN, (key,)))
 
     async def ping(self) -> None:
-        """Answered by the writer thread itself, so it proves the thread is alive."""
+        """A statement through the writer; raises too while checkpoints fail or have stopped."""
         await self._run(("SELECT 1", ()))
+        checkpointer = self._checkpointer
+        if checkpointer is None:
+            return
+        if not checkpointer.alive:
+            raise sqlite3.OperationalError("the SQLite checkpoint thread has stopped")
+        if checkpointer.failure is not None:
+            raise checkpointer.failure
 
     async def close(self) -> None:
-        """Finish the queued operations, then stop the writer; later calls raise."""
-        await self._writer.close()
+        """Commit the queued operations, checkpoint, close the file; later calls raise."""
+        try:
+            await self._writer.close()
+        finally:
+            if self._checkpointer is not None:
+                await self._checkpointer.close()
 
     async def purge_expired(self) -> int:
         """Delete a bounded batch of expired rows from every table; return how many went."""
@@ -171,7 +193,7 @@ class SqliteStateStore:
             await self.purge_expired()
 
 
-# --- on the writer thread --------------------------------------------------------------------
+# --- inside the writer's transactions -----------------------------------------------------------
 
 
 def _execute(statements: tuple[Statement, ...], connection: sqlite3.Connection) -> list[Any]:

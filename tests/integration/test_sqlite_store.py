@@ -1,17 +1,19 @@
-"""The SQLite writer: queued operations share transactions, fail alone, and are durable.
+"""The SQLite store: batched writes on the loop, checkpoints on a thread, durable answers.
 
-The writer is held at a gate (an operation that waits for an event) where a test needs a batch
-of a known shape; everything else goes through the store as the relay uses it. Claims and
-completions of one batch cost a few statements, counted by the connection's trace callback.
+Operations started together (in one loop iteration) form one batch; everything else goes
+through the store as the relay uses it. Claims and completions of one batch cost a few
+statements, counted by the connection's trace callback. Locks are real: a second connection
+to the same file holds the write lock where a test needs the file busy.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Awaitable, Sequence
-from contextlib import closing
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -19,14 +21,16 @@ from typing import Any, TypeVar
 
 import pytest
 
+from service.state import sqlite_checkpoint, sqlite_writer
 from service.state.sqlite import SqliteStateStore
-from service.state.sqlite_schema import connect
+from service.state.sqlite_checkpoint import Checkpointer
+from service.state.sqlite_schema import connect, connect_checkpointer
 from service.state.sqlite_writer import SqliteWriter, WriterClosed
 from service.state.store import Claim, ClaimStatus, Correlation, RememberedMessage
 
 RETENTION = 3600.0
 LEASE = 10.0
-GATE_TIMEOUT = 10.0
+WAIT = 10.0
 
 T = TypeVar("T")
 
@@ -49,11 +53,24 @@ def _read(path: Path, sql: str) -> list[tuple[object, ...]]:
         return db.execute(sql).fetchall()
 
 
+@contextmanager
+def _write_locked(path: Path) -> Iterator[None]:
+    """Another connection (as another process would) holds the file's write lock meanwhile."""
+    with closing(sqlite3.connect(path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            other.execute("COMMIT")
+
+
 # --- a bare writer over a table with a constraint --------------------------------------------
 
 
 def _connect_numbers(path: Path) -> sqlite3.Connection:
-    connection = sqlite3.connect(path, isolation_level=None)
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA busy_timeout=0")
     connection.execute("CREATE TABLE IF NOT EXISTS numbers (n INTEGER PRIMARY KEY CHECK (n != 13))")
     return connection
 
@@ -63,28 +80,6 @@ def _insert(n: int, connection: sqlite3.Connection) -> int:
     return n
 
 
-def _hold(entered: threading.Event, release: threading.Event, _: sqlite3.Connection) -> None:
-    entered.set()
-    release.wait(GATE_TIMEOUT)
-
-
-class Gate:
-    """Keeps the writer busy so that the operations submitted meanwhile form one batch."""
-
-    def __init__(self, writer: SqliteWriter) -> None:
-        self.entered, self.release = threading.Event(), threading.Event()
-        self.held = asyncio.ensure_future(writer.run(partial(_hold, self.entered, self.release)))
-
-    async def __aenter__(self) -> Gate:
-        assert await asyncio.to_thread(self.entered.wait, GATE_TIMEOUT)
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await asyncio.sleep(0)  # the operations submitted meanwhile reach the queue
-        self.release.set()
-        await self.held
-
-
 @pytest.fixture
 async def writer(path: Path) -> AsyncIterator[SqliteWriter]:
     writer = await SqliteWriter.start(partial(_connect_numbers, path))
@@ -92,41 +87,45 @@ async def writer(path: Path) -> AsyncIterator[SqliteWriter]:
     await writer.close()
 
 
-async def test_operations_queued_behind_a_busy_writer_commit_in_one_transaction(
+def _together(*operations: Awaitable[T]) -> list[asyncio.Future[T]]:
+    """Started in one go: they reach the writer in one loop iteration, hence one batch."""
+    return [asyncio.ensure_future(operation) for operation in operations]
+
+
+async def test_operations_submitted_together_commit_in_one_transaction(
     writer: SqliteWriter, path: Path
 ) -> None:
-    async with Gate(writer):
-        numbers = range(100, 200)  # none of them the forbidden 13
-        inserts = [asyncio.ensure_future(writer.run(partial(_insert, n))) for n in numbers]
-        committed_before = writer.batches_committed
-    results = await asyncio.gather(*inserts)
+    committed_before = writer.batches_committed
+    numbers = range(100, 200)  # none of them the forbidden 13
+
+    results = await asyncio.gather(*_together(*(writer.run(partial(_insert, n)) for n in numbers)))
 
     assert results == list(numbers)
-    assert writer.batches_committed - committed_before == 2  # the gate's, then all hundred
+    assert writer.batches_committed - committed_before == 1
     assert _read(path, "SELECT count(*) FROM numbers") == [(100,)]
 
 
-async def test_a_failing_operation_fails_alone_and_the_rest_of_its_batch_commits(
+async def test_a_failing_operation_fails_alone_and_the_rest_of_its_batch_commits_once(
     writer: SqliteWriter, path: Path
 ) -> None:
-    async with Gate(writer):
-        inserts = [asyncio.ensure_future(writer.run(partial(_insert, n))) for n in range(20)]
+    committed_before = writer.batches_committed
+    inserts = _together(*(writer.run(partial(_insert, n)) for n in range(20)))
     results = await asyncio.gather(*inserts, return_exceptions=True)
 
     failed = {n: result for n, result in enumerate(results) if isinstance(result, Exception)}
     assert list(failed) == [13]
     assert isinstance(failed[13], sqlite3.IntegrityError)
     assert _read(path, "SELECT count(*) FROM numbers") == [(19,)]
+    assert writer.batches_committed - committed_before == 1  # re-run under savepoints
 
 
 async def test_an_operation_raising_a_python_error_fails_alone(writer: SqliteWriter) -> None:
     def broken(_: sqlite3.Connection) -> None:
         raise LookupError("deliberately broken")
 
-    async with Gate(writer):
-        before = asyncio.ensure_future(writer.run(partial(_insert, 1)))
-        fails = asyncio.ensure_future(writer.run(broken))
-        after = asyncio.ensure_future(writer.run(partial(_insert, 2)))
+    before, fails, after = _together(
+        writer.run(partial(_insert, 1)), writer.run(broken), writer.run(partial(_insert, 2))
+    )
 
     assert await before == 1
     with pytest.raises(LookupError, match="deliberately broken"):
@@ -143,10 +142,9 @@ async def test_consecutive_requests_of_one_runner_are_served_in_one_call_in_orde
         calls.append(list(numbers))
         return [2 * n for n in numbers]
 
-    async with Gate(writer):
-        first = [asyncio.ensure_future(writer.submit(n, double_all)) for n in range(3)]
-        between = asyncio.ensure_future(writer.run(lambda _: len(calls)))
-        second = [asyncio.ensure_future(writer.submit(n, double_all)) for n in range(3, 5)]
+    first = _together(*(writer.submit(n, double_all) for n in range(3)))
+    (between,) = _together(writer.run(lambda _: len(calls)))
+    second = _together(*(writer.submit(n, double_all) for n in range(3, 5)))
 
     assert await asyncio.gather(*first, *second) == [0, 2, 4, 6, 8]
     assert await between == 1  # ran after the first run, before the second
@@ -156,10 +154,9 @@ async def test_consecutive_requests_of_one_runner_are_served_in_one_call_in_orde
 async def test_a_cancelled_caller_does_not_stop_the_others_of_its_batch(
     writer: SqliteWriter, path: Path
 ) -> None:
-    async with Gate(writer):
-        inserts = [asyncio.ensure_future(writer.run(partial(_insert, n))) for n in range(5)]
-        await asyncio.sleep(0)  # each task runs up to its await on the writer
-        inserts[2].cancel()
+    inserts = _together(*(writer.run(partial(_insert, n)) for n in range(5)))
+    await asyncio.sleep(0)  # each task runs up to its await on the writer
+    inserts[2].cancel()
     results = await asyncio.gather(*inserts, return_exceptions=True)
 
     assert isinstance(results[2], asyncio.CancelledError)
@@ -167,31 +164,179 @@ async def test_a_cancelled_caller_does_not_stop_the_others_of_its_batch(
     assert _read(path, "SELECT count(*) FROM numbers") == [(5,)]  # the cancelled one ran too
 
 
-def _writer_threads() -> set[threading.Thread]:
-    return {thread for thread in threading.enumerate() if thread.name == "relay-sqlite"}
+async def test_statements_run_on_the_event_loop_thread(writer: SqliteWriter) -> None:
+    assert await writer.run(lambda _: threading.current_thread()) is threading.current_thread()
 
 
-async def test_the_writer_runs_on_a_named_thread_and_leaves_none_behind_on_close(
+async def test_an_idle_writer_commits_at_once_and_a_busy_one_once_per_window(
     path: Path,
 ) -> None:
-    threads_before = _writer_threads()
+    window = 0.2
+    writer = await SqliteWriter.start(partial(_connect_numbers, path), commit_window=window)
+    loop = asyncio.get_running_loop()
+    try:
+        started = loop.time()
+        await writer.run(partial(_insert, 1))  # idle: no window to wait for
+        first_done = loop.time()
+        await writer.run(partial(_insert, 2))  # right after a commit: waits for the window
+        second_done = loop.time()
+    finally:
+        await writer.close()
+
+    assert first_done - started < window
+    assert second_done - first_done >= window * 0.9  # the loop's timers may fire a tick early
+
+
+async def test_a_locked_file_is_retried_without_blocking_the_loop_until_it_unlocks(
+    writer: SqliteWriter, path: Path
+) -> None:
+    with _write_locked(path):
+        insert = asyncio.ensure_future(writer.run(partial(_insert, 7)))
+        ticks = 0
+        for _ in range(10):  # the loop keeps running while the writer waits for the lock
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not insert.done()
+    assert await asyncio.wait_for(insert, WAIT) == 7
+    assert ticks == 10
+    assert _read(path, "SELECT n FROM numbers") == [(7,)]
+
+
+async def test_operations_fail_naming_the_setting_once_the_file_stays_locked(
+    writer: SqliteWriter, path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_writer, "BUSY_TIMEOUT_SECONDS", 0.2)
+    with _write_locked(path), pytest.raises(sqlite3.OperationalError, match="RELAY_STATE_URL"):
+        await asyncio.wait_for(writer.run(partial(_insert, 7)), WAIT)
+    assert await writer.run(partial(_insert, 8)) == 8  # and works again once it unlocks
+
+
+async def test_close_waits_for_a_locked_file_then_commits_what_was_queued(path: Path) -> None:
     writer = await SqliteWriter.start(partial(_connect_numbers, path))
-    thread = await writer.run(lambda _: threading.current_thread())
-    await writer.close()
+    with _write_locked(path):
+        insert = asyncio.ensure_future(writer.run(partial(_insert, 5)))
+        await asyncio.sleep(0.05)
+        closing_writer = asyncio.ensure_future(writer.close())
+        await asyncio.sleep(0.05)
+        assert not closing_writer.done()
+    await asyncio.wait_for(closing_writer, WAIT)
 
-    assert thread.name == "relay-sqlite"
-    assert not thread.daemon
-    assert not thread.is_alive()
-    assert _writer_threads() <= threads_before
+    assert await insert == 5
+    with pytest.raises(WriterClosed):
+        await writer.run(partial(_insert, 6))
 
 
-async def test_a_failed_connect_raises_and_leaves_no_thread_behind(tmp_path: Path) -> None:
-    threads_before = _writer_threads()
-
+async def test_a_failed_connect_raises(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.OperationalError):
-        await SqliteWriter.start(partial(sqlite3.connect, tmp_path / "missing" / "state.db"))
+        await SqliteWriter.start(partial(connect, str(tmp_path / "missing" / "state.db")))
 
-    assert _writer_threads() <= threads_before
+
+# --- the checkpointer ------------------------------------------------------------------------
+
+
+def _checkpoint_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == "relay-sqlite-checkpoint"}
+
+
+def _size(path: Path) -> int:
+    """The file's size in bytes, 0 when it does not exist."""
+    return os.path.getsize(path) if os.path.exists(path) else 0
+
+
+def _wal(path: Path) -> Path:
+    return path.with_name(path.name + "-wal")
+
+
+async def _fill(store: SqliteStateStore, count: int) -> None:
+    """Enough rows that their pages outnumber SQLite's own checkpoint threshold (1000)."""
+    blob = b"x" * 3000
+    for start in range(0, count, 100):
+        await asyncio.gather(
+            *(store.complete(f"k{i}", "a", blob) for i in range(start, start + 100))
+        )
+
+
+async def test_the_writer_never_checkpoints_and_the_checkpointer_does(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_checkpoint, "CHECKPOINT_INTERVAL_SECONDS", 3600.0)
+    store = await SqliteStateStore.open(str(path), retention_seconds=RETENTION)
+    try:
+        empty_size = _size(path)
+        await _fill(store, 1500)
+        assert _size(path) == empty_size  # every page still only in the WAL
+        assert _size(_wal(path)) > 1500 * 3000
+    finally:
+        await store.close()  # the checkpointer's last, truncating round
+
+    assert _size(path) > 1500 * 3000
+    assert _size(_wal(path)) == 0
+    assert _read(path, "SELECT count(*) FROM claims") == [(1500,)]
+
+
+async def test_checkpoints_run_in_the_background_on_a_thread_of_their_own(path: Path) -> None:
+    threads_before = _checkpoint_threads()
+    writer = await SqliteWriter.start(partial(connect, str(path)))
+    checkpointer = await Checkpointer.start(partial(connect_checkpointer, str(path)), interval=0.02)
+    store = SqliteStateStore(writer, retention_seconds=RETENTION, checkpointer=checkpointer)
+    try:
+        empty_size = _size(path)
+        await _fill(store, 1500)
+        rounds = checkpointer.rounds
+        await _until(lambda: checkpointer.rounds >= rounds + 2)
+        assert _size(path) > empty_size + 1500 * 3000  # copied back while running
+        (thread,) = _checkpoint_threads() - threads_before
+        assert not thread.daemon
+    finally:
+        await store.close()
+    assert _checkpoint_threads() <= threads_before
+
+
+async def test_a_wal_past_the_restart_threshold_is_restarted_under_steady_writes(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_checkpoint, "RESTART_FRAMES", 64)
+    writer = await SqliteWriter.start(partial(connect, str(path)))
+    checkpointer = await Checkpointer.start(partial(connect_checkpointer, str(path)), interval=0.01)
+    store = SqliteStateStore(writer, retention_seconds=RETENTION, checkpointer=checkpointer)
+    try:
+        await _fill(store, 3000)  # ~9 MB of pages, written without a pause
+        assert _size(_wal(path)) < 4_000_000
+        assert checkpointer.failure is None
+    finally:
+        await store.close()
+    assert _read(path, "SELECT count(*) FROM claims") == [(3000,)]
+
+
+async def test_ping_fails_while_checkpoints_fail_or_once_the_thread_is_gone(
+    store: SqliteStateStore, path: Path
+) -> None:
+    await store.ping()
+    checkpointer = store._checkpointer
+    assert checkpointer is not None
+    checkpointer.failure = sqlite3.OperationalError("disk I/O error")
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+        await store.ping()
+    checkpointer.failure = None
+    await checkpointer.close()
+    with pytest.raises(sqlite3.OperationalError, match="checkpoint thread has stopped"):
+        await store.ping()
+
+
+async def test_a_failed_checkpointer_connect_raises_and_leaves_no_thread_behind(
+    tmp_path: Path,
+) -> None:
+    threads_before = _checkpoint_threads()
+    with pytest.raises(sqlite3.OperationalError):
+        await Checkpointer.start(partial(sqlite3.connect, tmp_path / "missing" / "state.db"))
+    assert _checkpoint_threads() <= threads_before
+
+
+async def _until(condition: Callable[[], bool], timeout: float = WAIT) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "not within the time allowed"
+        await asyncio.sleep(0.01)
 
 
 # --- the store -----------------------------------------------------------------------------
@@ -281,16 +426,12 @@ async def traced(path: Path) -> AsyncIterator[Traced]:
     await writer.close()
 
 
-class Batch(Gate):
-    """The operations started through it run as one batch; only that batch's statements count.
+class Batch:
+    """The operations started through it reach the writer together and run as one batch; only
+    that batch's statements count. It commits once, even when a request in it fails."""
 
-    The batch commits once, unless told that a failure makes it re-run one request at a time.
-    """
-
-    def __init__(self, traced: Traced, *, commits: int = 1) -> None:
-        super().__init__(traced.writer)
+    def __init__(self, traced: Traced) -> None:
         self.traced = traced
-        self.commits = commits
         self.started: list[asyncio.Future[Any]] = []
         self.statements: list[str] = []
 
@@ -300,18 +441,16 @@ class Batch(Gate):
         return future
 
     async def __aenter__(self) -> Batch:
-        await super().__aenter__()
         self.committed_before = self.traced.store.batches_committed
-        self.traced.statements.clear()  # the gate's BEGIN is behind us, its COMMIT ahead
+        self.traced.statements.clear()
         return self
 
     async def __aexit__(self, *_: object) -> None:
-        await super().__aexit__()
-        await asyncio.wait(self.started)  # answered once their transactions have ended
-        gate_commit, *self.statements = self.traced.statements
-        assert gate_commit == "COMMIT"
-        committed = self.traced.store.batches_committed - self.committed_before
-        assert committed == self.commits + 1  # and the gate's
+        await asyncio.wait(self.started)  # answered once their transaction has ended
+        self.statements = list(self.traced.statements)
+        assert self.statements[0] == "BEGIN IMMEDIATE"
+        assert self.statements[-1] == "COMMIT"
+        assert self.traced.store.batches_committed - self.committed_before == 1
 
 
 async def test_a_batch_of_claims_and_one_of_completions_take_a_few_statements_each(
@@ -335,7 +474,7 @@ async def test_a_batch_of_claims_and_one_of_completions_take_a_few_statements_ea
 
     assert await asyncio.gather(*claims) == [Claim(ClaimStatus.CLAIMED)] * 100
     await asyncio.gather(*completions)
-    assert len(claiming.statements) <= 8  # BEGIN, SELECT, INSERT claims, COMMIT
+    assert len(claiming.statements) <= 8  # BEGIN, SAVEPOINT, SELECT, INSERT claims, COMMIT
     assert len(completing.statements) <= 8  # and an INSERT each into correlations and requests
     tables = ("claims WHERE result IS NOT NULL", "correlations", "requests")
     assert [_read(path, f"SELECT count(*) FROM {table}") for table in tables] == [[(100,)]] * 3
@@ -345,18 +484,16 @@ async def test_a_batch_beyond_the_parameter_limit_of_one_statement_is_written_wh
     traced: Traced, path: Path
 ) -> None:
     store = traced.store
-    keys = [f"r{i}" for i in range(300)]  # 2100 claim parameters, SQLite allows 999 at once
+    keys = [f"r{i}" for i in range(200)]  # 1400 claim parameters, SQLite allows 999 at once
     async with Batch(traced) as batch:
         for key in keys:
             message = RememberedMessage(f"m-{key}", Correlation(key, "s"))
             batch.start(store.complete(key, "a", key.encode(), message=message))
-        claims = [batch.start(store.claim(key, "b", LEASE)) for key in keys]
+    claims = await asyncio.gather(*(store.claim(key, "b", LEASE) for key in keys))
 
-    assert await asyncio.gather(*claims) == [
-        Claim(ClaimStatus.DONE, result=key.encode()) for key in keys
-    ]
-    assert _read(path, "SELECT count(*) FROM claims WHERE result = CAST(key AS BLOB)") == [(300,)]
-    assert _read(path, "SELECT count(*) FROM requests") == [(300,)]
+    assert claims == [Claim(ClaimStatus.DONE, result=key.encode()) for key in keys]
+    assert _read(path, "SELECT count(*) FROM claims WHERE result = CAST(key AS BLOB)") == [(200,)]
+    assert _read(path, "SELECT count(*) FROM requests") == [(200,)]
     assert len(batch.statements) <= 16  # a few chunks of each statement
 
 
@@ -406,8 +543,8 @@ async def test_a_failing_request_fails_alone_and_the_rest_of_its_batch_is_answer
 ) -> None:
     store = traced.store
     correlation = Correlation(request_id="r1", request_source="billing")
-    # The batch rolls back, then runs again one request per transaction: four of them commit.
-    async with Batch(traced, commits=4) as batch:
+    # The batch rolls back to its start, then runs again one request per savepoint.
+    async with Batch(traced) as batch:
         done = batch.start(store.complete("done", "a", b"r"))
         before = batch.start(store.claim("before", "a", LEASE))
         no_owner = batch.start(store.claim("bad", None, LEASE))  # type: ignore[arg-type]
@@ -427,3 +564,65 @@ async def test_a_failing_request_fails_alone_and_the_rest_of_its_batch_is_answer
         ("billing/r1",),
         ("done",),
     ]
+
+
+# --- schema versions -------------------------------------------------------------------------
+
+_SCHEMA_1 = """
+CREATE TABLE claims (key TEXT PRIMARY KEY, owner TEXT NOT NULL, claimed_at REAL NOT NULL,
+    lease_until REAL NOT NULL, result BLOB, expires_at REAL NOT NULL, last_claim TEXT NOT NULL)
+    WITHOUT ROWID;
+CREATE INDEX claims_expiry ON claims (expires_at);
+CREATE TABLE correlations (message_id TEXT PRIMARY KEY, request_id TEXT NOT NULL,
+    request_source TEXT NOT NULL, expires_at REAL NOT NULL) WITHOUT ROWID;
+CREATE INDEX correlations_expiry ON correlations (expires_at);
+CREATE TABLE requests (request_key TEXT PRIMARY KEY, message_id TEXT NOT NULL,
+    expires_at REAL NOT NULL) WITHOUT ROWID;
+CREATE INDEX requests_expiry ON requests (expires_at);
+CREATE TABLE seen (key TEXT PRIMARY KEY, expires_at REAL NOT NULL) WITHOUT ROWID;
+CREATE INDEX seen_expiry ON seen (expires_at);
+PRAGMA user_version=1;
+"""
+
+
+async def test_a_file_of_schema_1_is_migrated_with_its_records(path: Path) -> None:
+    later = 4_000_000_000.0  # far in the future: nothing expires during the test
+    with closing(sqlite3.connect(path)) as db:
+        db.executescript(_SCHEMA_1)
+        db.executemany(
+            "INSERT INTO claims VALUES (?, 'a', 1.0, 2.0, ?, ?, 'done')",
+            [(f"billing/r{i}", f"result {i}".encode(), later + i) for i in range(3)],
+        )
+        db.execute("INSERT INTO correlations VALUES ('m1', 'r1', 'billing', ?)", (later,))
+        db.execute("INSERT INTO requests VALUES ('billing/r1', 'm1', ?)", (later,))
+        db.execute("INSERT INTO seen VALUES ('webhook-1', ?)", (later,))
+        db.commit()
+
+    store = await SqliteStateStore.open(str(path), retention_seconds=RETENTION)
+    try:
+        assert await store.claim("billing/r2", "b", LEASE) == Claim(
+            ClaimStatus.DONE, result=b"result 2"
+        )
+        assert await store.correlation_for("m1") == Correlation("r1", "billing")
+        assert await store.message_for_request("billing/r1") == "m1"
+        assert await store.first_seen("webhook-1", 60) is False
+        assert await store.claim("billing/new", "b", LEASE) == Claim(ClaimStatus.CLAIMED)
+    finally:
+        await store.close()
+
+    assert _read(path, "PRAGMA user_version") == [(2,)]
+    assert _read(path, "SELECT count(*) FROM sqlite_master WHERE name LIKE '%_v1'") == [(0,)]
+    assert _read(path, "SELECT id, key FROM claims ORDER BY id") == [
+        (1, "billing/r0"),
+        (2, "billing/r1"),
+        (3, "billing/r2"),
+        (4, "billing/new"),
+    ]
+
+
+async def test_new_rows_are_stored_in_the_order_they_were_written(
+    store: SqliteStateStore, path: Path
+) -> None:
+    for key in ("zz", "aa", "mm"):  # not key order: insertion order decides the page
+        await store.claim(key, "a", LEASE)
+    assert _read(path, "SELECT key FROM claims ORDER BY id") == [("zz",), ("aa",), ("mm",)]
