@@ -208,7 +208,7 @@ async def test_a_slot_is_given_back_only_while_it_is_the_last_booked() -> None:
 
 
 def test_the_slot_interval_includes_the_headroom() -> None:
-    assert slot_interval_us(10) == 104_167  # 1 s / (10 x 0.96)
+    assert slot_interval_us(10) == 104_712  # 1 s / (10 x 0.955)
     with pytest.raises(ValueError, match="rate_per_second must be positive"):
         slot_interval_us(0)
 
