@@ -22,7 +22,7 @@ import asyncio
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Sequence
-from itertools import groupby, islice
+from itertools import groupby
 from typing import Any, NamedTuple, TypeVar
 
 R = TypeVar("R")
@@ -160,15 +160,20 @@ class SqliteWriter:
 
     def _flush_once(self) -> bool:
         """Run the next batch and answer it; False (and nothing ran) if the file was locked."""
-        batch = list(islice(self._queue, MAX_BATCH))
+        batch = [self._queue.popleft() for _ in range(min(len(self._queue), MAX_BATCH))]
         try:
             outcomes = self._run_batch(batch)
         except _Busy:
+            self._queue.extendleft(reversed(batch))
             return False
         except Exception as exc:  # the connection itself failed (a rollback did)
             outcomes = [(pending.future, exc, None) for pending in batch]
-        for _ in batch:
-            self._queue.popleft()
+        except BaseException as exc:  # its callers must not wait forever, nor the queue stall
+            interrupted = RuntimeError(f"the SQLite batch was interrupted by {exc!r}")
+            _settle([(pending.future, interrupted, None) for pending in batch])
+            if self._queue:
+                self._schedule_flush(self._window)
+            raise
         _settle(outcomes)
         return True
 
@@ -192,7 +197,7 @@ class SqliteWriter:
                 connection.execute("ROLLBACK TO batch")
                 outcomes = [_run_alone(connection, pending) for pending in batch]
             connection.execute("COMMIT")
-        except Exception:
+        except BaseException:  # whatever it was, the connection must not stay in a transaction
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise

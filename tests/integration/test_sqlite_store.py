@@ -626,3 +626,26 @@ async def test_new_rows_are_stored_in_the_order_they_were_written(
     for key in ("zz", "aa", "mm"):  # not key order: insertion order decides the page
         await store.claim(key, "a", LEASE)
     assert _read(path, "SELECT key FROM claims ORDER BY id") == [("zz",), ("aa",), ("mm",)]
+
+
+async def test_a_batch_interrupted_by_a_base_exception_fails_its_callers_and_nothing_else(
+    writer: SqliteWriter, path: Path
+) -> None:
+    class Interrupt(BaseException):
+        pass
+
+    def interrupted(_: sqlite3.Connection, numbers: Sequence[int]) -> list[int]:
+        raise Interrupt
+
+    loop = asyncio.get_running_loop()
+    escaped: list[object] = []
+    loop.set_exception_handler(lambda _, context: escaped.append(context.get("exception")))
+    try:
+        with pytest.raises(RuntimeError, match="interrupted by Interrupt"):
+            await asyncio.wait_for(writer.submit(1, interrupted), WAIT)
+    finally:
+        loop.set_exception_handler(None)
+
+    assert [type(exc) for exc in escaped] == [Interrupt]  # not swallowed
+    assert await writer.run(partial(_insert, 3)) == 3  # no "transaction within a transaction"
+    assert _read(path, "SELECT n FROM numbers") == [(3,)]
