@@ -72,6 +72,11 @@ _TRANSIT_HEADERS = frozenset(
 RECENT_KEYS = 4_096
 
 
+# Below this many commands in flight the relay never counts as saturated, whatever the
+# prefetch: too few commands would share a commit to be worth making them wait for it.
+SATURATION_FLOOR = 8
+
+
 @dataclass(frozen=True, slots=True)
 class PipelineConfig:
     owner: str  # this replica's identity; each delivery claims as owner + a sequence number
@@ -142,6 +147,11 @@ class CommandPipeline:
     @property
     def in_flight(self) -> int:
         return self._in_flight
+
+    def saturated(self, prefetch: int) -> bool:
+        """At least half of ``prefetch`` commands in flight (and SATURATION_FLOOR): the relay is
+        the bottleneck and deliveries wait for it, rather than it waiting for them."""
+        return self._in_flight >= max(SATURATION_FLOOR, prefetch // 2)
 
     async def wait_idle(self, timeout: float) -> bool:
         """Wait for in-flight commands to finish; False if the bound ran out first."""

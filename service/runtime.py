@@ -94,7 +94,9 @@ class Relay:
         if s.relay_sandbox:
             self.base_url = await self._start_sandbox()
         self.store = await open_state_store(
-            s.relay_state_url, retention_seconds=s.relay_state_retention_seconds
+            s.relay_state_url,
+            retention_seconds=s.relay_state_retention_seconds,
+            saturated=self._commands_saturated,
         )
         self._stack.push_async_callback(self.store.close)
         limiter: RateLimiter = open_rate_limiter(s.relay_state_url, s.msgflash_rate_limit)
@@ -192,6 +194,11 @@ class Relay:
                 retry_tiers=len(self.topology.retry_tiers),
             ),
         )
+
+    def _commands_saturated(self) -> bool:
+        """The message pipeline holds at least half its prefetch: the store batches wider."""
+        pipeline: CommandPipeline | None = getattr(self, "pipeline", None)
+        return pipeline is not None and pipeline.saturated(self.settings.relay_prefetch)
 
     async def _announce_quota(self, error: MsgFlashError) -> None:
         key = f"quota-exhausted:{self.client.key_fingerprint}:{error.code}"

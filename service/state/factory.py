@@ -27,12 +27,14 @@ async def open_state_store(
     retention_seconds: float,
     clock: Callable[[], float] = time.time,
     key_prefix: str | None = None,
+    saturated: Callable[[], bool] | None = None,
 ) -> StateStore:
     """The store for ``url``, ready to use; the caller owns it and must ``close()`` it.
 
     ``key_prefix`` namespaces Redis keys; a ``?prefix=`` in the URL wins over it, and
     ``msgflash-relay`` is used when neither is given. Redis connects lazily (readiness calls
-    ``ping()``); SQLite opens the file now.
+    ``ping()``); SQLite opens the file now, and batches its commits more widely while
+    ``saturated()`` says the relay is behind.
     """
     scheme = urlsplit(url).scheme
     if url == "memory://":
@@ -41,7 +43,7 @@ async def open_state_store(
         path = sqlite_path(url)
         try:
             return await SqliteStateStore.open(
-                path, retention_seconds=retention_seconds, clock=clock
+                path, retention_seconds=retention_seconds, clock=clock, saturated=saturated
             )
         except sqlite3.Error as exc:
             raise ConfigError(f"RELAY_STATE_URL: cannot open SQLite file {path!r}: {exc}") from None

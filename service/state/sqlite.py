@@ -90,10 +90,19 @@ class SqliteStateStore:
 
     @classmethod
     async def open(
-        cls, path: str, *, retention_seconds: float, clock: Callable[[], float] = time.time
+        cls,
+        path: str,
+        *,
+        retention_seconds: float,
+        clock: Callable[[], float] = time.time,
+        saturated: Callable[[], bool] | None = None,
     ) -> SqliteStateStore:
-        """Open (creating if needed) the database file; raises ``sqlite3.Error`` on failure."""
-        writer = await SqliteWriter.start(partial(connect, path))
+        """Open (creating if needed) the database file; raises ``sqlite3.Error`` on failure.
+
+        ``saturated``: whether the relay has more work than it keeps up with (the writer then
+        waits longer between commits, see ``sqlite_writer``).
+        """
+        writer = await SqliteWriter.start(partial(connect, path), saturated=saturated)
         try:
             checkpointer = await Checkpointer.start(partial(connect_checkpointer, path))
         except BaseException:
@@ -113,6 +122,11 @@ class SqliteStateStore:
     def batches_committed(self) -> int:
         """Transactions committed so far: far fewer than operations while they come in bursts."""
         return self._writer.batches_committed
+
+    @property
+    def commit_window(self) -> float:
+        """Seconds between two commits now (see ``sqlite_writer``)."""
+        return self._writer.commit_window
 
     async def claim(self, key: str, owner: str, lease_seconds: float) -> Claim:
         request = ClaimRequest(key, owner, now=self._clock(), lease_seconds=lease_seconds)

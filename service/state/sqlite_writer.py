@@ -36,6 +36,12 @@ BatchRunner = Callable[[sqlite3.Connection, Sequence[R]], Sequence[T]]
 # At most one commit per window: long enough that a busy relay's commands share commits, short
 # enough to add little to a command's latency (it waits for two: its claim and its result).
 COMMIT_WINDOW_SECONDS = 0.004
+# The window while the relay is saturated (as PostgreSQL's commit_delay, which waits only when
+# enough other transactions are active): its commands wait on the broker's side anyway, so a
+# wider window costs them little and shares each commit, and the wakeups that follow it,
+# between many more commands. Throughput drain, 10,000 commands: ~3,500 commits and ~1.9 ms
+# of CPU per command with 4 ms throughout, ~800 commits and ~1.65 ms with this when saturated.
+SATURATED_COMMIT_WINDOW_SECONDS = 0.020
 # Bounds how long one transaction keeps the loop (~2 ms for this many claims or completions).
 MAX_BATCH = 256
 # A locked file (a checkpoint restarting the WAL, another process) is tried again this often,
@@ -79,13 +85,17 @@ class SqliteWriter:
         loop: asyncio.AbstractEventLoop,
         *,
         commit_window: float = COMMIT_WINDOW_SECONDS,
+        saturated_window: float = SATURATED_COMMIT_WINDOW_SECONDS,
+        saturated: Callable[[], bool] | None = None,
     ) -> None:
         self._connection = connection
         self._loop = loop
         self._window = commit_window
+        self._saturated_window = saturated_window
+        self._saturated = saturated
         self._queue: deque[_Pending] = deque()
         self._flush_handle: asyncio.TimerHandle | asyncio.Handle | None = None
-        self._last_commit = -commit_window
+        self._last_commit = -max(commit_window, saturated_window)
         self._closed = False
         self._drained: asyncio.Future[None] | None = None  # set by close() while it waits
         self.batches_committed = 0  # transactions that committed; read for observability
@@ -96,14 +106,25 @@ class SqliteWriter:
         connect: Callable[[], sqlite3.Connection],
         *,
         commit_window: float = COMMIT_WINDOW_SECONDS,
+        saturated_window: float = SATURATED_COMMIT_WINDOW_SECONDS,
+        saturated: Callable[[], bool] | None = None,
     ) -> SqliteWriter:
         """Run ``connect`` (which may create or migrate the file) on a thread; raises as it does.
 
         ``connect`` must return a connection made with ``check_same_thread=False`` and
         ``isolation_level=None``: it is used on the loop's thread, and transactions are ours.
+        ``saturated`` says whether the relay has more work than it keeps up with; the window
+        is then ``saturated_window``.
         """
         connection = await asyncio.to_thread(connect)
-        return cls(connection, asyncio.get_running_loop(), commit_window=commit_window)
+        loop = asyncio.get_running_loop()
+        return cls(
+            connection,
+            loop,
+            commit_window=commit_window,
+            saturated_window=saturated_window,
+            saturated=saturated,
+        )
 
     async def run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
         """What ``operation`` returned, once the transaction that ran it has committed."""
@@ -121,7 +142,7 @@ class SqliteWriter:
         future: asyncio.Future[T] = loop.create_future()
         self._queue.append(_Pending(request, runner, future, loop.time()))
         if self._flush_handle is None:
-            self._schedule_flush(self._last_commit + self._window - loop.time())
+            self._schedule_flush(self._last_commit + self._current_window() - loop.time())
         return await future
 
     async def close(self) -> None:
@@ -137,6 +158,15 @@ class SqliteWriter:
             await self._drained
         self._connection.close()
 
+    @property
+    def commit_window(self) -> float:
+        """The window between two commits now, in seconds: wider while the relay is saturated."""
+        return self._current_window()
+
+    def _current_window(self) -> float:
+        saturated = self._saturated is not None and self._saturated()
+        return self._saturated_window if saturated else self._window
+
     def _schedule_flush(self, delay: float) -> None:
         if delay > 0:
             self._flush_handle = self._loop.call_later(delay, self._flush)
@@ -149,7 +179,7 @@ class SqliteWriter:
         self._flush_handle = None
         if self._flush_once():
             self._last_commit = self._loop.time()
-            next_flush = 0.0 if self._closed else self._window
+            next_flush = 0.0 if self._closed else self._current_window()
         else:
             self._fail_expired()
             next_flush = BUSY_RETRY_SECONDS

@@ -187,6 +187,31 @@ async def test_an_idle_writer_commits_at_once_and_a_busy_one_once_per_window(
     assert second_done - first_done >= window * 0.9  # the loop's timers may fire a tick early
 
 
+async def test_the_window_widens_while_the_relay_says_it_is_saturated(path: Path) -> None:
+    saturated = [False]
+    writer = await SqliteWriter.start(
+        partial(_connect_numbers, path),
+        commit_window=0.001,
+        saturated_window=0.3,
+        saturated=lambda: saturated[0],
+    )
+    loop = asyncio.get_running_loop()
+    try:
+        await writer.run(partial(_insert, 1))
+        committed = loop.time()
+        await writer.run(partial(_insert, 2))  # not saturated: the narrow window
+        assert loop.time() - committed < 0.25
+        assert writer.commit_window == 0.001
+
+        saturated[0] = True
+        committed = loop.time()
+        await writer.run(partial(_insert, 3))  # saturated: waits for the wide window
+        assert loop.time() - committed >= 0.27
+        assert writer.commit_window == 0.3
+    finally:
+        await writer.close()
+
+
 async def test_a_locked_file_is_retried_without_blocking_the_loop_until_it_unlocks(
     writer: SqliteWriter, path: Path
 ) -> None:
