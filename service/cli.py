@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 import structlog
 
 from service.errors import ConfigError, RelayError, TopologyConflict
+from service.gc_policy import settle_after_startup
 from service.logs import configure_logging
 from service.settings import Settings, load_settings
 
@@ -89,6 +90,7 @@ async def _serve(settings: Settings, *, demo: bool) -> int:
     demo_task: asyncio.Task[None] | None = None
     try:
         await relay.start(wait_for_broker=None)
+        settle_after_startup()
         if demo:
             from service.demo import run_demo
 

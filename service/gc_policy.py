@@ -1,0 +1,34 @@
+"""How the relay process uses Python's cyclic garbage collector, set once start-up is done.
+
+Every command allocates a few hundred short-lived containers (models, dicts, futures, tasks),
+so with CPython's defaults the collector runs about once per ten commands, and every tenth
+run also walks the older generation, and now and then the whole heap: some 80,000 objects
+that start-up created (modules, pydantic schemas, aiohttp and aio-pika internals) and that
+never become garbage. In the throughput benchmark that was ~5 % of the relay's CPU.
+``gc.freeze()`` moves what start-up created out of the collector's sight, and a larger young
+generation lets most command objects die by reference counting before a collection looks at
+them. Cycles are still collected: later, and in smaller heaps.
+"""
+
+from __future__ import annotations
+
+import gc
+
+# Net container allocations between two young collections (CPython's default: 700). At
+# ~300 per command this is one collection per ~150 commands, and at most a few MB of
+# not-yet-collected cyclic garbage.
+YOUNG_THRESHOLD = 50_000
+# Young collections per middle one, and middle ones per full one (defaults: 10 and 10).
+MIDDLE_THRESHOLD = 20
+OLD_THRESHOLD = 100
+
+
+def settle_after_startup() -> None:
+    """Collect start-up's garbage, freeze the survivors, widen the generations.
+
+    For the service process only (``msgflash-relay run``): it changes process-wide state, so
+    the library never calls it on its own.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(YOUNG_THRESHOLD, MIDDLE_THRESHOLD, OLD_THRESHOLD)
