@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
-from aio_pika.exceptions import AMQPError
 
 from consumers.outcomes import Deferred, Failed, Handler, HandlerContext, Outcome
 from consumers.results import decode_events, encode_result, result_failed
+from service.bus.acks import Acks, ChannelAcks
 from service.bus.publisher import (
     ATTEMPTS_HEADER,
     DEFERRALS_HEADER,
@@ -92,15 +92,20 @@ class Delivery:
     message: AbstractIncomingMessage
     original: OriginalMessage
     owner: str
+    acks: ChannelAcks
     # What the outcome line adds to the bound context (instanceId, attempts, code, tier).
     outcome_fields: dict[str, object] = field(default_factory=dict)
 
-    async def ack(self) -> None:
-        """Ack, or say the broker is gone: the delivery then comes back on its own."""
-        try:
-            await self.message.ack()
-        except (AMQPError, ConnectionError, RuntimeError) as exc:
-            raise BrokerUnavailable(f"could not ack: {type(exc).__name__}") from exc
+    @property
+    def tag(self) -> int:
+        tag = self.message.delivery_tag
+        assert tag is not None  # the relay consumes with acks
+        return tag
+
+    def ack(self) -> None:
+        """Ack (in one frame with the others of the next few milliseconds), or say the broker is
+        gone: the delivery then comes back on its own."""
+        self.acks.ack(self.tag)
 
     def header_float(self, name: str) -> float | None:
         value = self.original.headers.get(name)
@@ -139,6 +144,7 @@ class CommandPipeline:
         self._sequence = itertools.count()
         self._tasks: set[asyncio.Task[None]] = set()
         self._published_here: OrderedDict[str, None] = OrderedDict()
+        self._acks = Acks()
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -154,9 +160,12 @@ class CommandPipeline:
         return self._in_flight >= max(SATURATION_FLOOR, prefetch // 2)
 
     async def wait_idle(self, timeout: float) -> bool:
-        """Wait for in-flight commands to finish; False if the bound ran out first."""
+        """Wait for in-flight commands to finish and their acks to be sent; False if the bound
+        ran out first."""
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout=timeout)
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+                await self._acks.sent()
         except TimeoutError:
             return False
         return True
@@ -184,15 +193,19 @@ class CommandPipeline:
 
     async def _process(self, message: AbstractIncomingMessage) -> None:
         started = self._clock()
-        delivery = Delivery(
-            message,
-            OriginalMessage.from_incoming(message),
-            f"{self._config.owner}:{next(self._sequence)}",
-        )
+        delivery: Delivery | None = None
         try:
+            delivery = Delivery(
+                message,
+                OriginalMessage.from_incoming(message),
+                f"{self._config.owner}:{next(self._sequence)}",
+                self._acks.for_message(message),
+            )
             await self._deliver(delivery, started)
         except BrokerUnavailable as exc:
             # Unacked on purpose: the delivery comes back once the broker is reachable again.
+            if delivery is not None:
+                delivery.acks.leave_unacked(delivery.tag)
             log.warning("command_left_unacked", reason=exc.message)
         finally:
             self._in_flight -= 1
@@ -245,10 +258,10 @@ class CommandPipeline:
             if delivery.message.redelivered and key in self._published_here:
                 # Our publish was confirmed but the ack was lost with the connection: the events
                 # are out already, so publishing them again would only duplicate them.
-                await delivery.ack()
+                delivery.ack()
                 return "redelivered"
             await self._publish(decode_events(claim.result), delivery.original)
-            await delivery.ack()
+            delivery.ack()
             return "duplicate"
         if claim.status is ClaimStatus.BUSY:
             busy = ErrorInfo("COMMAND_IN_PROGRESS", "another delivery of it is being processed")
@@ -285,7 +298,7 @@ class CommandPipeline:
         )
         await self._publish(events, delivery.original)
         self._remember_published(command.key)
-        await delivery.ack()
+        delivery.ack()
         delivery.outcome_fields["attempts"] = outcome.attempts
         return "succeeded"
 
@@ -307,7 +320,7 @@ class CommandPipeline:
         await self._publish((event,), delivery.original)
         if key is not None:
             self._remember_published(key)
-        await delivery.ack()
+        delivery.ack()
         delivery.outcome_fields.update(code=failure.error.code, attempts=failure.attempts)
 
     async def _defer(
@@ -335,7 +348,7 @@ class CommandPipeline:
             headers[RECONCILE_HEADER] = deferred.reconcile_since
         queue_tier = min(tier, self._config.retry_tiers - 1)
         await self._publisher.defer(delivery.original, tier=queue_tier, headers=headers)
-        await delivery.ack()
+        delivery.ack()
         self._metrics.deferred.labels(deferred.error.code).inc()
         delivery.outcome_fields.update(code=deferred.error.code, tier=queue_tier)
         return "deferred"

@@ -1,0 +1,156 @@
+"""Coalesced acks against the real broker: what is acked, what comes back, what never stalls."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import aio_pika
+import pytest
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+
+from service.bus.acks import Acks, ChannelAcks
+from service.errors import BrokerUnavailable
+
+
+@pytest.fixture
+async def queue_name(amqp: AbstractConnection) -> AsyncIterator[str]:
+    name = f"t-acks-{uuid.uuid4().hex[:10]}"
+    setup = await amqp.channel()
+    await setup.declare_queue(name, durable=False)
+    yield name
+    await setup.queue_delete(name)
+    await setup.close()
+
+
+async def publish(amqp: AbstractConnection, queue: str, count: int) -> None:
+    channel = await amqp.channel(publisher_confirms=True)
+    for index in range(count):
+        await channel.default_exchange.publish(aio_pika.Message(str(index).encode()), queue)
+    await channel.close()
+
+
+async def consume(
+    amqp: AbstractConnection, queue: str, prefetch: int
+) -> tuple[AbstractChannel, asyncio.Queue[AbstractIncomingMessage]]:
+    channel = await amqp.channel()
+    await channel.set_qos(prefetch_count=prefetch)
+    received: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+
+    async def on_message(message: AbstractIncomingMessage) -> None:
+        await received.put(message)
+
+    declared = await channel.get_queue(queue, ensure=False)
+    await declared.consume(on_message, no_ack=False)
+    return channel, received
+
+
+async def take(received: asyncio.Queue[AbstractIncomingMessage]) -> AbstractIncomingMessage:
+    return await asyncio.wait_for(received.get(), timeout=10)
+
+
+async def remaining(amqp: AbstractConnection, queue: str) -> list[bytes]:
+    """The bodies still in ``queue`` once every consumer channel is closed (requeued ones)."""
+    channel = await amqp.channel()
+    declared = await channel.get_queue(queue, ensure=False)
+    bodies = []
+    while (message := await declared.get(no_ack=True, fail=False, timeout=5)) is not None:
+        bodies.append(message.body)
+    await channel.close()
+    return sorted(bodies, key=int)
+
+
+def acks_of(message: AbstractIncomingMessage, registry: Acks) -> ChannelAcks:
+    return registry.for_message(message)
+
+
+async def test_a_burst_of_acks_goes_out_in_few_frames_and_empties_the_queue(
+    amqp: AbstractConnection, queue_name: str
+) -> None:
+    await publish(amqp, queue_name, 200)
+    channel, received = await consume(amqp, queue_name, prefetch=64)
+    registry = Acks()
+    taken = 0
+    while taken < 200:
+        # As commands finish in the relay: a prefetch window's worth in one loop iteration.
+        burst = [await take(received) for _ in range(min(64, 200 - taken))]
+        for message in burst:
+            assert message.delivery_tag is not None
+            acks_of(message, registry).ack(message.delivery_tag)
+        taken += len(burst)
+    await asyncio.sleep(0.2)  # let the last flush reach the broker
+    frames = registry.for_message(burst[-1]).frames_sent
+    await channel.close()
+    assert await remaining(amqp, queue_name) == []
+    assert 1 <= frames <= 8
+
+
+async def test_a_slow_delivery_does_not_hold_back_the_acks_of_later_ones(
+    amqp: AbstractConnection, queue_name: str
+) -> None:
+    await publish(amqp, queue_name, 20)
+    channel, received = await consume(amqp, queue_name, prefetch=5)
+    registry = Acks()
+    slow = await take(received)
+    # With acks held behind the slow one, the broker would stop after 5 unacked deliveries.
+    for _ in range(19):
+        message = await take(received)
+        assert message.delivery_tag is not None
+        acks_of(message, registry).ack(message.delivery_tag)
+    assert slow.delivery_tag is not None
+    acks_of(slow, registry).ack(slow.delivery_tag)
+    await asyncio.sleep(0.2)
+    await channel.close()
+    assert await remaining(amqp, queue_name) == []
+
+
+async def test_only_the_deliveries_never_acked_come_back(
+    amqp: AbstractConnection, queue_name: str
+) -> None:
+    await publish(amqp, queue_name, 10)
+    channel, received = await consume(amqp, queue_name, prefetch=10)
+    registry = Acks()
+    messages = [await take(received) for _ in range(10)]
+    in_progress, left_unacked = messages[2], messages[6]
+    for message in messages:
+        assert message.delivery_tag is not None
+        acks = acks_of(message, registry)
+        if message is left_unacked:
+            acks.leave_unacked(message.delivery_tag)
+        elif message is not in_progress:
+            acks.ack(message.delivery_tag)
+    await asyncio.sleep(0.2)
+    await channel.close()
+    assert await remaining(amqp, queue_name) == [in_progress.body, left_unacked.body]
+
+
+async def test_acking_on_a_closed_channel_says_the_broker_is_unavailable(
+    amqp: AbstractConnection, queue_name: str
+) -> None:
+    await publish(amqp, queue_name, 1)
+    channel, received = await consume(amqp, queue_name, prefetch=1)
+    message = await take(received)
+    await channel.close()
+    assert message.delivery_tag is not None
+    with pytest.raises(BrokerUnavailable):
+        Acks().for_message(message)
+    assert await remaining(amqp, queue_name) == [b"0"]
+
+
+async def test_sent_hands_every_pending_ack_to_the_connection_before_it_closes(
+    amqp: AbstractConnection, queue_name: str
+) -> None:
+    await publish(amqp, queue_name, 5)
+    channel, received = await consume(amqp, queue_name, prefetch=5)
+    registry = Acks()
+    messages = [await take(received) for _ in range(5)]
+    channel_acks = registry.for_message(messages[0])
+    for message in messages:
+        assert message.delivery_tag is not None
+        channel_acks.ack(message.delivery_tag)
+    assert channel_acks.frames_sent == 0  # no loop iteration yet: the flush has not run
+    await registry.sent()
+    assert channel_acks.frames_sent == 1  # one multiple ack, handed over before sent() returned
+    await channel.close()
+    assert await remaining(amqp, queue_name) == []
