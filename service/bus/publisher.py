@@ -3,6 +3,11 @@
 Every publish is persistent, JSON and ``mandatory``; it returns only once the broker confirmed.
 When the broker cannot take it, ``BrokerUnavailable`` is raised fast, so the caller leaves the
 command unacked and it is redelivered.
+
+Publishes go straight to the channel's aiormq layer, which aio-pika's ``Exchange.publish``
+wraps: aio-pika first waits for each frame to drain to the socket and only then for the
+confirm, one more suspension per event; the confirm alone is what matters (and is what holds
+publishers back when the broker is slow).
 """
 
 from __future__ import annotations
@@ -14,12 +19,7 @@ from typing import Any
 import aio_pika
 import aiormq
 import structlog
-from aio_pika.abc import (
-    AbstractChannel,
-    AbstractExchange,
-    AbstractIncomingMessage,
-    DeliveryMode,
-)
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, DeliveryMode
 from aio_pika.exceptions import AMQPError, PublishError
 
 from service.bus.topology import RETRY_TIER_HEADER, Topology
@@ -98,21 +98,18 @@ class Publisher:
         self._topology = topology
         self._metrics = metrics
         self._timeout = timeout
-        self._channel: AbstractChannel | None = None
-        self._exchanges: dict[str, AbstractExchange] = {}
+        self._channel: aiormq.Channel | None = None
 
     async def attach(self, connection: aio_pika.abc.AbstractConnection) -> AbstractChannel:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        exchanges = {"": channel.default_exchange}
-        for name in self._topology.exchanges():
-            exchanges[name] = await channel.get_exchange(name, ensure=False)
-        self._exchanges = exchanges
-        self._channel = channel
+        underlay = await channel.get_underlay_channel()
+        if not isinstance(underlay, aiormq.Channel):  # aio-pika always builds on aiormq's
+            raise TypeError(f"unexpected AMQP channel type {type(underlay).__name__}")
+        self._channel = underlay
         return channel
 
     def detach(self) -> None:
         self._channel = None
-        self._exchanges = {}
 
     @property
     def available(self) -> bool:
@@ -126,17 +123,17 @@ class Publisher:
         reply_to: str | None = None,
     ) -> None:
         """Publish on the events exchange, and to ``reply_to`` when the command asked for it."""
-        message = self._event_message(event, correlation_id)
-        delivered = await self._publish(self._topology.events_exchange, event.routing_key, message)
+        properties = _event_properties(event, correlation_id)
+        delivered = await self._publish(
+            self._topology.events_exchange, event.routing_key, event.body, properties
+        )
         if not delivered:
             # No queue is bound for this routing key: nobody subscribed. That is the operator's
             # choice, not a reason to redeliver the command forever.
             log.warning("event_unroutable", routing_key=event.routing_key, event_type=event.type)
         self._metrics.event_published(event.routing_key).inc()
-        if reply_to:
-            reply = self._event_message(event, correlation_id)
-            if not await self._publish("", reply_to, reply):
-                log.warning("reply_to_unroutable", reply_to=reply_to, event_type=event.type)
+        if reply_to and not await self._publish("", reply_to, event.body, properties):
+            log.warning("reply_to_unroutable", reply_to=reply_to, event_type=event.type)
 
     async def publish_command(
         self, body: bytes, routing_key: str, *, message_id: str, content_type: str
@@ -148,7 +145,7 @@ class Publisher:
             message_id=message_id,
             delivery_mode=DeliveryMode.PERSISTENT,
         )
-        if not await self._publish(self._topology.commands_exchange, routing_key, message):
+        if not await self._publish_message(self._topology.commands_exchange, routing_key, message):
             raise BrokerUnavailable(
                 f"no queue is bound for routing key {routing_key!r} on "
                 f"{self._topology.commands_exchange!r}: start the relay so it declares its topology"
@@ -165,7 +162,7 @@ class Publisher:
             FAILED_AT_HEADER: failed_at,
         }
         amqp_message = original.to_message(headers)
-        if not await self._publish("", self._topology.dead_letter_queue, amqp_message):
+        if not await self._publish_message("", self._topology.dead_letter_queue, amqp_message):
             raise BrokerUnavailable(
                 f"dead-letter queue {self._topology.dead_letter_queue!r} is gone"
             )
@@ -177,7 +174,7 @@ class Publisher:
         """Park a command in retry tier ``tier``; it comes back under its own routing key."""
         queue = self._topology.retry_tiers[tier].queue
         amqp_message = original.to_message({**headers, RETRY_TIER_HEADER: queue})
-        if not await self._publish(
+        if not await self._publish_message(
             self._topology.retry_exchange, original.routing_key, amqp_message
         ):
             raise BrokerUnavailable(
@@ -190,32 +187,37 @@ class Publisher:
         headers[REPLAYED_HEADER] = True
         replay = original.with_headers(headers)
         exchange = self._topology.commands_exchange
-        if not await self._publish(exchange, original.routing_key, replay.to_message({})):
+        if not await self._publish_message(exchange, original.routing_key, replay.to_message({})):
             raise BrokerUnavailable(
                 f"no queue is bound for {original.routing_key!r} on {exchange!r}"
             )
 
-    def _event_message(self, event: OutgoingEvent, correlation_id: str | None) -> aio_pika.Message:
-        return aio_pika.Message(
-            event.body,
-            content_type=CLOUDEVENTS_JSON,
-            message_id=event.id,
-            type=event.type,
-            app_id="msgflash-relay",
-            correlation_id=correlation_id,
-            delivery_mode=DeliveryMode.PERSISTENT,
-        )
+    async def _publish_message(
+        self, exchange_name: str, routing_key: str, message: aio_pika.Message
+    ) -> bool:
+        return await self._publish(exchange_name, routing_key, message.body, message.properties)
 
     async def _publish(
-        self, exchange_name: str, routing_key: str, message: aio_pika.Message
+        self,
+        exchange_name: str,
+        routing_key: str,
+        body: bytes,
+        properties: aiormq.spec.Basic.Properties,
     ) -> bool:
         """Publish and wait for the confirm. False when the broker returned it as unroutable."""
         channel = self._channel
         if channel is None or channel.is_closed:
             raise BrokerUnavailable("not connected to the broker: the publish was not attempted")
-        exchange = self._exchanges[exchange_name]
         try:
-            await exchange.publish(message, routing_key, mandatory=True, timeout=self._timeout)
+            await channel.basic_publish(
+                body,
+                exchange=exchange_name,
+                routing_key=routing_key,
+                properties=properties,
+                mandatory=True,
+                timeout=self._timeout,
+                wait=False,
+            )
         except PublishError:
             return False
         except (TimeoutError, AMQPError, aiormq.exceptions.AMQPError, ConnectionError) as exc:
@@ -224,3 +226,16 @@ class Publisher:
                 f"with routing key {routing_key!r}: {type(exc).__name__}"
             ) from exc
         return True
+
+
+def _event_properties(
+    event: OutgoingEvent, correlation_id: str | None
+) -> aiormq.spec.Basic.Properties:
+    return aiormq.spec.Basic.Properties(
+        content_type=CLOUDEVENTS_JSON,
+        message_id=event.id,
+        message_type=event.type,
+        app_id="msgflash-relay",
+        correlation_id=correlation_id,
+        delivery_mode=DeliveryMode.PERSISTENT,
+    )
