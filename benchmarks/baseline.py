@@ -6,6 +6,11 @@ logging, retries, metrics or idempotency store. It does the same broker work as 
 exchange, a consumer channel and a confirm channel), so relay/baseline measures the relay's
 own code rather than RabbitMQ or the sandbox.
 
+With ``BASELINE_BROKER=batched`` it does its broker work the way the relay does: acks
+collected per 5 ms window into multiple acks (``service.bus.acks``) and publishes that wait for
+the confirm only, not for the socket to drain. Against that variant, relay/baseline shows what
+the relay's own code costs, apart from how it talks to the broker.
+
 Run as ``python -m benchmarks.baseline`` with the relay's variable names (``AMQP_URL``,
 ``MSGFLASH_BASE_URL``, ``MSGFLASH_API_KEY``, ``RELAY_EXCHANGE_PREFIX``, ``RELAY_PREFETCH``),
 so the harness hands both programs the same environment. Runs until SIGTERM or SIGINT.
@@ -22,7 +27,10 @@ from dataclasses import dataclass
 
 import aio_pika
 import aiohttp
+import aiormq
 from aio_pika.abc import AbstractIncomingMessage
+
+from service.bus.acks import Acks
 
 SCHEDULE_PATH = "/api/v1/messages/schedule"
 RESULT_ROUTING_KEY = "message.scheduled"
@@ -35,6 +43,7 @@ class BaselineConfig:
     api_key: str
     prefix: str
     prefetch: int
+    batched: bool = False  # the relay's ack windows and confirm-only publishes
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> BaselineConfig:
@@ -47,6 +56,7 @@ class BaselineConfig:
             api_key=env["MSGFLASH_API_KEY"],
             prefix=env.get("RELAY_EXCHANGE_PREFIX", "msgflash"),
             prefetch=int(env.get("RELAY_PREFETCH", "64")),
+            batched=env.get("BASELINE_BROKER", "naive") == "batched",
         )
 
 
@@ -74,25 +84,36 @@ async def run_baseline(config: BaselineConfig, stop: asyncio.Event) -> None:
         await consumer.set_qos(prefetch_count=config.prefetch)
         publisher = await connection.channel(publisher_confirms=True)
         events = await publisher.get_exchange(f"{config.prefix}.events", ensure=False)
+        underlay = await publisher.get_underlay_channel()
         queue = await consumer.get_queue(f"{config.prefix}.messages", ensure=False)
         url = config.base_url + SCHEDULE_PATH
         headers = {"x-api-key": config.api_key}
+        acks = Acks()
 
         async def on_message(message: AbstractIncomingMessage) -> None:
             payload = to_payload(json.loads(message.body))
             async with session.post(url, json=payload, headers=headers) as response:
                 body = await response.read()
-            await events.publish(
-                aio_pika.Message(
-                    body,
-                    content_type="application/json",
-                    correlation_id=message.correlation_id,
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                ),
-                RESULT_ROUTING_KEY,
-                mandatory=True,
-                timeout=10,
+            result = aio_pika.Message(
+                body,
+                content_type="application/json",
+                correlation_id=message.correlation_id,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             )
+            if config.batched:
+                assert isinstance(underlay, aiormq.Channel) and message.delivery_tag is not None
+                await underlay.basic_publish(
+                    body,
+                    exchange=events.name,
+                    routing_key=RESULT_ROUTING_KEY,
+                    properties=result.properties,
+                    mandatory=True,
+                    timeout=10,
+                    wait=False,
+                )
+                acks.for_message(message).ack(message.delivery_tag)
+                return
+            await events.publish(result, RESULT_ROUTING_KEY, mandatory=True, timeout=10)
             await message.ack()
 
         await queue.consume(on_message, no_ack=False)

@@ -27,7 +27,8 @@ from benchmarks.processes import (
 from benchmarks.workspace import Workspace
 
 # "relay-memory": the relay with RELAY_STATE_URL=memory://, to show what the SQLite store costs.
-Program = Literal["relay", "relay-memory", "baseline"]
+# "baseline-batched": the baseline acking and publishing as the relay does (see baseline.py).
+Program = Literal["relay", "relay-memory", "baseline", "baseline-batched"]
 # "Unlimited" for the relay's own pacing (the setting's maximum), since the sandbox's limit is off.
 UNPACED_RATE = 100_000.0
 
@@ -73,6 +74,8 @@ async def drain_preloaded(
         if program in ("relay", "relay-memory"):
             child = RelayProcess.create(topology.prefix, env, log, profile_to=profile_to).child
         else:
+            if program == "baseline-batched":
+                env["BASELINE_BROKER"] = "batched"
             child = baseline_process(topology.prefix, env, log)
         at_first: list[Usage] = []
         spawned = time.perf_counter()
