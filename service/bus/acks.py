@@ -17,7 +17,6 @@ here. A tag that is still in progress, or that never reached the pipeline, stops
 from __future__ import annotations
 
 import asyncio
-import weakref
 from dataclasses import dataclass, field
 
 import aiormq.abc
@@ -144,12 +143,14 @@ class ChannelAcks:
 
 
 class Acks:
-    """One ``ChannelAcks`` per consumer channel, dropped with the channel."""
+    """One ``ChannelAcks`` per consumer channel; closed channels are forgotten as new ones come
+    (after a reconnect), so the registry holds at most the live channels and one closed each."""
 
     def __init__(self) -> None:
-        self._channels: weakref.WeakKeyDictionary[aiormq.abc.AbstractChannel, ChannelAcks] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._channels: dict[aiormq.abc.AbstractChannel, ChannelAcks] = {}
+
+    def __len__(self) -> int:
+        return len(self._channels)
 
     async def sent(self) -> None:
         """Every channel's pending acks handed to the broker connection (see ChannelAcks)."""
@@ -165,5 +166,7 @@ class Acks:
             raise BrokerUnavailable("could not ack: the consumer channel is closed") from exc
         acks = self._channels.get(channel)
         if acks is None:
+            # A closed channel's acks can no longer be sent: the broker requeued its deliveries.
+            self._channels = {c: a for c, a in self._channels.items() if not c.is_closed}
             acks = self._channels[channel] = ChannelAcks(channel)
         return acks

@@ -10,7 +10,7 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
-from service.bus.acks import Acks, ChannelAcks
+from service.bus.acks import Acks
 from service.errors import BrokerUnavailable
 
 
@@ -32,8 +32,10 @@ async def publish(amqp: AbstractConnection, queue: str, count: int) -> None:
 
 
 async def consume(
-    amqp: AbstractConnection, queue: str, prefetch: int
+    amqp: AbstractConnection, queue: str, *, published: int, prefetch: int
 ) -> tuple[AbstractChannel, asyncio.Queue[AbstractIncomingMessage]]:
+    """Publish ``published`` messages to ``queue``, then consume it on a channel of its own."""
+    await publish(amqp, queue, published)
     channel = await amqp.channel()
     await channel.set_qos(prefetch_count=prefetch)
     received: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
@@ -61,23 +63,27 @@ async def remaining(amqp: AbstractConnection, queue: str) -> list[bytes]:
     return sorted(bodies, key=int)
 
 
-def acks_of(message: AbstractIncomingMessage, registry: Acks) -> ChannelAcks:
-    return registry.for_message(message)
+def tag_of(message: AbstractIncomingMessage) -> int:
+    assert message.delivery_tag is not None
+    return message.delivery_tag
+
+
+def ack_all(messages: list[AbstractIncomingMessage], registry: Acks) -> None:
+    """Ack ``messages`` with no loop iteration in between, as commands finishing together."""
+    for message in messages:
+        registry.for_message(message).ack(tag_of(message))
 
 
 async def test_a_burst_of_acks_goes_out_in_few_frames_and_empties_the_queue(
     amqp: AbstractConnection, queue_name: str
 ) -> None:
-    await publish(amqp, queue_name, 200)
-    channel, received = await consume(amqp, queue_name, prefetch=64)
+    channel, received = await consume(amqp, queue_name, published=200, prefetch=64)
     registry = Acks()
     taken = 0
     while taken < 200:
         # As commands finish in the relay: a prefetch window's worth in one loop iteration.
         burst = [await take(received) for _ in range(min(64, 200 - taken))]
-        for message in burst:
-            assert message.delivery_tag is not None
-            acks_of(message, registry).ack(message.delivery_tag)
+        ack_all(burst, registry)
         taken += len(burst)
     await asyncio.sleep(0.2)  # let the last flush reach the broker
     frames = registry.for_message(burst[-1]).frames_sent
@@ -89,17 +95,13 @@ async def test_a_burst_of_acks_goes_out_in_few_frames_and_empties_the_queue(
 async def test_a_slow_delivery_does_not_hold_back_the_acks_of_later_ones(
     amqp: AbstractConnection, queue_name: str
 ) -> None:
-    await publish(amqp, queue_name, 20)
-    channel, received = await consume(amqp, queue_name, prefetch=5)
+    channel, received = await consume(amqp, queue_name, published=20, prefetch=5)
     registry = Acks()
     slow = await take(received)
     # With acks held behind the slow one, the broker would stop after 5 unacked deliveries.
     for _ in range(19):
-        message = await take(received)
-        assert message.delivery_tag is not None
-        acks_of(message, registry).ack(message.delivery_tag)
-    assert slow.delivery_tag is not None
-    acks_of(slow, registry).ack(slow.delivery_tag)
+        ack_all([await take(received)], registry)
+    ack_all([slow], registry)
     await asyncio.sleep(0.2)
     await channel.close()
     assert await remaining(amqp, queue_name) == []
@@ -108,18 +110,12 @@ async def test_a_slow_delivery_does_not_hold_back_the_acks_of_later_ones(
 async def test_only_the_deliveries_never_acked_come_back(
     amqp: AbstractConnection, queue_name: str
 ) -> None:
-    await publish(amqp, queue_name, 10)
-    channel, received = await consume(amqp, queue_name, prefetch=10)
+    channel, received = await consume(amqp, queue_name, published=10, prefetch=10)
     registry = Acks()
     messages = [await take(received) for _ in range(10)]
     in_progress, left_unacked = messages[2], messages[6]
-    for message in messages:
-        assert message.delivery_tag is not None
-        acks = acks_of(message, registry)
-        if message is left_unacked:
-            acks.leave_unacked(message.delivery_tag)
-        elif message is not in_progress:
-            acks.ack(message.delivery_tag)
+    registry.for_message(left_unacked).leave_unacked(tag_of(left_unacked))
+    ack_all([m for m in messages if m is not in_progress and m is not left_unacked], registry)
     await asyncio.sleep(0.2)
     await channel.close()
     assert await remaining(amqp, queue_name) == [in_progress.body, left_unacked.body]
@@ -128,11 +124,9 @@ async def test_only_the_deliveries_never_acked_come_back(
 async def test_acking_on_a_closed_channel_says_the_broker_is_unavailable(
     amqp: AbstractConnection, queue_name: str
 ) -> None:
-    await publish(amqp, queue_name, 1)
-    channel, received = await consume(amqp, queue_name, prefetch=1)
+    channel, received = await consume(amqp, queue_name, published=1, prefetch=1)
     message = await take(received)
     await channel.close()
-    assert message.delivery_tag is not None
     with pytest.raises(BrokerUnavailable):
         Acks().for_message(message)
     assert await remaining(amqp, queue_name) == [b"0"]
@@ -141,16 +135,27 @@ async def test_acking_on_a_closed_channel_says_the_broker_is_unavailable(
 async def test_sent_hands_every_pending_ack_to_the_connection_before_it_closes(
     amqp: AbstractConnection, queue_name: str
 ) -> None:
-    await publish(amqp, queue_name, 5)
-    channel, received = await consume(amqp, queue_name, prefetch=5)
+    channel, received = await consume(amqp, queue_name, published=5, prefetch=5)
     registry = Acks()
     messages = [await take(received) for _ in range(5)]
+    ack_all(messages, registry)
     channel_acks = registry.for_message(messages[0])
-    for message in messages:
-        assert message.delivery_tag is not None
-        channel_acks.ack(message.delivery_tag)
     assert channel_acks.frames_sent == 0  # no loop iteration yet: the flush has not run
     await registry.sent()
     assert channel_acks.frames_sent == 1  # one multiple ack, handed over before sent() returned
     await channel.close()
+    assert await remaining(amqp, queue_name) == []
+
+
+async def test_a_closed_channel_is_forgotten_once_deliveries_come_on_a_new_one(
+    amqp: AbstractConnection, queue_name: str
+) -> None:
+    registry = Acks()
+    for _reconnect in range(3):
+        channel, received = await consume(amqp, queue_name, published=1, prefetch=1)
+        message = await take(received)
+        registry.for_message(message).ack(tag_of(message))
+        await registry.sent()
+        await channel.close()
+    assert len(registry) == 1  # the last channel; the two before it were dropped
     assert await remaining(amqp, queue_name) == []
