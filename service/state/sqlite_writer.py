@@ -40,8 +40,12 @@ COMMIT_WINDOW_SECONDS = 0.004
 # enough other transactions are active): its commands wait on the broker's side anyway, so a
 # wider window costs them little and shares each commit, and the wakeups that follow it,
 # between many more commands. Throughput drain, 10,000 commands: ~3,500 commits and ~1.9 ms
-# of CPU per command with 4 ms throughout, ~800 commits and ~1.65 ms with this when saturated.
-SATURATED_COMMIT_WINDOW_SECONDS = 0.020
+# of CPU per command with 4 ms throughout, ~800 commits and ~1.65 ms with 20 ms when saturated.
+# But not wider: every command waits for two commits, so with the prefetch's 64 in flight the
+# window bounds throughput (64 / two windows): at 40 ms the relay idled half the time at ~730
+# commands/s; at 20 ms it still idled ~15 %, and 10 ms gave ~6 % more commands/s for ~3 %
+# more CPU per command (interleaved drains, 2026-11-30).
+SATURATED_COMMIT_WINDOW_SECONDS = 0.010
 # Bounds how long one transaction keeps the loop (~2 ms for this many claims or completions).
 MAX_BATCH = 256
 # A locked file (a checkpoint restarting the WAL, another process) is tried again this often,
