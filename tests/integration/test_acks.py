@@ -8,8 +8,10 @@ from collections.abc import AsyncIterator
 
 import aio_pika
 import pytest
+import structlog
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
+from service.bus import acks as acks_module
 from service.bus.acks import Acks
 from service.errors import BrokerUnavailable
 
@@ -159,3 +161,18 @@ async def test_a_closed_channel_is_forgotten_once_deliveries_come_on_a_new_one(
         await channel.close()
     assert len(registry) == 1  # the last channel; the two before it were dropped
     assert await remaining(amqp, queue_name) == []
+
+
+async def test_acks_whose_channel_closed_before_they_went_out_are_dropped_with_a_warning(
+    amqp: AbstractConnection, queue_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(acks_module, "ACK_WINDOW_SECONDS", 60.0)  # no flush before the close
+    channel, received = await consume(amqp, queue_name, published=1, prefetch=1)
+    message = await take(received)
+    registry = Acks()
+    ack_all([message], registry)
+    await channel.close()
+    with structlog.testing.capture_logs() as logs:
+        await registry.sent()
+    assert [entry["event"] for entry in logs] == ["acks_not_sent"]
+    assert await remaining(amqp, queue_name) == [b"0"]  # requeued by the broker, not lost
