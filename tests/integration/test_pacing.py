@@ -89,6 +89,39 @@ async def test_three_replicas_together_send_evenly_and_never_over_the_rate(
     assert most_in_one_second(sent) <= RATE
 
 
+async def test_a_replica_woken_late_books_a_fresh_slot_instead_of_bunching_with_the_rest(
+    connections: list[Redis], prefix: str
+) -> None:
+    # At MsgFlash's own 10/s a stall shorter than one slot (104.7 ms) but longer than the
+    # headroom absorbs (~47 ms) is the dangerous one: the late request and the ten on time
+    # after it would be 11 arrivals in one second.
+    rate, slots = 10.0, 25
+    sleeps = itertools.count()
+
+    async def stalls_once(delay: float) -> None:
+        await asyncio.sleep(delay + (0.080 if next(sleeps) == 2 else 0.0))
+
+    replicas = [
+        RedisRateLimiter(
+            client, rate, prefix=prefix, sleep=stalls_once if i == 0 else asyncio.sleep
+        )
+        for i, client in enumerate(connections)
+    ]
+    remaining = itertools.count()
+    sent: list[float] = []
+
+    async def worker(limiter: RedisRateLimiter) -> None:
+        while next(remaining) < slots:
+            await limiter.acquire(KEY)
+            sent.append(time.monotonic())
+
+    async with asyncio.timeout(30):
+        await asyncio.gather(*(worker(replicas[i % REPLICAS]) for i in range(2 * REPLICAS)))
+
+    assert len(sent) == slots
+    assert most_in_one_second(sent) <= rate
+
+
 async def test_the_redis_key_names_a_fingerprint_not_the_api_key_and_expires(
     connections: list[Redis], prefix: str
 ) -> None:

@@ -1,8 +1,9 @@
 """The in-process limiter on virtual time: spacing, no burst, fairness, cancellation.
 
 ``FakeTime`` stands in for the monotonic clock and ``asyncio.sleep``. With ``auto`` on, a sleep
-moves the clock forward by its delay at once; otherwise sleepers park until the test wakes
-them, so a test can act (cancel) while a waiter is mid-sleep.
+moves the clock forward by its delay at once (plus ``late[n]`` for the n-th sleep: a stalled
+loop waking late); otherwise sleepers park until the test wakes them, so a test can act
+(cancel) while a waiter is mid-sleep.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import heapq
 import itertools
 
 import pytest
+import structlog
 
 from service.msgflash.pacing import (
+    MAX_SLOTS_PER_REQUEST,
     RATE_HEADROOM,
     LocalRateLimiter,
     LocalSlotBook,
@@ -33,6 +36,7 @@ class FakeTime:
         self.now = 5000.0
         self.auto = auto
         self.sleeps: list[float] = []
+        self.late: dict[int, float] = {}  # sleep number -> how much later than asked it wakes
         self._parked: list[tuple[float, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
         self._changed = asyncio.Condition()
@@ -44,7 +48,7 @@ class FakeTime:
         self.sleeps.append(delay)
         if self.auto:
             await asyncio.sleep(0)  # let everything already started run first, as in real time
-            self.now += delay
+            self.now += delay + self.late.get(len(self.sleeps) - 1, 0.0)
             return
         wake = asyncio.get_running_loop().create_future()
         heapq.heappush(self._parked, (self.now + delay, next(self._order), wake))
@@ -135,6 +139,38 @@ async def test_concurrent_waiters_are_served_once_each_in_arrival_order() -> Non
 
     assert served == list(range(10))
     assert time.sleeps == pytest.approx([INTERVAL] * 9, abs=1e-6)  # one sleep each, no polling
+
+
+async def test_a_waiter_woken_late_leaves_its_slot_unused_and_books_another() -> None:
+    time = FakeTime()
+    time.late = {3: 0.060}  # the fourth sleeper wakes 60 ms late: more than the headroom absorbs
+    limiter = limiter_on(time)
+    sent: list[float] = []
+
+    async def send() -> None:
+        await limiter.acquire(KEY)
+        sent.append(time.now)
+
+    with structlog.testing.capture_logs() as logs:
+        await asyncio.gather(*(send() for _ in range(30)))
+
+    # Sent at its late wake-up, the fourth request and the ten on time after it would be 11
+    # in one second; it waited for the next free slot instead.
+    assert most_in_one_second(sent) == RATE
+    gaps = [later - earlier for earlier, later in itertools.pairwise(sent)]
+    assert min(gaps) == pytest.approx(INTERVAL, abs=1e-6)
+    assert len(time.sleeps) == 29 + 1
+    assert [entry["event"] for entry in logs] == ["pacing_slot_missed"]
+
+
+async def test_a_loop_late_at_every_wake_up_still_sends_after_a_few_slots() -> None:
+    time = FakeTime()
+    time.late = dict.fromkeys(range(1000), 0.060)
+    limiter = limiter_on(time)
+
+    await asyncio.gather(*(limiter.acquire(KEY) for _ in range(5)))
+
+    assert len(time.sleeps) <= 4 * MAX_SLOTS_PER_REQUEST  # the first request never sleeps
 
 
 async def test_the_seconds_waited_are_reported() -> None:
