@@ -68,20 +68,27 @@ async def test_replicas_book_distinct_slots_on_one_evenly_spaced_grid(
     assert min(gaps) >= slot_interval_us(RATE)
 
 
-async def test_three_replicas_together_send_evenly_and_never_over_the_rate(
-    connections: list[Redis], prefix: str
-) -> None:
-    replicas = [RedisRateLimiter(client, RATE, prefix=prefix) for client in connections]
+async def send_through(replicas: list[RedisRateLimiter], slots: int, workers: int) -> list[float]:
+    """When each of ``slots`` requests was let through, ``workers`` spread over the replicas."""
     remaining = itertools.count()
     sent: list[float] = []
 
     async def worker(limiter: RedisRateLimiter) -> None:
-        while next(remaining) < SLOTS:
+        while next(remaining) < slots:
             await limiter.acquire(KEY)
             sent.append(time.monotonic())
 
     async with asyncio.timeout(30):
-        await asyncio.gather(*(worker(replicas[i % REPLICAS]) for i in range(4 * REPLICAS)))
+        await asyncio.gather(*(worker(replicas[i % len(replicas)]) for i in range(workers)))
+    return sent
+
+
+async def test_three_replicas_together_send_evenly_and_never_over_the_rate(
+    connections: list[Redis], prefix: str
+) -> None:
+    replicas = [RedisRateLimiter(client, RATE, prefix=prefix) for client in connections]
+
+    sent = await send_through(replicas, SLOTS, workers=4 * REPLICAS)
 
     gaps = [later - earlier for earlier, later in itertools.pairwise(sorted(sent))]
     assert len(sent) == SLOTS
@@ -107,16 +114,8 @@ async def test_a_replica_woken_late_books_a_fresh_slot_instead_of_bunching_with_
         )
         for i, client in enumerate(connections)
     ]
-    remaining = itertools.count()
-    sent: list[float] = []
 
-    async def worker(limiter: RedisRateLimiter) -> None:
-        while next(remaining) < slots:
-            await limiter.acquire(KEY)
-            sent.append(time.monotonic())
-
-    async with asyncio.timeout(30):
-        await asyncio.gather(*(worker(replicas[i % REPLICAS]) for i in range(2 * REPLICAS)))
+    sent = await send_through(replicas, slots, workers=2 * REPLICAS)
 
     assert len(sent) == slots
     assert most_in_one_second(sent) <= rate
