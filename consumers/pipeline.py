@@ -204,10 +204,11 @@ class CommandPipeline:
             await self._deliver(delivery, started)
         except BrokerUnavailable as exc:
             # Unacked on purpose: the delivery comes back once the broker is reachable again.
-            if delivery is not None:
-                delivery.acks.leave_unacked(delivery.tag)
             log.warning("command_left_unacked", reason=exc.message)
         finally:
+            if delivery is not None:
+                # Acked, or never will be (left unacked, cancelled at shutdown, crashed).
+                delivery.acks.settle(delivery.tag)
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._idle.set()

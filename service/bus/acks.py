@@ -44,31 +44,42 @@ class AckFrame:
 class AckLedger:
     """Which tags of one channel are acked, and the frames that say so. Pure: no I/O.
 
-    ``floor``: every tag up to it has had its ack sent. ``acked``: tags above the floor acked by
-    the pipeline, mapped to whether their frame was sent already (alone, above a tag in
-    progress). Once a delivery is left unacked on purpose, multiple acks above it would cover
-    it: from then on every ack is sent alone and nothing is kept.
+    ``floor``: every tag up to it is settled (its ack sent, or covered by a multiple ack).
+    ``acked``: tags above the floor acked by the pipeline, mapped to whether their frame was
+    sent already (alone, above a tag in progress); ``unsent``: the acks since the last frames,
+    so a flush costs what it sends, not what sits above a slow delivery. Once a delivery is
+    left unacked, multiple acks above it would cover it: from then on every ack goes alone.
     """
 
     floor: int = 0
     acked: dict[int, bool] = field(default_factory=dict)
+    unsent: list[int] = field(default_factory=list)
     contiguous: bool = True
 
     def ack(self, delivery_tag: int) -> None:
-        self.acked[delivery_tag] = False
+        if delivery_tag <= self.floor or delivery_tag in self.acked:
+            return  # acked twice: the broker would close the channel over a second frame
+        if self.contiguous:
+            self.acked[delivery_tag] = False
+        self.unsent.append(delivery_tag)
 
-    def leave_unacked(self, delivery_tag: int) -> None:
-        """``delivery_tag`` stays unacked until the channel closes (the broker then requeues
-        it); no multiple ack may ever cover it."""
-        self.contiguous = False
-        self.acked.pop(delivery_tag, None)
+    def settle(self, delivery_tag: int) -> None:
+        """The pipeline is done with ``delivery_tag``: unless it was acked, it stays unacked
+        until the channel closes (the broker then requeues it), and no multiple ack may ever
+        cover it."""
+        if self.contiguous and delivery_tag > self.floor and delivery_tag not in self.acked:
+            self.contiguous = False
+            self.acked.clear()
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.unsent)
 
     def frames(self) -> list[AckFrame]:
         """The frames that send every pending ack, and the ledger moved past them."""
+        unsent, self.unsent = self.unsent, []
         if not self.contiguous:
-            pending = [tag for tag, sent in self.acked.items() if not sent]
-            self.acked.clear()
-            return [AckFrame(tag, multiple=False) for tag in sorted(pending)]
+            return [AckFrame(tag, multiple=False) for tag in sorted(unsent)]
         frames: list[AckFrame] = []
         run_end: int | None = None  # the highest tag of the run whose frame is not sent yet
         run_length = 0
@@ -81,22 +92,32 @@ class AckLedger:
         self.floor = tag - 1
         if run_end is not None:
             frames.append(AckFrame(run_end, multiple=run_length > 1))
-        for above, sent in self.acked.items():
-            if not sent:
+        for above in sorted(unsent):
+            if above > self.floor and self.acked.get(above) is False:
                 frames.append(AckFrame(above, multiple=False))
                 self.acked[above] = True
         return frames
 
 
 class ChannelAcks:
-    """The acks of one consumer channel, flushed once per ACK_WINDOW_SECONDS."""
+    """The acks of one consumer channel, flushed once per ACK_WINDOW_SECONDS.
+
+    One sender task at a time writes a channel's frames, and it takes them from the ledger
+    when it sends, not when a flush was asked for: frames reach the broker in the order the
+    ledger made them. (Separate tasks could overtake each other on aiormq's bounded write
+    queue, and a multiple ack ahead of a single ack it covers closes the channel.)
+    """
 
     def __init__(self, channel: aiormq.abc.AbstractChannel) -> None:
         self._channel = channel
         self._ledger = AckLedger()
         self._flush_handle: asyncio.TimerHandle | None = None
-        self._senders: set[asyncio.Task[None]] = set()
+        self._sender: asyncio.Task[None] | None = None
         self.frames_sent = 0  # observability and tests: far fewer than acks under load
+
+    @property
+    def closed(self) -> bool:
+        return self._channel.is_closed
 
     def ack(self, delivery_tag: int) -> None:
         """Ack within ACK_WINDOW_SECONDS; raises at once if the channel is gone (the broker then
@@ -108,38 +129,49 @@ class ChannelAcks:
             loop = asyncio.get_running_loop()
             self._flush_handle = loop.call_later(ACK_WINDOW_SECONDS, self._flush)
 
-    def leave_unacked(self, delivery_tag: int) -> None:
-        self._ledger.leave_unacked(delivery_tag)
+    def settle(self, delivery_tag: int) -> None:
+        self._ledger.settle(delivery_tag)
 
     async def sent(self) -> None:
-        """Send what is pending now and wait until every ack frame is with the connection's
-        writer, so a drain that ends with the connection closing loses none."""
+        """Send what is pending now and wait until it is written to the connection, so a drain
+        that ends with the connection closing loses none. Returns at once for a closed
+        channel: its deliveries are back with the broker."""
+        if self._channel.is_closed:
+            self.discard()
+            return
         self._flush()
-        if self._senders:
-            await asyncio.gather(*self._senders, return_exceptions=True)
+        if self._sender is not None:
+            await asyncio.wait({self._sender})
+
+    def discard(self) -> None:
+        """Stop sending: the channel is gone (a sender blocked on a dead connection's write
+        queue would otherwise wait forever)."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if self._sender is not None:
+            self._sender.cancel()
 
     def _flush(self) -> None:
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
-        frames = self._ledger.frames()
-        if not frames:
-            return
-        sender = asyncio.create_task(self._send(frames), name="acks")
-        self._senders.add(sender)
-        sender.add_done_callback(self._senders.discard)
+        if self._ledger.pending and (self._sender is None or self._sender.done()):
+            self._sender = asyncio.create_task(self._send(), name="acks")
 
-    async def _send(self, frames: list[AckFrame]) -> None:
+    async def _send(self) -> None:
         try:
-            for frame in frames:
-                # wait=False: the frame is queued for the connection's writer; an ack has no
-                # answer, so there is nothing more to wait for.
-                await self._channel.basic_ack(frame.delivery_tag, frame.multiple, wait=False)
-                self.frames_sent += 1
+            while frames := self._ledger.frames():
+                for frame in frames:
+                    # The last frame of a batch waits until it is written out; the others are
+                    # only queued for the connection's writer, in order, ahead of it.
+                    last = frame is frames[-1]
+                    await self._channel.basic_ack(frame.delivery_tag, frame.multiple, wait=last)
+                    self.frames_sent += 1
         except (AMQPError, aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
             # The channel went away between the ack and its frame: the broker requeues every
             # delivery it had not seen acked, and the claims keep them from running twice.
-            log.warning("acks_not_sent", reason=type(exc).__name__, frames=len(frames))
+            log.warning("acks_not_sent", reason=type(exc).__name__)
 
 
 class Acks:
@@ -153,7 +185,7 @@ class Acks:
         return len(self._channels)
 
     async def sent(self) -> None:
-        """Every channel's pending acks handed to the broker connection (see ChannelAcks)."""
+        """Every open channel's pending acks written to the connection (see ChannelAcks)."""
         for acks in list(self._channels.values()):
             await acks.sent()
 
@@ -167,6 +199,8 @@ class Acks:
         acks = self._channels.get(channel)
         if acks is None:
             # A closed channel's acks can no longer be sent: the broker requeued its deliveries.
-            self._channels = {c: a for c, a in self._channels.items() if not c.is_closed}
+            for gone in [a for a in self._channels.values() if a.closed]:
+                gone.discard()
+            self._channels = {c: a for c, a in self._channels.items() if not a.closed}
             acks = self._channels[channel] = ChannelAcks(channel)
         return acks

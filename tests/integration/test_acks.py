@@ -116,7 +116,7 @@ async def test_only_the_deliveries_never_acked_come_back(
     registry = Acks()
     messages = [await take(received) for _ in range(10)]
     in_progress, left_unacked = messages[2], messages[6]
-    registry.for_message(left_unacked).leave_unacked(tag_of(left_unacked))
+    registry.for_message(left_unacked).settle(tag_of(left_unacked))
     ack_all([m for m in messages if m is not in_progress and m is not left_unacked], registry)
     await asyncio.sleep(0.2)
     await channel.close()
@@ -171,8 +171,43 @@ async def test_acks_whose_channel_closed_before_they_went_out_are_dropped_with_a
     message = await take(received)
     registry = Acks()
     ack_all([message], registry)
+    channel_acks = registry.for_message(message)
     await channel.close()
     with structlog.testing.capture_logs() as logs:
-        await registry.sent()
+        channel_acks._flush()  # as the window's timer does
+        await asyncio.sleep(0.05)
     assert [entry["event"] for entry in logs] == ["acks_not_sent"]
     assert await remaining(amqp, queue_name) == [b"0"]  # requeued by the broker, not lost
+
+
+async def test_frames_reach_the_broker_in_order_even_when_the_write_queue_is_full(
+    amqp: AbstractConnection, queue_name: str
+) -> None:
+    # 30 single acks (every other tag, above tags in progress) fill aiormq's write queue of 10
+    # frames; the multiple ack of the next flush covers them and must not overtake them, or
+    # the broker closes the channel over an unknown delivery tag.
+    channel, received = await consume(amqp, queue_name, published=60, prefetch=60)
+    messages = [await take(received) for _ in range(60)]
+    registry = Acks()
+    ack_all(messages[1::2], registry)
+    channel_acks = registry.for_message(messages[0])
+    channel_acks._flush()  # the first flush, as the timer would
+    await asyncio.sleep(0)  # its sender starts: 30 single frames, the write queue fills
+    ack_all(messages[0::2], registry)
+    await registry.sent()  # the second, queued behind the first
+    assert not channel.is_closed
+    assert channel_acks.frames_sent == 31
+    await channel.close()
+    assert await remaining(amqp, queue_name) == []
+
+
+async def test_waiting_for_the_acks_of_a_closed_channel_returns_at_once(
+    amqp: AbstractConnection, queue_name: str
+) -> None:
+    channel, received = await consume(amqp, queue_name, published=1, prefetch=1)
+    message = await take(received)
+    registry = Acks()
+    ack_all([message], registry)
+    await channel.close()
+    async with asyncio.timeout(1):
+        await registry.sent()

@@ -58,12 +58,35 @@ def test_acks_above_a_delivery_in_progress_go_alone_and_at_once() -> None:
 def test_a_delivery_left_unacked_is_never_covered_by_a_later_multiple_ack() -> None:
     ledger = AckLedger()
     ledger.ack(1)
-    ledger.leave_unacked(2)
+    ledger.settle(2)  # done with it, never acked
     for tag in (3, 4, 5):
         ledger.ack(tag)
     frames = ledger.frames()
     assert frames == [AckFrame(tag, multiple=False) for tag in (1, 3, 4, 5)]
     assert ledger.acked == {}  # nothing kept once acks go alone
+
+
+def test_settling_an_acked_delivery_changes_nothing() -> None:
+    ledger = AckLedger()
+    for tag in (1, 2):
+        ledger.ack(tag)
+        ledger.settle(tag)
+    assert ledger.frames() == [AckFrame(2, multiple=True)]
+    ledger.settle(1)  # below the floor by now
+    ledger.ack(3)
+    assert ledger.frames() == [AckFrame(3, multiple=False)]
+
+
+def test_a_second_ack_of_a_tag_sends_no_second_frame() -> None:
+    ledger = AckLedger()
+    ledger.ack(2)  # above 1, still in progress: goes alone
+    assert ledger.frames() == [AckFrame(2, multiple=False)]
+    ledger.ack(2)
+    ledger.ack(1)
+    ledger.ack(1)
+    assert ledger.frames() == [AckFrame(1, multiple=False)]
+    ledger.ack(1)
+    assert ledger.frames() == []
 
 
 @settings(max_examples=300, deadline=None)
@@ -79,10 +102,9 @@ def test_any_order_of_acks_and_flushes_is_accepted_by_the_broker(
     flush_after = data.draw(st.sets(st.integers(0, delivered)), label="flush points")
     ledger, broker, acked_at_broker = AckLedger(), BrokerAcks(delivered), set[int]()
     for index, tag in enumerate(order):
-        if tag in left_unacked:
-            ledger.leave_unacked(tag)
-        else:
+        if tag not in left_unacked:
             ledger.ack(tag)
+        ledger.settle(tag)  # as the pipeline does once it is done with a delivery
         if index in flush_after:
             for frame in ledger.frames():
                 acked_at_broker |= broker.apply(frame)
