@@ -184,11 +184,12 @@ class PacedTurns:
 
     async def _slot_kept(self, key: str) -> bool:
         """Book a slot and sleep until it; False when woken too late to use it."""
+        asked = self._clock()
         slot = await self._book.reserve(key)
-        if slot.delay_seconds <= 0:
-            return True
-        due = self._clock() + slot.delay_seconds
-        await self._sleep_until(key, slot)
+        # From before the booking: a loop stalled while Redis answered makes the slot late too.
+        due = asked + max(slot.delay_seconds, 0.0)
+        if slot.delay_seconds > 0:
+            await self._sleep_until(key, slot)
         late = self._clock() - due
         if late <= LATE_WAKE_SECONDS:
             return True
