@@ -84,13 +84,14 @@ def _run(args: argparse.Namespace) -> int:
 async def _serve(settings: Settings, *, demo: bool) -> int:
     from service.runtime import Relay, serve_until_signalled
 
+    # Everything is imported and nothing is connected yet: what is frozen stays for good.
+    settle_after_startup()
     stop = asyncio.Event()
     _install_signal_handlers(stop.set)
     relay = Relay(settings)
     demo_task: asyncio.Task[None] | None = None
     try:
         await relay.start(wait_for_broker=None)
-        settle_after_startup()
         if demo:
             from service.demo import run_demo
 

@@ -1,4 +1,4 @@
-"""How the relay process uses Python's cyclic garbage collector, set once start-up is done.
+"""How the relay process uses Python's cyclic garbage collector, set once its modules are in.
 
 Every command allocates a few hundred short-lived containers (models, dicts, futures, tasks),
 so with CPython's defaults the collector runs about once per ten commands, and every tenth
@@ -26,8 +26,9 @@ OLD_THRESHOLD = 100
 def settle_after_startup() -> None:
     """Collect start-up's garbage, freeze the survivors, widen the generations.
 
-    For the service process only (``msgflash-relay run``): it changes process-wide state, so
-    the library never calls it on its own.
+    For the service process only (``msgflash-relay run``, after its imports and before it
+    connects, so no connection is frozen): it changes process-wide state, so the library never
+    calls it on its own.
     """
     gc.collect()
     gc.freeze()
