@@ -11,6 +11,7 @@ Ordering is what makes the relay safe under crashes and redeliveries:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from collections import OrderedDict
@@ -72,6 +73,9 @@ _TRANSIT_HEADERS = frozenset(
 RECENT_KEYS = 4_096
 
 
+# How long stopping waits for the last acks to be written before the connection closes.
+ACKS_ON_STOP_SECONDS = 2.0
+
 # Below this many commands in flight the relay never counts as saturated, whatever the
 # prefetch: too few commands would share a commit to be worth making them wait for it.
 SATURATION_FLOOR = 8
@@ -85,7 +89,7 @@ class PipelineConfig:
     retry_tiers: int = 4
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Delivery:
     """One delivery being processed: the AMQP message, its copy as received, its claim owner."""
 
@@ -95,6 +99,7 @@ class Delivery:
     acks: ChannelAcks
     # What the outcome line adds to the bound context (instanceId, attempts, code, tier).
     outcome_fields: dict[str, object] = field(default_factory=dict)
+    acked: bool = False
 
     @property
     def tag(self) -> int:
@@ -104,8 +109,11 @@ class Delivery:
 
     def ack(self) -> None:
         """Ack (in one frame with the others of the next few milliseconds), or say the broker is
-        gone: the delivery then comes back on its own."""
-        self.acks.ack(self.tag)
+        gone: the delivery then comes back on its own. Once only: a second ack frame for one
+        tag would make the broker close the channel."""
+        if not self.acked:
+            self.acks.ack(self.tag)
+            self.acked = True
 
     def header_float(self, name: str) -> float | None:
         value = self.original.headers.get(name)
@@ -190,6 +198,11 @@ class CommandPipeline:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # Commands that finished since the drain bound ran out: their acks, before the broker
+        # connection closes (bounded: a dead connection takes none).
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(ACKS_ON_STOP_SECONDS):
+                await self._acks.sent()
 
     async def _process(self, message: AbstractIncomingMessage) -> None:
         started = self._clock()

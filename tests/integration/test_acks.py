@@ -11,8 +11,10 @@ import pytest
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
+from consumers.pipeline import Delivery
 from service.bus import acks as acks_module
 from service.bus.acks import Acks
+from service.bus.publisher import OriginalMessage
 from service.errors import BrokerUnavailable
 
 
@@ -211,3 +213,23 @@ async def test_waiting_for_the_acks_of_a_closed_channel_returns_at_once(
     await channel.close()
     async with asyncio.timeout(1):
         await registry.sent()
+
+
+async def test_a_delivery_acked_twice_sends_one_frame_even_once_acks_go_alone(
+    amqp: AbstractConnection, queue_name: str
+) -> None:
+    channel, received = await consume(amqp, queue_name, published=2, prefetch=2)
+    left, message = await take(received), await take(received)
+    registry = Acks()
+    channel_acks = registry.for_message(message)
+    channel_acks.settle(tag_of(left))  # left unacked: from now on every ack goes alone
+    delivery = Delivery(message, OriginalMessage.from_incoming(message), "owner:1", channel_acks)
+    delivery.ack()
+    await registry.sent()
+    delivery.ack()  # e.g. a crash after the ack sends the command down the defer path
+    await registry.sent()
+    await asyncio.sleep(0.2)  # a second frame for the tag would close the channel about now
+    assert not channel.is_closed
+    assert channel_acks.frames_sent == 1
+    await channel.close()
+    assert await remaining(amqp, queue_name) == [left.body]
