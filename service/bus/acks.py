@@ -28,6 +28,8 @@ from service.errors import BrokerUnavailable
 
 log = structlog.get_logger("service.bus.acks")
 
+_CHANNEL_CLOSED = "could not ack: the consumer channel is closed"
+
 # How long an ack waits for others to share its frame.
 ACK_WINDOW_SECONDS = 0.005
 
@@ -123,7 +125,7 @@ class ChannelAcks:
         """Ack within ACK_WINDOW_SECONDS; raises at once if the channel is gone (the broker then
         requeues the delivery itself)."""
         if self._channel.is_closed:
-            raise BrokerUnavailable("could not ack: the consumer channel is closed")
+            raise BrokerUnavailable(_CHANNEL_CLOSED)
         self._ledger.ack(delivery_tag)
         if self._flush_handle is None:
             loop = asyncio.get_running_loop()
@@ -168,7 +170,7 @@ class ChannelAcks:
                     last = frame is frames[-1]
                     await self._channel.basic_ack(frame.delivery_tag, frame.multiple, wait=last)
                     self.frames_sent += 1
-        except (AMQPError, aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
+        except (AMQPError, ConnectionError, RuntimeError) as exc:  # aio-pika's is aiormq's
             # The channel went away between the ack and its frame: the broker requeues every
             # delivery it had not seen acked, and the claims keep them from running twice.
             log.warning("acks_not_sent", reason=type(exc).__name__)
@@ -195,7 +197,7 @@ class Acks:
         try:
             channel = message.channel
         except aiormq.exceptions.ChannelInvalidStateError as exc:
-            raise BrokerUnavailable("could not ack: the consumer channel is closed") from exc
+            raise BrokerUnavailable(_CHANNEL_CLOSED) from exc
         acks = self._channels.get(channel)
         if acks is None:
             # A closed channel's acks can no longer be sent: the broker requeued its deliveries.

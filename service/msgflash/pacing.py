@@ -175,15 +175,14 @@ class PacedTurns:
         if turn is None:
             turn = self._turns[key] = asyncio.Lock()
         async with turn:
-            for _ in range(MAX_SLOTS_PER_REQUEST - 1):
-                if await self._slot_kept(key):
+            for attempt in range(1, MAX_SLOTS_PER_REQUEST + 1):
+                if await self._slot_kept(key, last=attempt == MAX_SLOTS_PER_REQUEST):
                     break
-            else:
-                await self._slot_kept(key)
         return self._clock() - started
 
-    async def _slot_kept(self, key: str) -> bool:
-        """Book a slot and sleep until it; False when woken too late to use it."""
+    async def _slot_kept(self, key: str, *, last: bool) -> bool:
+        """Book a slot and sleep until it; False when woken too late to use it (unless it is
+        the ``last`` this request may book: that one is used however late)."""
         asked = self._clock()
         slot = await self._book.reserve(key)
         # From before the booking: a loop stalled while Redis answered makes the slot late too.
@@ -191,7 +190,7 @@ class PacedTurns:
         if slot.delay_seconds > 0:
             await self._sleep_until(key, slot)
         late = self._clock() - due
-        if late <= LATE_WAKE_SECONDS:
+        if late <= LATE_WAKE_SECONDS or last:
             return True
         log.info("pacing_slot_missed", late_ms=round(late * 1000, 1))
         return False
