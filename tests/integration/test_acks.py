@@ -13,7 +13,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 
 from consumers.pipeline import Delivery
 from service.bus import acks as acks_module
-from service.bus.acks import Acks
+from service.bus.acks import Acks, ChannelAcks
 from service.bus.publisher import OriginalMessage
 from service.errors import BrokerUnavailable
 
@@ -67,6 +67,27 @@ async def remaining(amqp: AbstractConnection, queue: str) -> list[bytes]:
     return sorted(bodies, key=int)
 
 
+async def closed_then_left(
+    channel: AbstractChannel, amqp: AbstractConnection, queue: str
+) -> list[bytes]:
+    """Close the consumer ``channel``, then what the broker kept in ``queue`` (requeued)."""
+    await channel.close()
+    return await remaining(amqp, queue)
+
+
+async def one_ack_pending_on_a_closed_channel(
+    amqp: AbstractConnection, queue: str
+) -> tuple[Acks, ChannelAcks]:
+    """A delivery acked, its channel closed before the ack's frame went out."""
+    channel, received = await consume(amqp, queue, published=1, prefetch=1)
+    message = await take(received)
+    registry = Acks()
+    ack_all([message], registry)
+    channel_acks = registry.for_message(message)
+    await channel.close()
+    return registry, channel_acks
+
+
 def tag_of(message: AbstractIncomingMessage) -> int:
     assert message.delivery_tag is not None
     return message.delivery_tag
@@ -91,8 +112,7 @@ async def test_a_burst_of_acks_goes_out_in_few_frames_and_empties_the_queue(
         taken += len(burst)
     await asyncio.sleep(0.2)  # let the last flush reach the broker
     frames = registry.for_message(burst[-1]).frames_sent
-    await channel.close()
-    assert await remaining(amqp, queue_name) == []
+    assert await closed_then_left(channel, amqp, queue_name) == []
     assert 1 <= frames <= 8
 
 
@@ -107,8 +127,7 @@ async def test_a_slow_delivery_does_not_hold_back_the_acks_of_later_ones(
         ack_all([await take(received)], registry)
     ack_all([slow], registry)
     await asyncio.sleep(0.2)
-    await channel.close()
-    assert await remaining(amqp, queue_name) == []
+    assert await closed_then_left(channel, amqp, queue_name) == []
 
 
 async def test_only_the_deliveries_never_acked_come_back(
@@ -121,8 +140,10 @@ async def test_only_the_deliveries_never_acked_come_back(
     registry.for_message(left_unacked).settle(tag_of(left_unacked))
     ack_all([m for m in messages if m is not in_progress and m is not left_unacked], registry)
     await asyncio.sleep(0.2)
-    await channel.close()
-    assert await remaining(amqp, queue_name) == [in_progress.body, left_unacked.body]
+    assert await closed_then_left(channel, amqp, queue_name) == [
+        in_progress.body,
+        left_unacked.body,
+    ]
 
 
 async def test_acking_on_a_closed_channel_says_the_broker_is_unavailable(
@@ -147,8 +168,7 @@ async def test_sent_hands_every_pending_ack_to_the_connection_before_it_closes(
     assert channel_acks.frames_sent == 0  # no loop iteration yet: the flush has not run
     await registry.sent()
     assert channel_acks.frames_sent == 1  # one multiple ack, handed over before sent() returned
-    await channel.close()
-    assert await remaining(amqp, queue_name) == []
+    assert await closed_then_left(channel, amqp, queue_name) == []
 
 
 async def test_a_closed_channel_is_forgotten_once_deliveries_come_on_a_new_one(
@@ -169,12 +189,7 @@ async def test_acks_whose_channel_closed_before_they_went_out_are_dropped_with_a
     amqp: AbstractConnection, queue_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(acks_module, "ACK_WINDOW_SECONDS", 60.0)  # no flush before the close
-    channel, received = await consume(amqp, queue_name, published=1, prefetch=1)
-    message = await take(received)
-    registry = Acks()
-    ack_all([message], registry)
-    channel_acks = registry.for_message(message)
-    await channel.close()
+    _, channel_acks = await one_ack_pending_on_a_closed_channel(amqp, queue_name)
     with structlog.testing.capture_logs() as logs:
         channel_acks._flush()  # as the window's timer does
         await asyncio.sleep(0.05)
@@ -199,20 +214,20 @@ async def test_frames_reach_the_broker_in_order_even_when_the_write_queue_is_ful
     await registry.sent()  # the second, queued behind the first
     assert not channel.is_closed
     assert channel_acks.frames_sent == 31
-    await channel.close()
-    assert await remaining(amqp, queue_name) == []
+    assert await closed_then_left(channel, amqp, queue_name) == []
 
 
 async def test_waiting_for_the_acks_of_a_closed_channel_returns_at_once(
     amqp: AbstractConnection, queue_name: str
 ) -> None:
-    channel, received = await consume(amqp, queue_name, published=1, prefetch=1)
-    message = await take(received)
-    registry = Acks()
-    ack_all([message], registry)
-    await channel.close()
-    async with asyncio.timeout(1):
-        await registry.sent()
+    registry, channel_acks = await one_ack_pending_on_a_closed_channel(amqp, queue_name)
+    with structlog.testing.capture_logs() as logs:
+        async with asyncio.timeout(1):
+            await registry.sent()
+    # Nothing was attempted on the closed channel (on a dead connection an attempt could
+    # block for good on its write queue): no frame, no failed send.
+    assert channel_acks.frames_sent == 0
+    assert logs == []
 
 
 async def test_a_delivery_acked_twice_sends_one_frame_even_once_acks_go_alone(
@@ -231,5 +246,4 @@ async def test_a_delivery_acked_twice_sends_one_frame_even_once_acks_go_alone(
     await asyncio.sleep(0.2)  # a second frame for the tag would close the channel about now
     assert not channel.is_closed
     assert channel_acks.frames_sent == 1
-    await channel.close()
-    assert await remaining(amqp, queue_name) == [left.body]
+    assert await closed_then_left(channel, amqp, queue_name) == [left.body]
