@@ -21,8 +21,9 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
 from benchmarks.workspace import Workspace
-from service.bus.topology import Topology, declare_topology
-from service.sandbox.seed import INSTANCE_MAIN
+from service.bus.topology import declare_topology
+from service.contract.amqp import Topology
+from service.providers.msgflash.sandbox.seed import INSTANCE_MAIN
 
 COMMAND_ROUTING_KEY = "message.schedule"
 RESULT_ROUTING_KEYS = ("message.scheduled", "message.failed")

@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 
 from benchmarks.workspace import Workspace
-from service.bus.topology import Topology
+from service.contract.amqp import Topology
 from service.settings import DEFAULT_SANDBOX_API_KEY
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

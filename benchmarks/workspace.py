@@ -21,7 +21,8 @@ import aio_pika
 from aio_pika.abc import AbstractConnection
 from redis.asyncio import Redis
 
-from service.bus.topology import Topology, delete_topology
+from service.bus.topology import delete_topology
+from service.contract.amqp import Topology
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"

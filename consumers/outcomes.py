@@ -5,10 +5,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from service.commands import Command
-from service.errors import InstanceResolutionError, MsgFlashError, MsgFlashNoResponse, RetryClass
-from service.events import ErrorInfo, OutgoingEvent
-from service.msgflash.instances import InstanceResolver
+from service.contract.commands import Command
+from service.contract.errors import (
+    ErrorInfo,
+    InstanceResolutionError,
+    MsgFlashError,
+    MsgFlashNoResponse,
+    RetryClass,
+)
+from service.contract.events import OutgoingEvent
+from service.providers.msgflash.instances import InstanceResolver
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,16 +25,15 @@ from aio_pika.abc import AbstractIncomingMessage
 from consumers.outcomes import Deferred, Failed, Handler, HandlerContext, Outcome
 from consumers.results import decode_events, encode_result, result_failed
 from service.bus.acks import Acks, ChannelAcks
-from service.bus.publisher import (
+from service.bus.publisher import OriginalMessage, Publisher
+from service.contract.amqp import (
     ATTEMPTS_HEADER,
     DEFERRALS_HEADER,
     RECONCILE_HEADER,
     REPLAYED_HEADER,
-    OriginalMessage,
-    Publisher,
+    RETRY_TIER_HEADER,
 )
-from service.bus.topology import RETRY_TIER_HEADER
-from service.commands import (
+from service.contract.commands import (
     Command,
     CommandIdentity,
     CommandType,
@@ -42,10 +41,10 @@ from service.commands import (
     parse_command,
     peek_identity,
 )
-from service.errors import RETRIES_EXHAUSTED, BrokerUnavailable, InvalidCommand
-from service.events import ErrorInfo, OutgoingEvent, failure_event
+from service.contract.errors import RETRIES_EXHAUSTED, BrokerUnavailable, ErrorInfo, InvalidCommand
+from service.contract.events import Correlation, OutgoingEvent, failure_event
 from service.metrics import Metrics
-from service.state.store import ClaimStatus, Correlation, RememberedMessage, StateStore
+from service.state.store import ClaimStatus, RememberedMessage, StateStore
 
 log = structlog.get_logger("consumers.pipeline")
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic_core import from_json, to_json
 
-from service.events import OutgoingEvent
+from service.contract.events import OutgoingEvent
 
 
 def encode_result(events: tuple[OutgoingEvent, ...], *, succeeded: bool) -> bytes:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 import structlog
 
-from service.errors import ConfigError, RelayError, TopologyConflict
+from service.contract.errors import ConfigError, RelayError, TopologyConflict
 from service.gc_policy import settle_after_startup
 from service.logs import configure_logging
 from service.settings import Settings, load_settings
@@ -53,7 +53,7 @@ def _parser(*, with_sandbox: bool) -> argparse.ArgumentParser:
     sandbox = sub.add_parser("sandbox", help="run the MsgFlash simulator on its own port")
     if with_sandbox:
         # Only loaded when asked for: production paths never import the simulator.
-        from service.sandbox import server as sandbox_server
+        from service.providers.msgflash.sandbox import server as sandbox_server
 
         sandbox_server.add_arguments(sandbox)
         sandbox.set_defaults(func=sandbox_server.run)
@@ -82,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def _serve(settings: Settings, *, demo: bool) -> int:
-    from service.runtime import Relay, serve_until_signalled
+    from service.app import Relay, serve_until_signalled
 
     # Everything is imported and nothing is connected yet: what is frozen stays for good.
     settle_after_startup()
@@ -93,7 +93,7 @@ async def _serve(settings: Settings, *, demo: bool) -> int:
     try:
         await relay.start(wait_for_broker=None)
         if demo:
-            from service.demo import run_demo
+            from service.tools.demo import run_demo
 
             await relay.broker.wait_ready(60)
             demo_task = asyncio.create_task(run_demo(relay), name="demo")
@@ -136,8 +136,8 @@ def _topology(_args: argparse.Namespace) -> int:
 async def _declare(settings: Settings) -> int:
     import aio_pika
 
+    from service.app import topology_for
     from service.bus.topology import declare_topology
-    from service.runtime import topology_for
 
     topology = topology_for(settings)
     connection = await aio_pika.connect(settings.amqp_url.get_secret_value(), timeout=10)

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from service.errors import ConfigError
+from service.contract.errors import ConfigError
 
 DEFAULT_SANDBOX_API_KEY = "msgf_live_" + "5a" * 32
 

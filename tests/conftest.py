@@ -21,11 +21,12 @@ import pytest
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 from aiohttp.test_utils import TestServer
 
-from service.bus.topology import Topology, declare_topology, delete_topology
+from service.bus.topology import declare_topology, delete_topology
+from service.contract.amqp import Topology
 from service.settings import DEFAULT_SANDBOX_API_KEY, load_settings
 
 if TYPE_CHECKING:  # imported lazily so the sandbox and unit suites load without the relay
-    from service.runtime import Relay
+    from service.app import Relay
 
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -111,8 +112,8 @@ def sandbox_config() -> dict[str, Any]:
 
 @pytest.fixture
 async def sandbox(sandbox_config: dict[str, Any]) -> AsyncIterator[SandboxHandle]:
-    from service.sandbox.app import create_sandbox_app
-    from service.sandbox.config import SandboxConfig
+    from service.providers.msgflash.sandbox.app import create_sandbox_app
+    from service.providers.msgflash.sandbox.config import SandboxConfig
 
     server = TestServer(create_sandbox_app(SandboxConfig(**sandbox_config)), host="127.0.0.1")
     await server.start_server()
@@ -129,7 +130,7 @@ async def relay_factory(
     prefix: str, topology: Topology, sandbox: SandboxHandle
 ) -> AsyncIterator[RelayFactory]:
     """Start relays on this test's prefix, pointed at the sandbox; all stopped afterwards."""
-    from service.runtime import Relay
+    from service.app import Relay
 
     started: list[Relay] = []
 
@@ -224,7 +225,7 @@ def command(
     command_id: str | None = None,
     source: str = "tests",
 ) -> dict[str, Any]:
-    from service.sandbox.seed import INSTANCE_MAIN
+    from service.providers.msgflash.sandbox.seed import INSTANCE_MAIN
 
     return {
         "specversion": "1.0",
@@ -248,7 +249,7 @@ RESULT_TYPES = ("msgflash.message.sent", "msgflash.message.failed")
 
 def text_command(text: str, **kwargs: Any) -> dict[str, Any]:
     """A send command to the seeded main instance whose text identifies it in the sandbox log."""
-    from service.sandbox.seed import INSTANCE_MAIN
+    from service.providers.msgflash.sandbox.seed import INSTANCE_MAIN
 
     data = {
         "instanceId": INSTANCE_MAIN,

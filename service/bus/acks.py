@@ -24,7 +24,7 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage
 from aio_pika.exceptions import AMQPError
 
-from service.errors import BrokerUnavailable
+from service.contract.errors import BrokerUnavailable
 
 log = structlog.get_logger("service.bus.acks")
 

@@ -14,17 +14,16 @@ from typing import Any
 
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 
-from service.bus.publisher import (
+from service.bus.publisher import OriginalMessage, Publisher
+from service.contract.amqp import (
     ATTEMPTS_HEADER,
     ERROR_CODE_HEADER,
     ERROR_MESSAGE_HEADER,
     FAILED_AT_HEADER,
     REASON_HEADERS,
     ROUTING_KEY_HEADER,
-    OriginalMessage,
-    Publisher,
+    Topology,
 )
-from service.bus.topology import Topology
 
 
 @dataclass(frozen=True, slots=True)

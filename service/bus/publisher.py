@@ -22,23 +22,22 @@ import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, DeliveryMode
 from aio_pika.exceptions import AMQPError, PublishError
 
-from service.bus.topology import RETRY_TIER_HEADER, Topology
-from service.errors import BrokerUnavailable
-from service.events import OutgoingEvent
+from service.contract.amqp import (
+    ATTEMPTS_HEADER,
+    CLOUDEVENTS_JSON,
+    ERROR_CODE_HEADER,
+    ERROR_MESSAGE_HEADER,
+    FAILED_AT_HEADER,
+    REPLAYED_HEADER,
+    RETRY_TIER_HEADER,
+    ROUTING_KEY_HEADER,
+    Topology,
+)
+from service.contract.errors import BrokerUnavailable
+from service.contract.events import OutgoingEvent
 from service.metrics import Metrics
 
 log = structlog.get_logger("service.bus.publisher")
-
-CLOUDEVENTS_JSON = "application/cloudevents+json"
-ERROR_CODE_HEADER = "x-relay-error-code"
-ERROR_MESSAGE_HEADER = "x-relay-error-message"
-ATTEMPTS_HEADER = "x-relay-attempts"
-ROUTING_KEY_HEADER = "x-relay-routing-key"
-FAILED_AT_HEADER = "x-relay-failed-at"
-DEFERRALS_HEADER = "x-relay-deferrals"
-REPLAYED_HEADER = "x-relay-replayed"
-RECONCILE_HEADER = "x-relay-reconcile-since"
-REASON_HEADERS = (ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, ATTEMPTS_HEADER, FAILED_AT_HEADER)
 
 
 @dataclass(frozen=True, slots=True)

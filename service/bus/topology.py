@@ -9,80 +9,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, ExchangeType
 
-from service.errors import TopologyConflict
+from service.contract.amqp import RETRY_TIER_HEADER, Topology
+from service.contract.errors import TopologyConflict
 
-# Not "x-…": RabbitMQ's headers exchange ignores binding keys that start with "x-" when matching.
-RETRY_TIER_HEADER = "relay-retry-tier"
 QUORUM = {"x-queue-type": "quorum"}
-
-
-@dataclass(frozen=True, slots=True)
-class RetryTier:
-    index: int
-    delay_seconds: float
-    queue: str
-
-
-@dataclass(frozen=True, slots=True)
-class Topology:
-    """Every exchange and queue name the relay uses; all derived from ``prefix``."""
-
-    prefix: str = "msgflash"
-    retry_delays: tuple[float, ...] = (10.0, 60.0, 600.0, 3600.0)
-
-    @property
-    def commands_exchange(self) -> str:
-        return f"{self.prefix}.commands"
-
-    @property
-    def events_exchange(self) -> str:
-        return f"{self.prefix}.events"
-
-    @property
-    def messages_queue(self) -> str:
-        return f"{self.prefix}.messages"
-
-    @property
-    def campaigns_queue(self) -> str:
-        return f"{self.prefix}.campaigns"
-
-    @property
-    def retry_exchange(self) -> str:
-        return f"{self.prefix}.retry"
-
-    @property
-    def dead_letter_queue(self) -> str:
-        return f"{self.prefix}.dead-letter"
-
-    @property
-    def retry_tiers(self) -> tuple[RetryTier, ...]:
-        return tuple(
-            RetryTier(i, delay, f"{self.retry_exchange}.{_label(delay)}")
-            for i, delay in enumerate(self.retry_delays)
-        )
-
-    def exchanges(self) -> tuple[str, ...]:
-        return (self.commands_exchange, self.events_exchange, self.retry_exchange)
-
-    def queues(self) -> tuple[str, ...]:
-        tiers = tuple(tier.queue for tier in self.retry_tiers)
-        return (self.messages_queue, self.campaigns_queue, self.dead_letter_queue, *tiers)
-
-
-def _label(seconds: float) -> str:
-    whole = int(seconds)
-    if whole == seconds and whole % 3600 == 0:
-        return f"{whole // 3600}h"
-    if whole == seconds and whole % 60 == 0:
-        return f"{whole // 60}m"
-    return f"{seconds:g}s"
 
 
 async def declare_topology(connection: AbstractConnection, topology: Topology) -> None:

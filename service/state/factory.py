@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from service.errors import ConfigError
+from service.contract.errors import ConfigError
 from service.state.memory import MemoryStateStore
 from service.state.redis import DEFAULT_KEY_PREFIX, RedisStateStore, redis_from_state_url
 from service.state.sqlite import SqliteStateStore

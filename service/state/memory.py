@@ -11,8 +11,9 @@ import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from service.contract.events import Correlation
 from service.state.records import Entry, Held, decide_claim, decide_complete
-from service.state.store import Claim, Correlation, RememberedMessage
+from service.state.store import Claim, RememberedMessage
 
 V = TypeVar("V")
 

@@ -12,8 +12,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from redis.asyncio import Redis
 
-from service.errors import ConfigError
-from service.state.store import Claim, ClaimStatus, Correlation, RememberedMessage
+from service.contract.errors import ConfigError
+from service.contract.events import Correlation
+from service.state.store import Claim, ClaimStatus, RememberedMessage
 
 DEFAULT_KEY_PREFIX = "msgflash-relay"
 # Bounds on every Redis round trip (style: every network await has a timeout).

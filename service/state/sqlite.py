@@ -12,6 +12,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from service.contract.events import Correlation
 from service.state.sqlite_checkpoint import Checkpointer
 from service.state.sqlite_records import (
     ClaimRequest,
@@ -21,7 +22,7 @@ from service.state.sqlite_records import (
 )
 from service.state.sqlite_schema import connect, connect_checkpointer
 from service.state.sqlite_writer import BatchRunner, SqliteWriter
-from service.state.store import Claim, Correlation, RememberedMessage
+from service.state.store import Claim, RememberedMessage
 
 # Expired rows are deleted every this many writes, at most PURGE_BATCH rows per table at a
 # time: the cost stays small and flat, and steady state deletes as fast as rows expire.

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
+from service.contract.events import Correlation
+
 
 class ClaimStatus(Enum):
     CLAIMED = "claimed"  # first time seen: the caller owns it and may call MsgFlash
@@ -23,14 +25,6 @@ class Claim:
     status: ClaimStatus
     result: bytes | None = None  # the stored result (opaque JSON bytes) when DONE
     claimed_at: float | None = None  # epoch seconds the first (dead) holder claimed, when EXPIRED
-
-
-@dataclass(frozen=True, slots=True)
-class Correlation:
-    """What the relay remembers about a MsgFlash message it created."""
-
-    request_id: str
-    request_source: str
 
 
 @dataclass(frozen=True, slots=True)

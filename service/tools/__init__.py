@@ -44,7 +44,7 @@ def _print_document(name: str) -> Any:
         import json
 
         if name == "asyncapi":
-            from service.asyncapi import render_asyncapi
+            from service.contract.asyncapi import render_asyncapi
 
             document = render_asyncapi()
         else:

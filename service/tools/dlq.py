@@ -12,7 +12,7 @@ import aio_pika
 
 from service.bus.deadletters import DeadLetterQueue, ParkedCommand
 from service.bus.publisher import Publisher
-from service.errors import ConfigError
+from service.contract.errors import ConfigError
 from service.metrics import Metrics
 from service.settings import Settings
 
@@ -49,7 +49,7 @@ async def _with_queue(
     args: argparse.Namespace,
     action: Callable[[DeadLetterQueue, Any], Awaitable[int]],
 ) -> int:
-    from service.runtime import topology_for
+    from service.app import topology_for
 
     topology = topology_for(settings)
     connection = await aio_pika.connect(settings.amqp_url.get_secret_value(), timeout=10)

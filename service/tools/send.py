@@ -17,8 +17,8 @@ from typing import Any
 
 import aio_pika
 
-from service.commands import ROUTING_KEYS, CommandType, RawCommand, parse_command
-from service.errors import ConfigError, InvalidCommand
+from service.contract.commands import ROUTING_KEYS, CommandType, RawCommand, parse_command
+from service.contract.errors import ConfigError, InvalidCommand
 from service.settings import Settings
 
 SOURCE = "msgflash-relay/cli"
@@ -149,7 +149,7 @@ async def publish_and_wait(
     """Publish ``command`` with a private reply queue and return the first result event."""
     body = json.dumps(command).encode()
     type_ = CommandType(command["type"])
-    from service.runtime import topology_for
+    from service.app import topology_for
 
     exchange_name = topology_for(settings).commands_exchange
     connection = await aio_pika.connect(settings.amqp_url.get_secret_value(), timeout=10)

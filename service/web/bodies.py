@@ -14,7 +14,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from service.errors import FieldProblem
+from service.contract.errors import FieldProblem
 
 JSON = "application/json"
 

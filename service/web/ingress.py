@@ -10,10 +10,11 @@ from __future__ import annotations
 import structlog
 from aiohttp import hdrs, web
 
-from service.bus.publisher import CLOUDEVENTS_JSON, Publisher
-from service.commands import ROUTING_KEYS, RawCommand, parse_command
-from service.errors import INVALID_EVENT, BrokerUnavailable, FieldProblem, InvalidCommand
-from service.schemas import command_schemas
+from service.bus.publisher import Publisher
+from service.contract.amqp import CLOUDEVENTS_JSON
+from service.contract.commands import ROUTING_KEYS, RawCommand, parse_command
+from service.contract.errors import INVALID_EVENT, BrokerUnavailable, FieldProblem, InvalidCommand
+from service.contract.schemas import command_schemas
 from service.web.bodies import CommandAccepted, error_reply, read_bounded, reply
 from service.web.credentials import BearerTokens
 from service.web.operations import Header, Operation, Reply, RequestBody

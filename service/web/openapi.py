@@ -1,5 +1,5 @@
 """The OpenAPI 3.1 document of the HTTP routes, rendered from their ``Operation`` declarations
-and the pydantic models of the bodies (the command schemas come from ``service.schemas``).
+and the pydantic models of the bodies (the command schemas come from ``service.contract.schemas``).
 
 Served at ``GET /openapi.json`` and committed as ``docs/openapi.json``.
 """

@@ -17,8 +17,8 @@ from aiohttp import web
 from pydantic_core import from_json
 
 from service.bus.publisher import Publisher
-from service.errors import BrokerUnavailable
-from service.events import (
+from service.contract.errors import BrokerUnavailable
+from service.contract.events import (
     WEBHOOK_TYPE_PREFIX,
     WebhookIdentity,
     routing_key_for,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from service.errors import ConfigError
+from service.contract.errors import ConfigError
 from service.settings import Settings, env_name, load_settings
 from tests.deploy.manifests import (
     CONFIG_MAP,

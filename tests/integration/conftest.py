@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from service.bus.topology import Topology
+from service.contract.amqp import Topology
 from tests.conftest import AMQP_URL, TEST_RETRY_DELAYS, SandboxHandle
 
 

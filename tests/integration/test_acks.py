@@ -15,7 +15,7 @@ from consumers.pipeline import Delivery
 from service.bus import acks as acks_module
 from service.bus.acks import Acks, ChannelAcks
 from service.bus.publisher import OriginalMessage
-from service.errors import BrokerUnavailable
+from service.contract.errors import BrokerUnavailable
 
 
 @pytest.fixture

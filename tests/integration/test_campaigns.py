@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from service.runtime import Relay
-from service.sandbox.seed import (
+from service.app import Relay
+from service.providers.msgflash.sandbox.seed import (
     CONTACT_ANA,
     CONTACT_BRUNO,
     GROUP_CUSTOMERS,

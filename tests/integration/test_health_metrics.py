@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.runtime import Relay
+from service.app import Relay
 from tests.conftest import AMQP_URL, EventTap, Producer, RelayFactory, command
 
 

@@ -16,9 +16,9 @@ import aiohttp
 import pytest
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 
-from service.bus.topology import Topology
-from service.runtime import Relay
-from service.sandbox.seed import INSTANCE_MAIN
+from service.app import Relay
+from service.contract.amqp import Topology
+from service.providers.msgflash.sandbox.seed import INSTANCE_MAIN
 from tests.conftest import EventTap, RelayFactory, command
 
 CE_JSON = "application/cloudevents+json"

@@ -13,9 +13,9 @@ import structlog
 from aio_pika.abc import AbstractConnection
 from structlog.typing import EventDict
 
-from service.bus.topology import Topology
-from service.runtime import Relay
-from service.sandbox.seed import (
+from service.app import Relay
+from service.contract.amqp import Topology
+from service.providers.msgflash.sandbox.seed import (
     CONTACT_ANA,
     INSTANCE_MAIN,
     INSTANCE_WARMING,

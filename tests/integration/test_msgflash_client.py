@@ -13,13 +13,22 @@ from typing import Any
 
 import pytest
 
-from service.errors import MsgFlashError, MsgFlashNoResponse, MsgFlashOutcomeUnknown, RetryClass
+from service.contract.errors import (
+    MsgFlashError,
+    MsgFlashNoResponse,
+    MsgFlashOutcomeUnknown,
+    RetryClass,
+)
 from service.metrics import Metrics
-from service.msgflash.client import MsgFlashClient
-from service.msgflash.pacing import LocalRateLimiter
-from service.msgflash.retry import RetryPolicy
-from service.sandbox.faults import FaultInjector, FaultSettings
-from service.sandbox.seed import INSTANCE_CONNECTING, INSTANCE_MAIN, TEMPLATE_WELCOME
+from service.pacing import LocalRateLimiter
+from service.providers.msgflash.client import MsgFlashClient
+from service.providers.msgflash.retry import RetryPolicy
+from service.providers.msgflash.sandbox.faults import FaultInjector, FaultSettings
+from service.providers.msgflash.sandbox.seed import (
+    INSTANCE_CONNECTING,
+    INSTANCE_MAIN,
+    TEMPLATE_WELCOME,
+)
 from tests.conftest import SandboxHandle
 
 SEND = "/api/v1/messages/send"

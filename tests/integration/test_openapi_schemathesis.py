@@ -32,8 +32,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from service.runtime import Relay
-from service.sandbox.delivery import sign
+from service.app import Relay
+from service.providers.msgflash.sandbox.delivery import sign
 from service.web.ingress import OPERATION as INGRESS
 from service.web.openapi import render_openapi
 from service.web.webhooks import OPERATION as WEBHOOK

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from service.msgflash.pacing import (
+from service.pacing import (
     RATE_HEADROOM,
     RedisRateLimiter,
     RedisSlotBook,
@@ -23,7 +23,7 @@ from service.msgflash.pacing import (
     slot_interval_us,
 )
 from tests.conftest import REDIS_URL
-from tests.unit.msgflash.test_pacing import most_in_one_second
+from tests.unit.test_pacing import most_in_one_second
 
 RATE = 50.0
 SLOTS = 100

@@ -17,8 +17,9 @@ from typing import Any
 import aio_pika
 import pytest
 
-from service.bus.topology import Topology, declare_topology, delete_topology
-from service.runtime import Relay
+from service.app import Relay
+from service.bus.topology import declare_topology, delete_topology
+from service.contract.amqp import Topology
 from service.settings import load_settings
 from tests.conftest import (
     AMQP_URL,

@@ -21,12 +21,13 @@ from typing import Any, TypeVar
 
 import pytest
 
+from service.contract.events import Correlation
 from service.state import sqlite_checkpoint, sqlite_writer
 from service.state.sqlite import SqliteStateStore
 from service.state.sqlite_checkpoint import Checkpointer
 from service.state.sqlite_schema import connect, connect_checkpointer
 from service.state.sqlite_writer import SqliteWriter, WriterClosed
-from service.state.store import Claim, ClaimStatus, Correlation, RememberedMessage
+from service.state.store import Claim, ClaimStatus, RememberedMessage
 
 RETENTION = 3600.0
 LEASE = 10.0

@@ -18,9 +18,10 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 import service.state.sqlite as sqlite_backend
-from service.errors import ConfigError
+from service.contract.errors import ConfigError
+from service.contract.events import Correlation
 from service.state.factory import open_state_store
-from service.state.store import Claim, ClaimStatus, Correlation, RememberedMessage, StateStore
+from service.state.store import Claim, ClaimStatus, RememberedMessage, StateStore
 from tests.conftest import REDIS_URL
 
 RETENTION = 3600.0

@@ -9,8 +9,9 @@ import aiormq
 import pytest
 from aio_pika.abc import AbstractConnection
 
-from service.bus.topology import RETRY_TIER_HEADER, Topology, declare_topology
-from service.errors import TopologyConflict
+from service.bus.topology import declare_topology
+from service.contract.amqp import RETRY_TIER_HEADER, Topology
+from service.contract.errors import TopologyConflict
 
 
 async def test_declaring_twice_is_a_no_op(amqp: AbstractConnection, topology: Topology) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.errors import ConfigError
+from service.contract.errors import ConfigError
 from service.settings import Settings, load_settings
 
 KEY = "msgf_live_" + "ab" * 32

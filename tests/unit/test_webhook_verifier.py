@@ -9,7 +9,7 @@ from __future__ import annotations
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from service.sandbox.delivery import sign
+from service.providers.msgflash.sandbox.delivery import sign
 from service.web.credentials import BearerTokens, WebhookVerifier, bearer_token, webhook_signature
 
 secrets = st.text(min_size=1, max_size=64)

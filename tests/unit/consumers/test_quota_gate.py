@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from service.errors import MsgFlashError
+from service.contract.errors import MsgFlashError
 from service.metrics import Metrics
-from service.msgflash.quota import QuotaGate
+from service.providers.msgflash.quota import QuotaGate
 
 
 class Clock:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from consumers.results import decode_events, encode_result, result_failed
-from service.events import OutgoingEvent
+from service.contract.events import OutgoingEvent
 
 
 def test_events_round_trip_with_their_ids() -> None:

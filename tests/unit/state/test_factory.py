@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from service.errors import ConfigError
+from service.contract.errors import ConfigError
 from service.state.factory import open_state_store, sqlite_path
 from service.state.memory import MemoryStateStore
 from service.state.redis import redis_from_state_url

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from service.contract.events import Correlation
 from service.state.memory import MemoryStateStore
-from service.state.store import Correlation, RememberedMessage
+from service.state.store import RememberedMessage
 
 
 class FakeClock:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from service.errors import ConfigError
+from service.contract.errors import ConfigError
 from service.tools.send import add_arguments, build_command
 
 

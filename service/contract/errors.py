@@ -1,0 +1,191 @@
+"""Error taxonomy: one root, errors as data, and the one table that says what is worth retrying.
+
+Pure: no I/O imports. Adapters raise these; consumers turn them into outcomes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+# Codes of the relay's own (contract §4); MsgFlash codes pass through unchanged.
+INVALID_EVENT = "INVALID_EVENT"
+INSTANCE_NOT_FOUND = "INSTANCE_NOT_FOUND"
+INSTANCE_AMBIGUOUS = "INSTANCE_AMBIGUOUS"
+RETRIES_EXHAUSTED = "RETRIES_EXHAUSTED"
+OUTCOME_UNKNOWN = "OUTCOME_UNKNOWN"
+MSGFLASH_UNREACHABLE = "MSGFLASH_UNREACHABLE"
+MSGFLASH_TIMEOUT = "MSGFLASH_TIMEOUT"
+MSGFLASH_BAD_RESPONSE = "MSGFLASH_BAD_RESPONSE"
+
+RATE_LIMITED = "API_RATE_LIMIT_EXCEEDED"
+OUTBOUND_QUOTA = "MONTHLY_OUTBOUND_QUOTA_EXCEEDED"
+API_REQUEST_QUOTA = "MONTHLY_API_REQUEST_QUOTA_EXCEEDED"
+QUOTA_CODES = frozenset({OUTBOUND_QUOTA, API_REQUEST_QUOTA})
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProblem:
+    """One thing wrong with one field: the unit of every ``details`` list."""
+
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+class RelayError(Exception):
+    """Root of every error the relay raises on purpose."""
+
+    code: str = "RELAY_ERROR"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class ConfigError(RelayError):
+    """Invalid settings: the message names each variable at fault and what to do."""
+
+    code = "INVALID_CONFIGURATION"
+
+
+class InvalidCommand(RelayError):
+    """A command that can never succeed as sent: bad JSON, schema violation, unknown type."""
+
+    code = INVALID_EVENT
+
+    def __init__(self, message: str, details: tuple[FieldProblem, ...] = ()) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class InstanceResolutionError(RelayError):
+    """The command's ``instance`` names no instance, or more than one."""
+
+
+class TopologyConflict(RelayError):
+    """An existing exchange or queue was declared with other arguments than the relay's."""
+
+    code = "TOPOLOGY_CONFLICT"
+
+
+class BrokerUnavailable(RelayError):
+    """The broker cannot take a publish right now (connection down or confirm refused)."""
+
+    code = "BROKER_UNAVAILABLE"
+
+
+class RetryClass(Enum):
+    """How a failed MsgFlash call should be treated; the whole retry policy keys off this."""
+
+    PERMANENT = "permanent"  # retrying cannot help: report the failure
+    RATE_LIMITED = "rate_limited"  # per-second limiter: short waits
+    QUOTA = "quota"  # monthly quota: every call with this key fails until reset
+    TRANSIENT = "transient"  # 5xx, connection errors, timeouts
+
+
+# The one table. Codes first (they are more precise than statuses), then statuses.
+_BY_CODE: dict[str, RetryClass] = {
+    RATE_LIMITED: RetryClass.RATE_LIMITED,
+    OUTBOUND_QUOTA: RetryClass.QUOTA,
+    API_REQUEST_QUOTA: RetryClass.QUOTA,
+    MSGFLASH_UNREACHABLE: RetryClass.TRANSIENT,
+    MSGFLASH_TIMEOUT: RetryClass.TRANSIENT,
+    "INTERNAL_ERROR": RetryClass.TRANSIENT,
+    "PROVIDER_TIMEOUT": RetryClass.TRANSIENT,
+    "PROVIDER_UNAVAILABLE": RetryClass.TRANSIENT,
+    "PROVIDER_ERROR": RetryClass.TRANSIENT,
+}
+
+
+def classify(code: str | None, http_status: int | None) -> RetryClass:
+    """Is a failure worth retrying, and how? One table instead of ``if`` chains."""
+    if code is not None and code in _BY_CODE:
+        return _BY_CODE[code]
+    if http_status is None:
+        return RetryClass.TRANSIENT
+    if http_status == 429:
+        return RetryClass.RATE_LIMITED
+    if http_status in (408, 425) or http_status >= 500:
+        return RetryClass.TRANSIENT
+    return RetryClass.PERMANENT
+
+
+class MsgFlashError(RelayError):
+    """A MsgFlash call that did not succeed, as data: code, HTTP status, retryability."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        http_status: int | None = None,
+        details: list[dict[str, Any]] | None = None,
+        retry_after: float | None = None,
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.attempts = attempts
+        self.http_status = http_status
+        self.details = details
+        self.retry_after = retry_after
+        self.retry_class = classify(code, http_status)
+
+    @property
+    def retryable(self) -> bool:
+        return self.retry_class is not RetryClass.PERMANENT
+
+    def __repr__(self) -> str:
+        return f"MsgFlashError(code={self.code!r}, http_status={self.http_status!r})"
+
+
+class MsgFlashNoResponse(MsgFlashError):
+    """No HTTP response came back. ``request_sent`` says whether MsgFlash may have acted on it.
+
+    A refused connection (``request_sent=False``) is safe to repeat; a timeout or a connection
+    dropped after the request went out may have created the message, and MsgFlash has no
+    idempotency key, so a creating call must be reconciled before it is sent again.
+    """
+
+    def __init__(self, code: str, message: str, *, request_sent: bool) -> None:
+        super().__init__(code, message)
+        self.request_sent = request_sent
+
+
+class MsgFlashOutcomeUnknown(MsgFlashNoResponse):
+    """A creating call went unanswered and MsgFlash could not be asked whether it landed.
+
+    Not retried in-process: a caller that retries later should first look for the message
+    (``reconcile.find_created_message``), as this call would have.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(OUTCOME_UNKNOWN, message, request_sent=True)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """Why a command failed, as the failure event reports it."""
+
+    code: str
+    message: str
+    http_status: int | None = None
+    retryable: bool = False
+    details: tuple[dict[str, Any], ...] | None = None
+
+    @classmethod
+    def from_exception(cls, exc: RelayError) -> ErrorInfo:
+        if isinstance(exc, MsgFlashError):
+            details = tuple(exc.details) if exc.details else None
+            return cls(exc.code, exc.message, exc.http_status, exc.retryable, details)
+        if isinstance(exc, InvalidCommand):
+            return cls(exc.code, exc.message, details=tuple(p.as_dict() for p in exc.details))
+        if isinstance(exc, InstanceResolutionError):
+            return cls(exc.code, exc.message)  # naming another instance is the only fix
+        retryable = classify(exc.code, None) is not RetryClass.PERMANENT
+        return cls(exc.code, exc.message, retryable=retryable)

@@ -1,1 +1,0 @@
-"""MsgFlash HTTP adapter: client, retry policy, pacing, instance resolution."""

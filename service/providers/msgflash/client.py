@@ -1,0 +1,397 @@
+"""The MsgFlash HTTP adapter: one pooled aiohttp session, paced and retried calls, typed errors.
+
+Every attempt waits for the rate limiter first, sends ``x-api-key`` (MsgFlash refuses Bearer),
+and turns whatever came back (or did not) into data or a ``MsgFlashError``. The API key never
+appears in an error, a repr or a log line: only ``key_fingerprint`` does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import aiohttp
+import structlog
+from pydantic_core import to_json
+
+from service.contract.errors import (
+    MSGFLASH_BAD_RESPONSE,
+    MSGFLASH_TIMEOUT,
+    MSGFLASH_UNREACHABLE,
+    MsgFlashError,
+    MsgFlashNoResponse,
+    MsgFlashOutcomeUnknown,
+)
+from service.logs import redact_text
+from service.metrics import Metrics
+from service.providers.msgflash.api import (
+    CREATE_CAMPAIGN,
+    DELETE_WEBHOOK,
+    GET_MESSAGE,
+    INSTANCE_HEALTH,
+    LIST_INSTANCES,
+    LIST_MESSAGES,
+    LIST_WEBHOOKS,
+    REGISTER_WEBHOOK,
+    SCHEDULE_MESSAGE,
+    SEND_MESSAGE,
+    Endpoint,
+    key_fingerprint,
+    read_envelope,
+)
+from service.providers.msgflash.reconcile import find_created_message
+from service.providers.msgflash.retry import RetryPolicy, parse_retry_after
+
+if TYPE_CHECKING:
+    from service.pacing import RateLimiter
+
+log = structlog.get_logger(__name__)
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    """A successful creating call: the ``data`` MsgFlash returned and how many attempts it took.
+
+    ``reconciled`` is true when an unanswered attempt turned out to have created the message and
+    ``data`` is that message as listed by MsgFlash (``status`` is then the listing's status).
+    """
+
+    data: dict[str, Any]
+    attempts: int
+    status: int
+    reconciled: bool = False
+
+
+def _never(_error: MsgFlashError) -> bool:
+    return False
+
+
+def _may_have_landed(error: MsgFlashError) -> bool:
+    return isinstance(error, MsgFlashNoResponse) and error.request_sent
+
+
+def _is_outcome_unknown(error: MsgFlashError) -> bool:
+    return isinstance(error, MsgFlashOutcomeUnknown)
+
+
+class MsgFlashClient:
+    """Calls the MsgFlash public API with one API key over one pooled session."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        base_url: str,
+        api_key: str,
+        limiter: RateLimiter,
+        policy: RetryPolicy,
+        metrics: Metrics,
+        timeout: float | None = None,
+    ) -> None:
+        self._session = session
+        self._base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self._limiter = limiter
+        self._policy = policy
+        self._metrics = metrics
+        # None: the session's own ClientTimeout applies.
+        self._timeout = aiohttp.ClientTimeout(total=timeout) if timeout is not None else None
+        self._owns_session = False
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        base_url: str,
+        api_key: str,
+        limiter: RateLimiter,
+        policy: RetryPolicy,
+        metrics: Metrics,
+        timeout: float,
+        pool_size: int = 100,
+    ) -> MsgFlashClient:
+        """A client owning its session; call from a running event loop, ``close()`` when done."""
+        connector = aiohttp.TCPConnector(
+            limit=pool_size, limit_per_host=pool_size, keepalive_timeout=30.0
+        )
+        session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            json_serialize=_json_text,
+        )
+        client = cls(
+            session,
+            base_url=base_url,
+            api_key=api_key,
+            limiter=limiter,
+            policy=policy,
+            metrics=metrics,
+            timeout=timeout,
+        )
+        client._owns_session = True
+        return client
+
+    @property
+    def key_fingerprint(self) -> str:
+        return key_fingerprint(self._api_key)
+
+    def __repr__(self) -> str:
+        return f"MsgFlashClient(base_url={self._base_url!r}, key={self.key_fingerprint!r})"
+
+    async def close(self) -> None:
+        if self._owns_session:
+            await self._session.close()
+
+    # --- creating calls ------------------------------------------------------------------
+    async def send_message(self, payload: Mapping[str, Any]) -> CallResult:
+        return await self._create_message(SEND_MESSAGE, payload)
+
+    async def schedule_message(self, payload: Mapping[str, Any]) -> CallResult:
+        return await self._create_message(SCHEDULE_MESSAGE, payload)
+
+    async def create_campaign(self, payload: Mapping[str, Any]) -> CallResult:
+        # The public API cannot list campaigns, so an unanswered create cannot be checked:
+        # sending it again could start the same campaign twice. Such failures end the call.
+        data, status, attempts = await self._call(
+            CREATE_CAMPAIGN, json_body=payload, give_up=_may_have_landed
+        )
+        return CallResult(_as_dict(data, CREATE_CAMPAIGN, status), attempts, status)
+
+    async def register_webhook(self, url: str, events: Sequence[str]) -> dict[str, Any]:
+        """Create a webhook endpoint; the returned ``secret`` is shown once, never logged."""
+        body = {"url": url, "events": list(events)}
+        data, status, _ = await self._call(
+            REGISTER_WEBHOOK, json_body=body, give_up=_may_have_landed
+        )
+        return _as_dict(data, REGISTER_WEBHOOK, status)
+
+    # --- reads and deletes ---------------------------------------------------------------
+    async def list_instances(self) -> list[dict[str, Any]]:
+        data, status, _ = await self._call(LIST_INSTANCES)
+        return _as_list(data, LIST_INSTANCES, status)
+
+    async def instance_health(self, instance_id: str) -> dict[str, Any]:
+        data, status, _ = await self._call(
+            INSTANCE_HEALTH, path=INSTANCE_HEALTH.path(id=instance_id)
+        )
+        return _as_dict(data, INSTANCE_HEALTH, status)
+
+    async def get_message(self, message_id: str) -> dict[str, Any]:
+        data, status, _ = await self._call(GET_MESSAGE, path=GET_MESSAGE.path(id=message_id))
+        return _as_dict(data, GET_MESSAGE, status)
+
+    async def list_messages(
+        self,
+        *,
+        instance_id: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """One page, newest first: ``{messages, nextCursor, hasMore}``."""
+        query = {"instanceId": instance_id, "status": status, "limit": str(limit), "cursor": cursor}
+        params = {name: value for name, value in query.items() if value is not None}
+        data, http_status, _ = await self._call(LIST_MESSAGES, params=params)
+        return _as_dict(data, LIST_MESSAGES, http_status)
+
+    async def list_webhooks(self) -> list[dict[str, Any]]:
+        data, status, _ = await self._call(LIST_WEBHOOKS)
+        return _as_list(data, LIST_WEBHOOKS, status)
+
+    async def delete_webhook(self, webhook_id: str) -> None:
+        await self._call(DELETE_WEBHOOK, path=DELETE_WEBHOOK.path(id=webhook_id))
+
+    # --- machinery -----------------------------------------------------------------------
+    async def _create_message(self, endpoint: Endpoint, payload: Mapping[str, Any]) -> CallResult:
+        """Send, retrying; an unanswered attempt is reconciled before anything is sent again."""
+        landed_since: datetime | None = None  # set while an unanswered send may have landed
+
+        async def once() -> tuple[Any, int, bool]:
+            nonlocal landed_since
+            if landed_since is not None:
+                found = await self._reconcile(endpoint, payload, landed_since)
+                if found is not None:
+                    return found, 200, True
+                landed_since = None
+            sent_at = datetime.now(UTC)
+            try:
+                data, status = await self._attempt(endpoint, endpoint.template, payload, None)
+            except MsgFlashNoResponse as error:
+                if error.request_sent:
+                    landed_since = sent_at
+                raise
+            return data, status, False
+
+        (data, status, reconciled), attempts = await self._retried(
+            endpoint, once, give_up=_is_outcome_unknown
+        )
+        return CallResult(_as_dict(data, endpoint, status), attempts, status, reconciled)
+
+    async def _reconcile(
+        self, endpoint: Endpoint, payload: Mapping[str, Any], since: datetime
+    ) -> dict[str, Any] | None:
+        """Look for the message an unanswered attempt may have created.
+
+        If the check itself fails the outcome stays unknown, and sending again could duplicate
+        the message: the call ends with ``MsgFlashOutcomeUnknown`` instead.
+        """
+        try:
+            found = await find_created_message(self, payload, since=since)
+        except MsgFlashError as check:
+            raise MsgFlashOutcomeUnknown(
+                f"{endpoint.label} got no answer, and asking MsgFlash whether the message was "
+                f"created failed too ({check.code}: {check.message}); it may exist at MsgFlash, "
+                f"so it was not sent again"
+            ) from check
+        log.info(
+            "msgflash_send_reconciled",
+            endpoint=endpoint.label,
+            found=found is not None,
+            messageId=found.get("id") if found is not None else None,
+        )
+        return found
+
+    async def _call(
+        self,
+        endpoint: Endpoint,
+        *,
+        path: str | None = None,
+        json_body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+        give_up: Callable[[MsgFlashError], bool] = _never,
+    ) -> tuple[Any, int, int]:
+        """One logical call, retried by the policy: ``(data, http status, attempts)``."""
+
+        async def once() -> tuple[Any, int]:
+            return await self._attempt(endpoint, path or endpoint.template, json_body, params)
+
+        (data, status), attempts = await self._retried(endpoint, once, give_up=give_up)
+        return data, status, attempts
+
+    async def _retried(
+        self,
+        endpoint: Endpoint,
+        once: Callable[[], Awaitable[_T]],
+        *,
+        give_up: Callable[[MsgFlashError], bool],
+    ) -> tuple[_T, int]:
+        """Run ``once`` under the retry policy; every error raised carries its attempt count.
+
+        The first attempt runs bare: nearly every call succeeds at once, and building the
+        tenacity controller costs as much as the rest of the call's own code. Its failure is
+        replayed as tenacity's first attempt, so waits, logs and counts are exactly as if
+        tenacity had run it.
+        """
+        try:
+            return await once(), 1
+        except MsgFlashError as error:
+            error.attempts = 1
+            first_failure: MsgFlashError | None = error
+        attempts = 0
+        retrying = self._policy.retrying(self._metrics, endpoint=endpoint.label, give_up=give_up)
+        async for attempt in retrying:
+            with attempt:
+                attempts += 1
+                if first_failure is not None:
+                    replayed, first_failure = first_failure, None
+                    raise replayed
+                try:
+                    return await once(), attempts
+                except MsgFlashError as error:
+                    error.attempts = attempts
+                    raise
+        raise AssertionError("tenacity stopped without an outcome")  # pragma: no cover
+
+    async def _attempt(
+        self,
+        endpoint: Endpoint,
+        path: str,
+        json_body: Mapping[str, Any] | None,
+        params: Mapping[str, str] | None,
+    ) -> tuple[Any, int]:
+        """One paced HTTP exchange, measured; returns ``(data, status)`` or raises."""
+        waited = await self._limiter.acquire(self._api_key)
+        self._metrics.rate_limiter_wait.observe(waited)
+        status = "error"
+        started = time.perf_counter()
+        try:
+            async with self._session.request(
+                endpoint.method,
+                self._base_url + path,
+                json=dict(json_body) if json_body is not None else None,
+                params=params,
+                headers={"x-api-key": self._api_key, "Accept": "application/json"},
+                timeout=self._timeout,
+            ) as response:
+                body = await response.read()
+                status = str(response.status)  # only once the whole answer is in
+                retry_after = parse_retry_after(
+                    response.headers.get("Retry-After"), now=datetime.now(UTC)
+                )
+            data = read_envelope(
+                response.status, body, retry_after=retry_after, secrets=(self._api_key,)
+            )
+            return data, response.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise self._no_response(endpoint, exc) from exc
+        finally:
+            self._metrics.msgflash_request(endpoint.label, status).inc()
+            self._metrics.msgflash_endpoint_latency(endpoint.label).observe(
+                time.perf_counter() - started
+            )
+
+    def _no_response(self, endpoint: Endpoint, exc: BaseException) -> MsgFlashNoResponse:
+        """Name the failure, and whether the request may already have reached MsgFlash."""
+        reason = redact_text(f"{type(exc).__name__}: {exc}".rstrip(": "), (self._api_key,))
+        if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
+            return MsgFlashNoResponse(
+                MSGFLASH_UNREACHABLE,
+                f"could not connect to MsgFlash at {self._base_url} for {endpoint.label} "
+                f"({reason}); check MSGFLASH_BASE_URL and the network",
+                request_sent=False,
+            )
+        if isinstance(exc, TimeoutError):
+            return MsgFlashNoResponse(
+                MSGFLASH_TIMEOUT,
+                f"MsgFlash did not answer {endpoint.label} in time ({reason}); the request may "
+                f"have been processed; raise RELAY_MSGFLASH_TIMEOUT if MsgFlash is just slow",
+                request_sent=True,
+            )
+        return MsgFlashNoResponse(
+            MSGFLASH_UNREACHABLE,
+            f"the connection to MsgFlash broke during {endpoint.label} ({reason}); "
+            f"the request may have been processed",
+            request_sent=True,
+        )
+
+
+def _json_text(value: Any) -> str:
+    """Request bodies through pydantic-core's serializer, several times faster than json."""
+    return to_json(value).decode()
+
+
+def _as_dict(data: Any, endpoint: Endpoint, status: int) -> dict[str, Any]:
+    if isinstance(data, dict):
+        return data
+    raise MsgFlashError(
+        MSGFLASH_BAD_RESPONSE,
+        f"MsgFlash answered {endpoint.label} with data of type {type(data).__name__}, "
+        f"expected an object",
+        http_status=status,
+    )
+
+
+def _as_list(data: Any, endpoint: Endpoint, status: int) -> list[dict[str, Any]]:
+    if isinstance(data, list) and all(isinstance(item, dict) for item in data):
+        return data
+    raise MsgFlashError(
+        MSGFLASH_BAD_RESPONSE,
+        f"MsgFlash answered {endpoint.label} with data of type {type(data).__name__}, "
+        f"expected a list of objects",
+        http_status=status,
+    )

@@ -1,0 +1,154 @@
+"""``msgflash-relay sandbox``: the simulator on its own port until SIGINT or SIGTERM.
+
+Also runnable as ``python -m service.providers.msgflash.sandbox.server``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from typing import Any, TextIO
+
+from aiohttp import web
+
+from service.contract.errors import ConfigError
+from service.providers.msgflash.sandbox import seed
+from service.providers.msgflash.sandbox.app import create_sandbox_app
+from service.providers.msgflash.sandbox.config import SandboxConfig
+from service.settings import DEFAULT_SANDBOX_API_KEY
+
+SEEDED_IDS = (
+    "INSTANCE_MAIN",
+    "INSTANCE_WARMING",
+    "INSTANCE_NEW",
+    "INSTANCE_CONNECTING",
+    "INSTANCE_OFFLINE",
+    "TEMPLATE_WELCOME",
+    "TEMPLATE_PROMO",
+    "CONTACT_ANA",
+    "CONTACT_BRUNO",
+    "CONTACT_CHEN",
+    "GROUP_CUSTOMERS",
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8090, help="port (default 8090; 0 = any)")
+    parser.add_argument("--config", metavar="FILE", help="JSON or YAML sandbox config file")
+    parser.add_argument(
+        "--rate-limit",
+        metavar="N",
+        help="requests/second per API key, or 'none' for no limit (default 10)",
+    )
+    parser.add_argument(
+        "--rate-limit-window", choices=("sliding", "fixed"), help="limiter window (sliding)"
+    )
+    parser.add_argument("--plan", help="plan: free, starter, pro, plus, max, unlimited (max)")
+    parser.add_argument(
+        "--step-seconds", type=float, help="seconds between queued/sent/delivered/read (1)"
+    )
+    parser.add_argument(
+        "--webhook-retry-base", type=float, help="webhook retry backoff base, seconds (1)"
+    )
+    parser.add_argument(
+        "--faults", metavar="JSON", help='faults active from the start, e.g. {"error_rate": 0.1}'
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> SandboxConfig:
+    """The config file (if any) with the command-line flags laid over it."""
+    base = SandboxConfig.from_file(args.config) if args.config else SandboxConfig()
+    overrides: dict[str, Any] = {}
+    if args.rate_limit is not None:
+        overrides["rate_limit_per_second"] = _rate_limit(args.rate_limit)
+    for flag, setting in (
+        ("rate_limit_window", "rate_limit_window"),
+        ("plan", "plan"),
+        ("step_seconds", "lifecycle_step_seconds"),
+        ("webhook_retry_base", "webhook_retry_base_seconds"),
+    ):
+        if getattr(args, flag) is not None:
+            overrides[setting] = getattr(args, flag)
+    if args.faults is not None:
+        try:
+            overrides["faults"] = json.loads(args.faults)
+        except ValueError as exc:
+            raise ConfigError(f"--faults: not JSON ({exc})") from None
+    merged = {**base.model_dump(exclude_unset=True), **overrides}
+    return SandboxConfig.from_mapping(merged, origin="command line")
+
+
+def _rate_limit(raw: str) -> float | None:
+    if raw.strip().lower() in ("none", "off", "0"):
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"--rate-limit: expected a number or 'none', got {raw!r}") from None
+
+
+def describe(config: SandboxConfig, url: str) -> str:
+    """The start banner: where it listens, which key to use, and the seeded ids."""
+    lines = [f"MsgFlash sandbox listening on {url}  (admin: {url}/_sandbox/requests)"]
+    if DEFAULT_SANDBOX_API_KEY in config.api_keys:
+        lines.append(f"API key (public sandbox default): {DEFAULT_SANDBOX_API_KEY}")
+    others = [key for key in config.api_keys if key != DEFAULT_SANDBOX_API_KEY]
+    if others:
+        hints = ", ".join(f"...{key[-4:]}" for key in others)
+        lines.append(f"API keys from the config: {len(others)} ({hints})")
+    limit = config.rate_limit_per_second
+    lines.append(
+        f"plan {config.plan}; rate limit {'none' if limit is None else f'{limit:g}/s'} per key; "
+        f"lifecycle step {config.lifecycle_step_seconds:g}s"
+    )
+    if config.seed is None:
+        lines.append("seeded ids:")
+        lines += [f"  {name:<20} {getattr(seed, name)}" for name in SEEDED_IDS]
+    else:
+        lines.append("seeded from the config file's seed section")
+    return "\n".join(lines)
+
+
+async def serve(config: SandboxConfig, host: str, port: int, out: TextIO) -> None:
+    runner = web.AppRunner(create_sandbox_app(config), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound_host, bound_port = runner.addresses[0][:2]
+        print(describe(config, f"http://{bound_host}:{bound_port}"), file=out, flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = config_from_args(args)
+    except ConfigError as exc:
+        print(exc.message, file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve(config, args.host, args.port, sys.stdout))
+    except OSError as exc:
+        print(f"sandbox: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="msgflash-sandbox", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

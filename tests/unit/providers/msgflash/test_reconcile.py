@@ -1,0 +1,185 @@
+"""Reconciliation: recognising the message an unanswered send created, and finding it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
+
+import pytest
+
+from service.providers.msgflash.reconcile import (
+    created_since,
+    find_created_message,
+    matches_payload,
+)
+
+if TYPE_CHECKING:
+    from service.providers.msgflash.client import MsgFlashClient
+
+INSTANCE = "00000000-0000-4000-8000-0000000000a1"
+TEMPLATE = "00000000-0000-4000-8000-0000000000c1"
+SINCE = datetime(2026, 4, 1, 10, 0, 0, tzinfo=UTC)
+
+
+def stamp(offset_seconds: float) -> str:
+    moment = SINCE + timedelta(seconds=offset_seconds)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def listed(**fields: Any) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "id": "m1",
+        "instanceId": INSTANCE,
+        "direction": "outbound",
+        "type": "text",
+        "to": "+33612345678",
+        "body": "Hello",
+        "mediaUrl": None,
+        "meta": {},
+        "createdAt": stamp(1),
+    }
+    message.update(fields)
+    return message
+
+
+TEXT = {"instanceId": INSTANCE, "to": "+33612345678", "type": "text", "text": "Hello"}
+IMAGE = {
+    "instanceId": INSTANCE,
+    "to": "+33612345678",
+    "type": "image",
+    "mediaUrl": "https://cdn.example.com/a.png",
+    "text": "Look",
+}
+BY_TEMPLATE = {"instanceId": INSTANCE, "to": "+33612345678", "templateId": TEMPLATE}
+
+
+def test_a_text_message_matches_its_payload() -> None:
+    assert matches_payload(listed(), TEXT)
+
+
+def test_recipient_is_compared_on_digits() -> None:
+    assert matches_payload(listed(to="33612345678"), TEXT)
+
+
+@pytest.mark.parametrize(
+    "difference",
+    [
+        {"to": "+33600000000"},
+        {"body": "Hello!"},
+        {"type": "image"},
+        {"instanceId": "00000000-0000-4000-8000-0000000000a2"},
+        {"direction": "inbound"},
+    ],
+)
+def test_any_difference_in_what_the_request_fixed_is_no_match(difference: dict[str, Any]) -> None:
+    assert not matches_payload(listed(**difference), TEXT)
+
+
+def test_a_media_message_matches_on_its_url_and_caption() -> None:
+    message = listed(type="image", mediaUrl=IMAGE["mediaUrl"], body="Look")
+    assert matches_payload(message, IMAGE)
+    assert not matches_payload({**message, "mediaUrl": "https://cdn.example.com/b.png"}, IMAGE)
+
+
+def test_a_template_send_matches_on_the_template_id_in_meta_whatever_the_rendered_body() -> None:
+    message = listed(body="Hi Ana", type="image", meta={"templateId": TEMPLATE})
+    assert matches_payload(message, BY_TEMPLATE)
+
+
+def test_a_template_send_does_not_match_another_template_or_a_direct_message() -> None:
+    assert not matches_payload(listed(meta={"templateId": "other"}), BY_TEMPLATE)
+    assert not matches_payload(listed(meta=None), BY_TEMPLATE)
+
+
+def test_a_location_send_without_text_matches_whatever_body_msgflash_stored() -> None:
+    payload = {"instanceId": INSTANCE, "to": "+33612345678", "type": "location", "latitude": 5.3}
+    assert matches_payload(listed(type="location", body="Abidjan"), payload)
+
+
+def test_creation_time_is_compared_with_timezones() -> None:
+    assert created_since(listed(createdAt=stamp(0)), SINCE)
+    assert not created_since(listed(createdAt=stamp(-0.001)), SINCE)
+    assert created_since(listed(createdAt="2026-04-01T12:00:00+02:00"), SINCE)
+
+
+def test_a_message_without_a_readable_timestamp_is_considered_recent() -> None:
+    assert created_since(listed(createdAt=None), SINCE)
+    assert created_since(listed(createdAt="yesterday"), SINCE)
+
+
+class FakeMessages:
+    """Serves pages newest first, the way GET /api/v1/messages does."""
+
+    def __init__(self, messages: list[dict[str, Any]], page_size: int = 2) -> None:
+        self.messages = messages
+        self.page_size = page_size
+        self.calls: list[dict[str, Any]] = []
+
+    async def list_messages(
+        self,
+        *,
+        instance_id: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        self.calls.append({"instance_id": instance_id, "cursor": cursor})
+        start = int(cursor or 0)
+        end = start + self.page_size
+        more = end < len(self.messages)
+        return {
+            "messages": self.messages[start:end],
+            "nextCursor": str(end) if more else None,
+            "hasMore": more,
+        }
+
+
+async def find(fake: FakeMessages, payload: dict[str, Any]) -> dict[str, Any] | None:
+    return await find_created_message(cast("MsgFlashClient", fake), payload, since=SINCE)
+
+
+async def test_the_one_matching_recent_message_is_found_across_pages() -> None:
+    fake = FakeMessages(
+        [
+            listed(id="a", body="x"),
+            listed(id="b", to="+1"),
+            listed(id="c"),
+            listed(id="d", body="y"),
+        ]
+    )
+    found = await find(fake, TEXT)
+    assert found is not None and found["id"] == "c"
+    assert fake.calls[0] == {"instance_id": INSTANCE, "cursor": None}
+
+
+async def test_paging_stops_at_the_first_page_reaching_past_since_minus_skew() -> None:
+    fake = FakeMessages(
+        [
+            listed(id="a", body="x"),
+            listed(id="b", createdAt=stamp(-9)),
+            listed(id="old", body="z", createdAt=stamp(-11)),
+            listed(id="older", createdAt=stamp(-60)),
+        ]
+    )
+    found = await find(fake, TEXT)
+    assert found is not None and found["id"] == "b"
+    assert len(fake.calls) == 2
+
+
+async def test_a_match_older_than_the_skew_is_ignored() -> None:
+    assert await find(FakeMessages([listed(createdAt=stamp(-11))]), TEXT) is None
+
+
+async def test_two_matches_cannot_be_told_apart_so_none_is_reported() -> None:
+    assert await find(FakeMessages([listed(id="a"), listed(id="b")]), TEXT) is None
+
+
+async def test_nothing_matching_is_none() -> None:
+    assert await find(FakeMessages([]), TEXT) is None
+
+
+async def test_a_naive_since_is_refused() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        await find_created_message(
+            cast("MsgFlashClient", FakeMessages([])), TEXT, since=datetime(2026, 4, 1)
+        )
