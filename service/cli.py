@@ -63,7 +63,7 @@ def _parser(*, with_sandbox: bool) -> argparse.ArgumentParser:
 
     from service import tools
 
-    tools.add_subcommands(sub)
+    tools.add_subcommands(sub, configured_settings)
     return parser
 
 

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
+from service.settings import Settings
 
-def add_subcommands(sub: Any) -> None:
-    """Register the tool subcommands on the CLI's subparsers."""
+SettingsLoader = Callable[[], Settings]
+
+
+def add_subcommands(sub: Any, load_settings: SettingsLoader) -> None:
+    """Register the tool subcommands on the CLI's subparsers; ``load_settings`` is the CLI's
+    (it configures logging as well), passed in so the tools need not import the CLI."""
     from service.tools import send
 
     send_parser: argparse.ArgumentParser = sub.add_parser(
         "send", help="publish a command built from flags or a JSON file and print the result event"
     )
     send.add_arguments(send_parser)
-    send_parser.set_defaults(func=_with_settings(send.run))
+    send_parser.set_defaults(func=_with_settings(send.run, load_settings))
 
     from service.tools import dlq
 
@@ -22,18 +28,16 @@ def add_subcommands(sub: Any) -> None:
         "dlq", help="list, replay or purge dead-lettered commands"
     )
     dlq.add_arguments(dlq_parser)
-    dlq_parser.set_defaults(func=_with_settings(dlq.run))
+    dlq_parser.set_defaults(func=_with_settings(dlq.run, load_settings))
 
     for name, what in (("asyncapi", "AsyncAPI"), ("openapi", "OpenAPI")):
         doc = sub.add_parser(name, help=f"print the {what} document generated from the code")
         doc.set_defaults(func=_print_document(name))
 
 
-def _with_settings(func: Any) -> Any:
+def _with_settings(func: Any, load_settings: SettingsLoader) -> Any:
     def call(args: argparse.Namespace) -> int:
-        from service.cli import configured_settings
-
-        result: int = func(args, configured_settings())
+        result: int = func(args, load_settings())
         return result
 
     return call
