@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 import structlog
 
-from service.contract.errors import ConfigError, RelayError, TopologyConflict
+from service.contract.errors import ConfigError, RelayError
 from service.gc_policy import settle_after_startup
 from service.logs import configure_logging
 from service.settings import Settings, load_settings
@@ -82,28 +82,18 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def _serve(settings: Settings, *, demo: bool) -> int:
-    from service.app import Relay, serve_until_signalled
+    from service.app import build, run
 
+    relay = build(settings)
     # Everything is imported and nothing is connected yet: what is frozen stays for good.
     settle_after_startup()
     stop = asyncio.Event()
     _install_signal_handlers(stop.set)
-    relay = Relay(settings)
-    demo_task: asyncio.Task[None] | None = None
-    try:
-        await relay.start(wait_for_broker=None)
-        if demo:
-            from service.tools.demo import run_demo
+    if not demo:
+        return await run(relay, stop)
+    from service.tools.demo import run_demo
 
-            await relay.broker.wait_ready(60)
-            demo_task = asyncio.create_task(run_demo(relay), name="demo")
-        return await serve_until_signalled(relay, stop)
-    except (TopologyConflict, TimeoutError):
-        await relay.stop()
-        raise
-    finally:
-        if demo_task is not None and not demo_task.done():
-            demo_task.cancel()
+    return await run(relay, stop, alongside=run_demo)
 
 
 def _install_signal_handlers(on_first: Callable[[], None]) -> None:

@@ -158,6 +158,15 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _fixed_sandbox_port(self) -> Settings:
+        if self.relay_sandbox and self.relay_sandbox_port == 0:
+            raise ValueError(
+                "RELAY_SANDBOX_PORT must name a port when RELAY_SANDBOX=1 (the client is pointed "
+                "at the embedded sandbox before it listens): set a free port such as 8090"
+            )
+        return self
+
     # --- derived views -----------------------------------------------------------------
     @property
     def api_key(self) -> str:
@@ -173,6 +182,13 @@ class Settings(BaseSettings):
     @property
     def ingress_tokens(self) -> tuple[str, ...]:
         return _split_secret(self.relay_ingress_tokens)
+
+    @property
+    def msgflash_url(self) -> str:
+        """Where the client calls: the embedded sandbox when RELAY_SANDBOX=1."""
+        if self.relay_sandbox:
+            return f"http://127.0.0.1:{self.relay_sandbox_port}"
+        return self.msgflash_base_url
 
     @property
     def retry_delays(self) -> tuple[float, ...]:

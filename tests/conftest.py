@@ -130,7 +130,7 @@ async def relay_factory(
     prefix: str, topology: Topology, sandbox: SandboxHandle
 ) -> AsyncIterator[RelayFactory]:
     """Start relays on this test's prefix, pointed at the sandbox; all stopped afterwards."""
-    from service.app import Relay
+    from service.app import build
 
     started: list[Relay] = []
 
@@ -149,7 +149,7 @@ async def relay_factory(
             "RELAY_DRAIN_SECONDS": "5",
         }
         env.update({key.upper(): str(value) for key, value in overrides.items()})
-        relay = Relay(load_settings(env))
+        relay = build(load_settings(env))
         await relay.start(wait_for_broker=30)
         started.append(relay)
         return relay

@@ -21,6 +21,45 @@ ACCEPTED_FORMS = (
 )
 
 
+def build_state_store(
+    url: str,
+    *,
+    retention_seconds: float,
+    clock: Callable[[], float] = time.time,
+    key_prefix: str | None = None,
+    saturated: Callable[[], bool] | None = None,
+) -> StateStore:
+    """The store for ``url``, not yet opened (no I/O): ``open()`` it, then ``close()`` it.
+
+    ``key_prefix`` namespaces Redis keys; a ``?prefix=`` in the URL wins over it, and
+    ``msgflash-relay`` is used when neither is given. SQLite batches its commits more widely
+    while ``saturated()`` says the relay is behind.
+    """
+    scheme = urlsplit(url).scheme
+    if url == "memory://":
+        return MemoryStateStore(retention_seconds=retention_seconds, clock=clock)
+    if scheme == "sqlite":
+        return SqliteStateStore(
+            sqlite_path(url), retention_seconds=retention_seconds, clock=clock, saturated=saturated
+        )
+    if scheme in ("redis", "rediss"):
+        client, url_prefix = redis_from_state_url(url)
+        prefix = url_prefix or key_prefix or DEFAULT_KEY_PREFIX
+        return RedisStateStore(
+            client, prefix=prefix, retention_seconds=retention_seconds, clock=clock
+        )
+    raise ConfigError(f"RELAY_STATE_URL: unsupported store {url!r}; use {ACCEPTED_FORMS}")
+
+
+async def open_store(store: StateStore, url: str) -> None:
+    """Open ``store`` (built from ``url``), naming the setting when the file cannot be opened."""
+    try:
+        await store.open()
+    except sqlite3.Error as exc:
+        path = sqlite_path(url)
+        raise ConfigError(f"RELAY_STATE_URL: cannot open SQLite file {path!r}: {exc}") from None
+
+
 async def open_state_store(
     url: str,
     *,
@@ -29,31 +68,16 @@ async def open_state_store(
     key_prefix: str | None = None,
     saturated: Callable[[], bool] | None = None,
 ) -> StateStore:
-    """The store for ``url``, ready to use; the caller owns it and must ``close()`` it.
-
-    ``key_prefix`` namespaces Redis keys; a ``?prefix=`` in the URL wins over it, and
-    ``msgflash-relay`` is used when neither is given. Redis connects lazily (readiness calls
-    ``ping()``); SQLite opens the file now, and batches its commits more widely while
-    ``saturated()`` says the relay is behind.
-    """
-    scheme = urlsplit(url).scheme
-    if url == "memory://":
-        return MemoryStateStore(retention_seconds=retention_seconds, clock=clock)
-    if scheme == "sqlite":
-        path = sqlite_path(url)
-        try:
-            return await SqliteStateStore.open(
-                path, retention_seconds=retention_seconds, clock=clock, saturated=saturated
-            )
-        except sqlite3.Error as exc:
-            raise ConfigError(f"RELAY_STATE_URL: cannot open SQLite file {path!r}: {exc}") from None
-    if scheme in ("redis", "rediss"):
-        client, url_prefix = redis_from_state_url(url)
-        prefix = url_prefix or key_prefix or DEFAULT_KEY_PREFIX
-        return RedisStateStore(
-            client, prefix=prefix, retention_seconds=retention_seconds, clock=clock
-        )
-    raise ConfigError(f"RELAY_STATE_URL: unsupported store {url!r}; use {ACCEPTED_FORMS}")
+    """Build and open in one step (tools and tests); the caller must ``close()`` it."""
+    store = build_state_store(
+        url,
+        retention_seconds=retention_seconds,
+        clock=clock,
+        key_prefix=key_prefix,
+        saturated=saturated,
+    )
+    await open_store(store, url)
+    return store
 
 
 def sqlite_path(url: str) -> str:

@@ -123,6 +123,9 @@ class MemoryStateStore:
     async def forget_seen(self, key: str) -> None:
         self._seen.discard(key)
 
+    async def open(self) -> None:
+        """Nothing to open."""
+
     async def ping(self) -> None:
         """Always reachable."""
 

@@ -208,6 +208,9 @@ class RedisStateStore:
     async def forget_seen(self, key: str) -> None:
         await self._redis.delete(self._key("seen", key))
 
+    async def open(self) -> None:
+        """Nothing to open: the client connects on first use (readiness pings)."""
+
     async def ping(self) -> None:
         await self._redis.ping()
 

@@ -74,14 +74,21 @@ class SqliteStateStore:
 
     def __init__(
         self,
-        writer: SqliteWriter,
+        path: str,
         *,
         retention_seconds: float,
-        checkpointer: Checkpointer | None = None,
         clock: Callable[[], float] = time.time,
+        saturated: Callable[[], bool] | None = None,
     ) -> None:
-        self._writer = writer
-        self._checkpointer = checkpointer
+        """A store for the file at ``path``; nothing is opened until ``open()``.
+
+        ``saturated``: whether the relay has more work than it keeps up with (the writer then
+        waits longer between commits, see ``sqlite_writer``).
+        """
+        self._path = path
+        self._saturated = saturated
+        self._writer_or_none: SqliteWriter | None = None
+        self._checkpointer: Checkpointer | None = None
         self._clock = clock
         self._writes_since_purge = 0
         # One object for every request: the writer groups consecutive requests by runner.
@@ -90,34 +97,41 @@ class SqliteStateStore:
         )
 
     @classmethod
-    async def open(
+    def over(
         cls,
-        path: str,
+        writer: SqliteWriter,
         *,
         retention_seconds: float,
+        checkpointer: Checkpointer | None = None,
         clock: Callable[[], float] = time.time,
-        saturated: Callable[[], bool] | None = None,
     ) -> SqliteStateStore:
-        """Open (creating if needed) the database file; raises ``sqlite3.Error`` on failure.
+        """A store on a writer that is already running (tests pass traced or failing ones)."""
+        store = cls("", retention_seconds=retention_seconds, clock=clock)
+        store._writer_or_none, store._checkpointer = writer, checkpointer
+        return store
 
-        ``saturated``: whether the relay has more work than it keeps up with (the writer then
-        waits longer between commits, see ``sqlite_writer``).
-        """
-        writer = await SqliteWriter.start(partial(connect, path), saturated=saturated)
+    async def open(self) -> None:
+        """Open (creating or migrating) the file and purge what expired; raises
+        ``sqlite3.Error`` on failure, leaving nothing running."""
+        writer = await SqliteWriter.start(partial(connect, self._path), saturated=self._saturated)
         try:
-            checkpointer = await Checkpointer.start(partial(connect_checkpointer, path))
+            self._checkpointer = await Checkpointer.start(partial(connect_checkpointer, self._path))
         except BaseException:
             await writer.close()
             raise
-        store = cls(
-            writer, retention_seconds=retention_seconds, checkpointer=checkpointer, clock=clock
-        )
+        self._writer_or_none = writer
         try:
-            await store.purge_expired()
+            await self.purge_expired()
         except BaseException:
-            await store.close()
+            await self.close()
             raise
-        return store
+
+    @property
+    def _writer(self) -> SqliteWriter:
+        writer = self._writer_or_none
+        if writer is None:
+            raise RuntimeError("the SQLite state store is used before open()")
+        return writer
 
     @property
     def batches_committed(self) -> int:
@@ -182,6 +196,8 @@ class SqliteStateStore:
 
     async def close(self) -> None:
         """Commit the queued operations, checkpoint, close the file; later calls raise."""
+        if self._writer_or_none is None:
+            return
         try:
             await self._writer.close()
         finally:

@@ -17,6 +17,10 @@ import sqlite3
 import threading
 from collections.abc import Callable
 
+import structlog
+
+log = structlog.get_logger("service.state.sqlite_checkpoint")
+
 # Often enough that the WAL stays a few MB under full load.
 CHECKPOINT_INTERVAL_SECONDS = 1.0
 # 16,384 pages of 4 KB: 64 MB.
@@ -101,8 +105,12 @@ class Checkpointer:
             if mode == "PASSIVE" and wal_frames >= RESTART_FRAMES:
                 connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
         except sqlite3.Error as exc:  # the next round tries again; ping() reports it meanwhile
+            if self.failure is None:
+                log.error("sqlite_checkpoint_failed", mode=mode, error=str(exc))
             self.failure = exc
         else:
+            if self.failure is not None:
+                log.info("sqlite_checkpoint_recovered", mode=mode)
             self.failure = None
         self.rounds += 1
 

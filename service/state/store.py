@@ -68,6 +68,9 @@ class StateStore(Protocol):
     async def forget_seen(self, key: str) -> None:
         """Undo ``first_seen`` (the publish it guarded failed, so a retry must go through)."""
 
+    async def open(self) -> None:
+        """Connect or open files; building a store does no I/O, so this comes first."""
+
     async def ping(self) -> None:
         """Raise if the backend is unreachable (readiness)."""
 

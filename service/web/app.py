@@ -22,7 +22,7 @@ class WebDeps:
     """Everything the routes need, built by the runtime."""
 
     metrics: Metrics
-    readiness: ReadinessChecks  # all True = ready (broker, consumers, not draining)
+    readiness: ReadinessChecks  # all True = ready (broker, consumers, not draining, store)
     publisher: Publisher
     store: StateStore
     # A callable: the runtime adds the embedded sandbox's secret after registering with it.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
@@ -11,7 +11,7 @@ from service.metrics import Metrics
 from service.web.bodies import Liveness, Readiness, reply
 from service.web.operations import Operation, Reply
 
-ReadinessChecks = Callable[[], dict[str, bool]]
+ReadinessChecks = Callable[[], Awaitable[dict[str, bool]]]
 
 
 def health_routes(readiness: ReadinessChecks, metrics: Metrics) -> list[web.RouteDef]:
@@ -19,7 +19,7 @@ def health_routes(readiness: ReadinessChecks, metrics: Metrics) -> list[web.Rout
         return reply(Liveness(status="ok"))
 
     async def readyz(_request: web.Request) -> web.Response:
-        checks = readiness()
+        checks = await readiness()
         ready = all(checks.values())
         body = Readiness(status="ready" if ready else "not ready", checks=checks)
         return reply(body, 200 if ready else 503)
@@ -54,7 +54,8 @@ READINESS = Operation(
     summary="Readiness",
     description=(
         "200 only when every check holds: connected to the broker, every consumer active, "
-        "and not draining for shutdown; 503 with the failing checks otherwise."
+        "not draining for shutdown, and the state store answers; 503 with the failing checks "
+        "otherwise."
     ),
     replies=(
         Reply(200, "Ready to take commands.", Readiness),

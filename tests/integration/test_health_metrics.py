@@ -112,7 +112,24 @@ async def test_readiness_is_200_with_every_check_when_connected_and_consuming(
     assert status == 200
     assert body == {
         "status": "ready",
-        "checks": {"broker": True, "consumers": True, "accepting": True},
+        "checks": {"broker": True, "consumers": True, "accepting": True, "stateStore": True},
+    }
+
+
+async def test_readiness_is_503_while_the_state_store_does_not_answer(
+    relay_factory: RelayFactory,
+) -> None:
+    # Redis connects lazily, so the relay starts; nothing listens on port 1.
+    relay = await relay_factory(relay_state_url="redis://127.0.0.1:1/0")
+
+    status, body = await get_json(relay, "/readyz")
+
+    assert status == 503
+    assert body["checks"] == {
+        "broker": True,
+        "consumers": True,
+        "accepting": True,
+        "stateStore": False,
     }
 
 

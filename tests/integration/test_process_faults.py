@@ -17,7 +17,7 @@ from typing import Any
 import aio_pika
 import pytest
 
-from service.app import Relay
+from service.app import build
 from service.bus.topology import declare_topology, delete_topology
 from service.contract.amqp import Topology
 from service.settings import load_settings
@@ -198,7 +198,7 @@ async def test_2000_commands_through_two_broker_restarts_each_sent_once(
         "MSGFLASH_RATE_LIMIT": "1000",
         "RELAY_LOG_LEVEL": "warning",
     }
-    relay = Relay(load_settings(env))
+    relay = build(load_settings(env))
     await relay.start(wait_for_broker=30)
     try:
         for _ in range(2):

@@ -43,7 +43,7 @@ def path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def store(path: Path) -> AsyncIterator[SqliteStateStore]:
-    store = await SqliteStateStore.open(str(path), retention_seconds=RETENTION)
+    store = await opened(path)
     yield store
     await store.close()
 
@@ -286,7 +286,7 @@ async def test_the_writer_never_checkpoints_and_the_checkpointer_does(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sqlite_checkpoint, "CHECKPOINT_INTERVAL_SECONDS", 3600.0)
-    store = await SqliteStateStore.open(str(path), retention_seconds=RETENTION)
+    store = await opened(path)
     try:
         empty_size = _size(path)
         await _fill(store, 1500)
@@ -304,7 +304,7 @@ async def test_checkpoints_run_in_the_background_on_a_thread_of_their_own(path: 
     threads_before = _checkpoint_threads()
     writer = await SqliteWriter.start(partial(connect, str(path)))
     checkpointer = await Checkpointer.start(partial(connect_checkpointer, str(path)), interval=0.02)
-    store = SqliteStateStore(writer, retention_seconds=RETENTION, checkpointer=checkpointer)
+    store = SqliteStateStore.over(writer, retention_seconds=RETENTION, checkpointer=checkpointer)
     try:
         empty_size = _size(path)
         await _fill(store, 1500)
@@ -324,7 +324,7 @@ async def test_a_wal_past_the_restart_threshold_is_restarted_under_steady_writes
     monkeypatch.setattr(sqlite_checkpoint, "RESTART_FRAMES", 64)
     writer = await SqliteWriter.start(partial(connect, str(path)))
     checkpointer = await Checkpointer.start(partial(connect_checkpointer, str(path)), interval=0.01)
-    store = SqliteStateStore(writer, retention_seconds=RETENTION, checkpointer=checkpointer)
+    store = SqliteStateStore.over(writer, retention_seconds=RETENTION, checkpointer=checkpointer)
     try:
         await _fill(store, 3000)  # ~9 MB of pages, written without a pause
         assert _size(_wal(path)) < 4_000_000
@@ -405,7 +405,7 @@ async def test_a_completion_and_its_message_are_on_disk_when_its_await_returns(
 
 
 async def test_close_completes_the_operations_already_queued(path: Path) -> None:
-    store = await SqliteStateStore.open(str(path), retention_seconds=RETENTION)
+    store = await opened(path)
     claims = [asyncio.ensure_future(store.claim(f"k{i}", "a", LEASE)) for i in range(50)]
     await asyncio.sleep(0)  # each task runs up to its await on the writer
 
@@ -416,7 +416,7 @@ async def test_close_completes_the_operations_already_queued(path: Path) -> None
 
 
 async def test_a_closed_store_refuses_every_operation(path: Path) -> None:
-    store = await SqliteStateStore.open(str(path), retention_seconds=RETENTION)
+    store = await opened(path)
     await store.close()
     await store.close()  # closing twice is harmless
 
@@ -448,7 +448,7 @@ def _connect_traced(path: Path, statements: list[str]) -> sqlite3.Connection:
 async def traced(path: Path) -> AsyncIterator[Traced]:
     statements: list[str] = []
     writer = await SqliteWriter.start(partial(_connect_traced, path, statements))
-    yield Traced(SqliteStateStore(writer, retention_seconds=RETENTION), writer, statements)
+    yield Traced(SqliteStateStore.over(writer, retention_seconds=RETENTION), writer, statements)
     await writer.close()
 
 
@@ -624,7 +624,7 @@ async def test_a_file_of_schema_1_is_migrated_with_its_records(path: Path) -> No
         db.execute("INSERT INTO seen VALUES ('webhook-1', ?)", (later,))
         db.commit()
 
-    store = await SqliteStateStore.open(str(path), retention_seconds=RETENTION)
+    store = await opened(path)
     try:
         assert await store.claim("billing/r2", "b", LEASE) == Claim(
             ClaimStatus.DONE, result=b"result 2"
@@ -675,3 +675,9 @@ async def test_a_batch_interrupted_by_a_base_exception_fails_its_callers_and_not
     assert [type(exc) for exc in escaped] == [Interrupt]  # not swallowed
     assert await writer.run(partial(_insert, 3)) == 3  # no "transaction within a transaction"
     assert _read(path, "SELECT n FROM numbers") == [(3,)]
+
+
+async def opened(path: Path) -> SqliteStateStore:
+    store = SqliteStateStore(str(path), retention_seconds=RETENTION)
+    await store.open()
+    return store

@@ -74,3 +74,9 @@ def test_secrets_are_hidden_from_repr() -> None:
 def test_field_names_are_the_lowercased_variables() -> None:
     assert all(name == name.lower() for name in Settings.model_fields)
     assert "msgflash_webhook_secret" in Settings.model_fields
+
+
+def test_the_embedded_sandbox_needs_a_fixed_port_since_the_client_is_pointed_at_it_first() -> None:
+    with pytest.raises(ConfigError, match="RELAY_SANDBOX_PORT must name a port"):
+        load_settings({"RELAY_SANDBOX": "1", "RELAY_SANDBOX_PORT": "0"})
+    assert load_settings({"RELAY_SANDBOX": "1"}).msgflash_url == "http://127.0.0.1:8090"

@@ -84,7 +84,7 @@ class MsgFlashClient:
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        session: aiohttp.ClientSession | None,
         *,
         base_url: str,
         api_key: str,
@@ -92,8 +92,12 @@ class MsgFlashClient:
         policy: RetryPolicy,
         metrics: Metrics,
         timeout: float | None = None,
+        pool_size: int = 100,
     ) -> None:
+        """``session`` None: the client makes (and owns) a pooled one on its first call."""
         self._session = session
+        self._owns_session = session is None
+        self._pool_size = pool_size
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._limiter = limiter
@@ -101,7 +105,6 @@ class MsgFlashClient:
         self._metrics = metrics
         # None: the session's own ClientTimeout applies.
         self._timeout = aiohttp.ClientTimeout(total=timeout) if timeout is not None else None
-        self._owns_session = False
 
     @classmethod
     def create(
@@ -115,26 +118,28 @@ class MsgFlashClient:
         timeout: float,
         pool_size: int = 100,
     ) -> MsgFlashClient:
-        """A client owning its session; call from a running event loop, ``close()`` when done."""
-        connector = aiohttp.TCPConnector(
-            limit=pool_size, limit_per_host=pool_size, keepalive_timeout=30.0
-        )
-        session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=timeout),
-            json_serialize=_json_text,
-        )
-        client = cls(
-            session,
+        """A client owning its session, made on first use (no I/O here); ``close()`` it."""
+        return cls(
+            None,
             base_url=base_url,
             api_key=api_key,
             limiter=limiter,
             policy=policy,
             metrics=metrics,
             timeout=timeout,
+            pool_size=pool_size,
         )
-        client._owns_session = True
-        return client
+
+    def _http(self) -> aiohttp.ClientSession:
+        """The pooled session; made lazily because aiohttp wants it made inside the loop."""
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._pool_size, limit_per_host=self._pool_size, keepalive_timeout=30.0
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, json_serialize=_json_text
+            )
+        return self._session
 
     @property
     def key_fingerprint(self) -> str:
@@ -144,7 +149,7 @@ class MsgFlashClient:
         return f"MsgFlashClient(base_url={self._base_url!r}, key={self.key_fingerprint!r})"
 
     async def close(self) -> None:
-        if self._owns_session:
+        if self._owns_session and self._session is not None:
             await self._session.close()
 
     # --- creating calls ------------------------------------------------------------------
@@ -320,7 +325,7 @@ class MsgFlashClient:
         status = "error"
         started = time.perf_counter()
         try:
-            async with self._session.request(
+            async with self._http().request(
                 endpoint.method,
                 self._base_url + path,
                 json=dict(json_body) if json_body is not None else None,

@@ -52,10 +52,14 @@ def test_rendering_is_deterministic() -> None:
 
 
 # --- OpenAPI ------------------------------------------------------------------------------
+async def no_checks() -> dict[str, bool]:
+    return {}
+
+
 def served_routes() -> set[tuple[str, str]]:
     deps = WebDeps(
         metrics=Metrics(),
-        readiness=dict,
+        readiness=no_checks,
         publisher=Publisher(Topology(), Metrics()),
         store=MemoryStateStore(retention_seconds=60),
         webhook_secrets=tuple,
