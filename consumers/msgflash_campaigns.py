@@ -19,7 +19,7 @@ from consumers.outcomes import (
 from service.contract.commands import Command, CreateCampaignData
 from service.contract.errors import MsgFlashError
 from service.contract.events import campaign_created_event, safety_warning_event
-from service.providers.msgflash.client import MsgFlashClient
+from service.providers.msgflash.client import CallFailure, MsgFlashClient
 from service.providers.msgflash.instances import InstanceResolver
 from service.providers.msgflash.mapping import to_campaign_payload
 from service.providers.msgflash.quota import QuotaGate
@@ -50,11 +50,10 @@ class CampaignHandler:
         health = await self._preflight(instance_id) if self.preflight else None
         if not self.quota.allows_call():
             return Deferred(self.quota.error_info(), counts=False)
-        try:
-            result = await self.client.create_campaign(payload)
-        except MsgFlashError as exc:
-            await self.quota.observe(exc)
-            return outcome_from_error(exc, context, instance_id)
+        result = await self.client.create_campaign(payload)
+        if isinstance(result, CallFailure):
+            await self.quota.observe(result.error)
+            return outcome_from_error(result.error, context, instance_id, attempts=result.attempts)
         self.quota.record_success()
         attempts = context.prior_attempts + result.attempts
         created = campaign_created_event(

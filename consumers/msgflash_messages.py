@@ -20,9 +20,9 @@ from consumers.outcomes import (
     resolve_instance,
 )
 from service.contract.commands import Command, CommandType, ScheduleMessageData, SendMessageData
-from service.contract.errors import OUTCOME_UNKNOWN, ErrorInfo, MsgFlashError
+from service.contract.errors import OUTCOME_UNKNOWN, ErrorInfo
 from service.contract.events import message_result_event, safety_warning_event
-from service.providers.msgflash.client import MsgFlashClient
+from service.providers.msgflash.client import CallFailure, MsgFlashClient
 from service.providers.msgflash.instances import InstanceResolver
 from service.providers.msgflash.mapping import to_message_payload
 from service.providers.msgflash.quota import QuotaGate
@@ -75,11 +75,12 @@ class MessageHandler:
             else self.client.send_message
         )
         called_at = time.time()
-        try:
-            result = await call(payload)
-        except MsgFlashError as exc:
-            await self.quota.observe(exc)
-            return outcome_from_error(exc, context, instance_id, called_at=called_at)
+        result = await call(payload)
+        if isinstance(result, CallFailure):
+            await self.quota.observe(result.error)
+            return outcome_from_error(
+                result.error, context, instance_id, attempts=result.attempts, called_at=called_at
+            )
         self.quota.record_success()
         return self._succeeded(
             command, result.data, instance_id, context.prior_attempts + result.attempts

@@ -12,6 +12,7 @@ from service.contract.errors import (
     MsgFlashError,
     MsgFlashNoResponse,
     RetryClass,
+    error_info,
 )
 from service.contract.events import OutgoingEvent
 from service.providers.msgflash.instances import InstanceResolver
@@ -77,23 +78,25 @@ def outcome_from_error(
     context: HandlerContext,
     instance_id: str | None = None,
     *,
+    attempts: int = 0,
     called_at: float | None = None,
 ) -> Outcome:
-    """A failed MsgFlash call: retryable ones go to a retry tier, the rest fail for good."""
+    """A failed MsgFlash call of ``attempts`` attempts at creating something (0 for a lookup):
+    retryable ones go to a retry tier, the rest fail for good."""
     if error.retry_class is RetryClass.QUOTA:
         # Not transient: it lifts when the quota resets or the plan changes, so waiting for it
         # must not use up the retry tiers (the quota gate keeps calls from going out meanwhile).
-        return Deferred(ErrorInfo.from_exception(error), attempts=error.attempts, counts=False)
+        return Deferred(error_info(error), attempts=attempts, counts=False)
     if error.retryable:
         unanswered = isinstance(error, MsgFlashNoResponse) and error.request_sent
         return Deferred(
-            ErrorInfo.from_exception(error),
-            attempts=error.attempts,
+            error_info(error),
+            attempts=attempts,
             reconcile_since=(context.reconcile_since or called_at) if unanswered else None,
         )
     return Failed(
-        ErrorInfo.from_exception(error),
-        attempts=context.prior_attempts + error.attempts,
+        error_info(error),
+        attempts=context.prior_attempts + attempts,
         instance_id=instance_id,
     )
 
@@ -109,6 +112,6 @@ async def resolve_instance(
     try:
         return await resolver.resolve(instance_id=instance_id, instance=instance)
     except InstanceResolutionError as exc:
-        return Failed(ErrorInfo.from_exception(exc))
+        return Failed(error_info(exc))
     except MsgFlashError as exc:  # the instance list could not be read
         return outcome_from_error(exc, context)

@@ -41,7 +41,13 @@ from service.contract.commands import (
     parse_command,
     peek_identity,
 )
-from service.contract.errors import RETRIES_EXHAUSTED, BrokerUnavailable, ErrorInfo, InvalidCommand
+from service.contract.errors import (
+    RETRIES_EXHAUSTED,
+    BrokerUnavailable,
+    ErrorInfo,
+    InvalidCommand,
+    error_info,
+)
 from service.contract.events import Correlation, OutgoingEvent, failure_event
 from service.metrics import Metrics
 from service.state.store import ClaimStatus, RememberedMessage, StateStore
@@ -240,7 +246,7 @@ class CommandPipeline:
         except InvalidCommand as exc:
             identity = peek_identity(raw)
             structlog.contextvars.bind_contextvars(requestId=identity.id, type=identity.type)
-            await self._fail(delivery, identity, Failed(ErrorInfo.from_exception(exc)), key=None)
+            await self._fail(delivery, identity, Failed(error_info(exc)), key=None)
             self._finish(identity.type, "invalid", started, delivery.outcome_fields)
             return
         structlog.contextvars.bind_contextvars(

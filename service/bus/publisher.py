@@ -33,7 +33,7 @@ from service.contract.amqp import (
     ROUTING_KEY_HEADER,
     Topology,
 )
-from service.contract.errors import BrokerUnavailable
+from service.contract.errors import BrokerUnavailable, NoQueueBound
 from service.contract.events import OutgoingEvent
 from service.metrics import Metrics
 
@@ -145,7 +145,7 @@ class Publisher:
             delivery_mode=DeliveryMode.PERSISTENT,
         )
         if not await self._publish_message(self._topology.commands_exchange, routing_key, message):
-            raise BrokerUnavailable(
+            raise NoQueueBound(
                 f"no queue is bound for routing key {routing_key!r} on "
                 f"{self._topology.commands_exchange!r}: start the relay so it declares its topology"
             )
@@ -187,8 +187,9 @@ class Publisher:
         replay = original.with_headers(headers)
         exchange = self._topology.commands_exchange
         if not await self._publish_message(exchange, original.routing_key, replay.to_message({})):
-            raise BrokerUnavailable(
-                f"no queue is bound for {original.routing_key!r} on {exchange!r}"
+            raise NoQueueBound(
+                f"no queue is bound for {original.routing_key!r} on {exchange!r}: start the "
+                "relay so it declares its topology, then replay again"
             )
 
     async def _publish_message(

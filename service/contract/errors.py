@@ -1,13 +1,14 @@
-"""Error taxonomy: one root, errors as data, and the one table that says what is worth retrying.
+"""Error taxonomy: one root, errors as data, the one table that says what is worth retrying,
+and the one function that turns any of them into the ``error`` of a failure event.
 
 Pure: no I/O imports. Adapters raise these; consumers turn them into outcomes.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
 
 # Codes of the relay's own (contract §4); MsgFlash codes pass through unchanged.
 INVALID_EVENT = "INVALID_EVENT"
@@ -27,7 +28,7 @@ QUOTA_CODES = frozenset({OUTBOUND_QUOTA, API_REQUEST_QUOTA})
 
 @dataclass(frozen=True, slots=True)
 class FieldProblem:
-    """One thing wrong with one field: the unit of every ``details`` list."""
+    """One thing wrong with one field: the unit of every ``details`` list, ours or MsgFlash's."""
 
     field: str
     message: str
@@ -35,17 +36,36 @@ class FieldProblem:
     def as_dict(self) -> dict[str, str]:
         return {"field": self.field, "message": self.message}
 
+    @classmethod
+    def from_json(cls, item: object) -> FieldProblem:
+        """One item of a provider's ``details`` array; whatever is not ``{field, message}`` is
+        kept whole as the message, so nothing the provider said is lost."""
+        if isinstance(item, dict):
+            field, message = item.get("field", item.get("path")), item.get("message")
+            if isinstance(field, str) and isinstance(message, str):
+                return cls(field, message)
+        return cls("", item if isinstance(item, str) else json.dumps(item, default=str))
+
+
+Details = tuple[FieldProblem, ...]
+
 
 class RelayError(Exception):
     """Root of every error the relay raises on purpose."""
 
     code: str = "RELAY_ERROR"
+    http_status: int | None = None
+    details: Details = ()
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
+
+    @property
+    def retryable(self) -> bool:
+        return classify(self.code, self.http_status) is not RetryClass.PERMANENT
 
 
 class ConfigError(RelayError):
@@ -59,13 +79,21 @@ class InvalidCommand(RelayError):
 
     code = INVALID_EVENT
 
-    def __init__(self, message: str, details: tuple[FieldProblem, ...] = ()) -> None:
+    def __init__(self, message: str, details: Details = ()) -> None:
         super().__init__(message)
         self.details = details
+
+    @property
+    def retryable(self) -> bool:
+        return False
 
 
 class InstanceResolutionError(RelayError):
     """The command's ``instance`` names no instance, or more than one."""
+
+    @property
+    def retryable(self) -> bool:
+        return False  # naming another instance is the only fix
 
 
 class TopologyConflict(RelayError):
@@ -78,6 +106,12 @@ class BrokerUnavailable(RelayError):
     """The broker cannot take a publish right now (connection down or confirm refused)."""
 
     code = "BROKER_UNAVAILABLE"
+
+
+class NoQueueBound(RelayError):
+    """The broker returned a publish: no queue is bound for its routing key (configuration)."""
+
+    code = "NO_QUEUE_BOUND"
 
 
 class RetryClass(Enum):
@@ -125,20 +159,14 @@ class MsgFlashError(RelayError):
         message: str,
         *,
         http_status: int | None = None,
-        details: list[dict[str, Any]] | None = None,
+        details: Details = (),
         retry_after: float | None = None,
-        attempts: int = 1,
     ) -> None:
         super().__init__(message, code=code)
-        self.attempts = attempts
         self.http_status = http_status
         self.details = details
         self.retry_after = retry_after
         self.retry_class = classify(code, http_status)
-
-    @property
-    def retryable(self) -> bool:
-        return self.retry_class is not RetryClass.PERMANENT
 
     def __repr__(self) -> str:
         return f"MsgFlashError(code={self.code!r}, http_status={self.http_status!r})"
@@ -176,16 +204,9 @@ class ErrorInfo:
     message: str
     http_status: int | None = None
     retryable: bool = False
-    details: tuple[dict[str, Any], ...] | None = None
+    details: Details = ()
 
-    @classmethod
-    def from_exception(cls, exc: RelayError) -> ErrorInfo:
-        if isinstance(exc, MsgFlashError):
-            details = tuple(exc.details) if exc.details else None
-            return cls(exc.code, exc.message, exc.http_status, exc.retryable, details)
-        if isinstance(exc, InvalidCommand):
-            return cls(exc.code, exc.message, details=tuple(p.as_dict() for p in exc.details))
-        if isinstance(exc, InstanceResolutionError):
-            return cls(exc.code, exc.message)  # naming another instance is the only fix
-        retryable = classify(exc.code, None) is not RetryClass.PERMANENT
-        return cls(exc.code, exc.message, retryable=retryable)
+
+def error_info(exc: RelayError) -> ErrorInfo:
+    """The failure-event ``error`` of any relay error: every error carries its own data."""
+    return ErrorInfo(exc.code, exc.message, exc.http_status, exc.retryable, exc.details)

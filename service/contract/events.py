@@ -144,7 +144,7 @@ def failure_event(
             message=error.message,
             http_status=error.http_status,
             retryable=error.retryable,
-            details=error.details,
+            details=tuple(problem.as_dict() for problem in error.details) or None,
         ),
         attempts=attempts,
     )

@@ -13,7 +13,13 @@ from aiohttp import hdrs, web
 from service.bus.publisher import Publisher
 from service.contract.amqp import CLOUDEVENTS_JSON
 from service.contract.commands import ROUTING_KEYS, RawCommand, parse_command
-from service.contract.errors import INVALID_EVENT, BrokerUnavailable, FieldProblem, InvalidCommand
+from service.contract.errors import (
+    INVALID_EVENT,
+    BrokerUnavailable,
+    FieldProblem,
+    InvalidCommand,
+    NoQueueBound,
+)
 from service.contract.schemas import command_schemas
 from service.web.bodies import CommandAccepted, error_reply, read_bounded, reply
 from service.web.credentials import BearerTokens
@@ -71,6 +77,11 @@ class CommandIngress:
             message = "the event bus is unavailable: the command was not taken, retry later"
             headers = {"Retry-After": RETRY_AFTER_SECONDS}
             return error_reply(503, exc.code, message, headers=headers)
+        except NoQueueBound as exc:
+            log.error("ingress_command_unroutable", request_id=command.id, error=exc.message)
+            return error_reply(
+                503, exc.code, exc.message, headers={"Retry-After": RETRY_AFTER_SECONDS}
+            )
         log.info("ingress_command_published", request_id=command.id, type=command.type.value)
         return reply(CommandAccepted(id=command.id), 202)
 

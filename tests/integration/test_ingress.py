@@ -248,6 +248,24 @@ async def test_a_body_over_the_configured_limit_is_413_naming_the_setting(
 
 
 # --- broker trouble -----------------------------------------------------------------------
+async def test_a_command_no_queue_takes_is_503_naming_the_unbound_routing_key(
+    relay: Relay, amqp: AbstractConnection
+) -> None:
+    """A configuration problem (the work queue unbound), told apart from a broker outage."""
+    channel = await amqp.channel()
+    queue = await channel.get_queue(relay.topology.messages_queue)
+    await queue.unbind(relay.topology.commands_exchange, "message.*")
+    try:
+        status, answer, _ = await post(relay, command())
+    finally:
+        await queue.bind(relay.topology.commands_exchange, "message.*")
+        await channel.close()
+
+    assert status == 503
+    assert answer["error"]["code"] == "NO_QUEUE_BOUND"
+    assert "no queue is bound for routing key 'message.send'" in answer["error"]["message"]
+
+
 async def test_when_the_broker_cannot_confirm_it_is_503_and_a_retry_is_accepted(
     relay: Relay, commands: CommandTap
 ) -> None:

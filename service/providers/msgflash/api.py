@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from pydantic_core import from_json
 
-from service.contract.errors import MSGFLASH_BAD_RESPONSE, MsgFlashError
+from service.contract.errors import MSGFLASH_BAD_RESPONSE, FieldProblem, MsgFlashError
 from service.logs import redact_text
 
 _KEY_PREFIX = re.compile(r"^msgf_(live|team)_")
@@ -76,11 +76,12 @@ def read_envelope(
     error = document.get("error") if isinstance(document, dict) else None
     if isinstance(error, dict) and isinstance(error.get("code"), str):
         details = error.get("details")
+        problems = tuple(map(FieldProblem.from_json, details)) if isinstance(details, list) else ()
         raise MsgFlashError(
             error["code"],
             redact_text(str(error.get("message") or error["code"]), secrets),
             http_status=status,
-            details=details if isinstance(details, list) else None,
+            details=problems,
             retry_after=retry_after,
         )
     raise MsgFlashError(

@@ -67,8 +67,15 @@ class CallResult:
     reconciled: bool = False
 
 
-def _never(_error: MsgFlashError) -> bool:
-    return False
+@dataclass(frozen=True, slots=True)
+class CallFailure:
+    """A creating call that did not succeed: its last error and how many attempts it took."""
+
+    error: MsgFlashError
+    attempts: int
+
+
+CallOutcome = CallResult | CallFailure
 
 
 def _may_have_landed(error: MsgFlashError) -> bool:
@@ -153,41 +160,41 @@ class MsgFlashClient:
             await self._session.close()
 
     # --- creating calls ------------------------------------------------------------------
-    async def send_message(self, payload: Mapping[str, Any]) -> CallResult:
+    async def send_message(self, payload: Mapping[str, Any]) -> CallOutcome:
         return await self._create_message(SEND_MESSAGE, payload)
 
-    async def schedule_message(self, payload: Mapping[str, Any]) -> CallResult:
+    async def schedule_message(self, payload: Mapping[str, Any]) -> CallOutcome:
         return await self._create_message(SCHEDULE_MESSAGE, payload)
 
-    async def create_campaign(self, payload: Mapping[str, Any]) -> CallResult:
+    async def create_campaign(self, payload: Mapping[str, Any]) -> CallOutcome:
         # The public API cannot list campaigns, so an unanswered create cannot be checked:
         # sending it again could start the same campaign twice. Such failures end the call.
-        data, status, attempts = await self._call(
-            CREATE_CAMPAIGN, json_body=payload, give_up=_may_have_landed
-        )
+        async def once() -> tuple[Any, int]:
+            return await self._attempt(CREATE_CAMPAIGN, CREATE_CAMPAIGN.template, payload, None)
+
+        answer, attempts = await self._retried(CREATE_CAMPAIGN, once, give_up=_may_have_landed)
+        if isinstance(answer, MsgFlashError):
+            return CallFailure(answer, attempts)
+        data, status = answer
         return CallResult(_as_dict(data, CREATE_CAMPAIGN, status), attempts, status)
 
     async def register_webhook(self, url: str, events: Sequence[str]) -> dict[str, Any]:
         """Create a webhook endpoint; the returned ``secret`` is shown once, never logged."""
         body = {"url": url, "events": list(events)}
-        data, status, _ = await self._call(
-            REGISTER_WEBHOOK, json_body=body, give_up=_may_have_landed
-        )
+        data, status = await self._call(REGISTER_WEBHOOK, json_body=body, give_up=_may_have_landed)
         return _as_dict(data, REGISTER_WEBHOOK, status)
 
     # --- reads and deletes ---------------------------------------------------------------
     async def list_instances(self) -> list[dict[str, Any]]:
-        data, status, _ = await self._call(LIST_INSTANCES)
+        data, status = await self._call(LIST_INSTANCES)
         return _as_list(data, LIST_INSTANCES, status)
 
     async def instance_health(self, instance_id: str) -> dict[str, Any]:
-        data, status, _ = await self._call(
-            INSTANCE_HEALTH, path=INSTANCE_HEALTH.path(id=instance_id)
-        )
+        data, status = await self._call(INSTANCE_HEALTH, path=INSTANCE_HEALTH.path(id=instance_id))
         return _as_dict(data, INSTANCE_HEALTH, status)
 
     async def get_message(self, message_id: str) -> dict[str, Any]:
-        data, status, _ = await self._call(GET_MESSAGE, path=GET_MESSAGE.path(id=message_id))
+        data, status = await self._call(GET_MESSAGE, path=GET_MESSAGE.path(id=message_id))
         return _as_dict(data, GET_MESSAGE, status)
 
     async def list_messages(
@@ -201,18 +208,18 @@ class MsgFlashClient:
         """One page, newest first: ``{messages, nextCursor, hasMore}``."""
         query = {"instanceId": instance_id, "status": status, "limit": str(limit), "cursor": cursor}
         params = {name: value for name, value in query.items() if value is not None}
-        data, http_status, _ = await self._call(LIST_MESSAGES, params=params)
+        data, http_status = await self._call(LIST_MESSAGES, params=params)
         return _as_dict(data, LIST_MESSAGES, http_status)
 
     async def list_webhooks(self) -> list[dict[str, Any]]:
-        data, status, _ = await self._call(LIST_WEBHOOKS)
+        data, status = await self._call(LIST_WEBHOOKS)
         return _as_list(data, LIST_WEBHOOKS, status)
 
     async def delete_webhook(self, webhook_id: str) -> None:
         await self._call(DELETE_WEBHOOK, path=DELETE_WEBHOOK.path(id=webhook_id))
 
     # --- machinery -----------------------------------------------------------------------
-    async def _create_message(self, endpoint: Endpoint, payload: Mapping[str, Any]) -> CallResult:
+    async def _create_message(self, endpoint: Endpoint, payload: Mapping[str, Any]) -> CallOutcome:
         """Send, retrying; an unanswered attempt is reconciled before anything is sent again."""
         landed_since: datetime | None = None  # set while an unanswered send may have landed
 
@@ -232,9 +239,10 @@ class MsgFlashClient:
                 raise
             return data, status, False
 
-        (data, status, reconciled), attempts = await self._retried(
-            endpoint, once, give_up=_is_outcome_unknown
-        )
+        answer, attempts = await self._retried(endpoint, once, give_up=_is_outcome_unknown)
+        if isinstance(answer, MsgFlashError):
+            return CallFailure(answer, attempts)
+        data, status, reconciled = answer
         return CallResult(_as_dict(data, endpoint, status), attempts, status, reconciled)
 
     async def _reconcile(
@@ -268,24 +276,28 @@ class MsgFlashClient:
         path: str | None = None,
         json_body: Mapping[str, Any] | None = None,
         params: Mapping[str, str] | None = None,
-        give_up: Callable[[MsgFlashError], bool] = _never,
-    ) -> tuple[Any, int, int]:
-        """One logical call, retried by the policy: ``(data, http status, attempts)``."""
+        give_up: Callable[[MsgFlashError], bool] | None = None,
+    ) -> tuple[Any, int]:
+        """One logical call, retried by the policy: ``(data, http status)``, or its last error
+        raised."""
 
         async def once() -> tuple[Any, int]:
             return await self._attempt(endpoint, path or endpoint.template, json_body, params)
 
-        (data, status), attempts = await self._retried(endpoint, once, give_up=give_up)
-        return data, status, attempts
+        answer, _ = await self._retried(endpoint, once, give_up=give_up)
+        if isinstance(answer, MsgFlashError):
+            raise answer
+        return answer
 
     async def _retried(
         self,
         endpoint: Endpoint,
         once: Callable[[], Awaitable[_T]],
         *,
-        give_up: Callable[[MsgFlashError], bool],
-    ) -> tuple[_T, int]:
-        """Run ``once`` under the retry policy; every error raised carries its attempt count.
+        give_up: Callable[[MsgFlashError], bool] | None,
+    ) -> tuple[_T | MsgFlashError, int]:
+        """Run ``once`` under the retry policy: its answer, or the error that ended the call,
+        with the number of attempts made.
 
         The first attempt runs bare: nearly every call succeeds at once, and building the
         tenacity controller costs as much as the rest of the call's own code. Its failure is
@@ -295,21 +307,19 @@ class MsgFlashClient:
         try:
             return await once(), 1
         except MsgFlashError as error:
-            error.attempts = 1
             first_failure: MsgFlashError | None = error
         attempts = 0
         retrying = self._policy.retrying(self._metrics, endpoint=endpoint.label, give_up=give_up)
-        async for attempt in retrying:
-            with attempt:
-                attempts += 1
-                if first_failure is not None:
-                    replayed, first_failure = first_failure, None
-                    raise replayed
-                try:
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempts += 1
+                    if first_failure is not None:
+                        replayed, first_failure = first_failure, None
+                        raise replayed
                     return await once(), attempts
-                except MsgFlashError as error:
-                    error.attempts = attempts
-                    raise
+        except MsgFlashError as error:  # the policy re-raises the last one when it stops
+            return error, attempts
         raise AssertionError("tenacity stopped without an outcome")  # pragma: no cover
 
     async def _attempt(

@@ -22,10 +22,6 @@ from service.metrics import Metrics
 log = structlog.get_logger(__name__)
 
 
-def _never(_error: MsgFlashError) -> bool:
-    return False
-
-
 @dataclass(frozen=True)
 class RetryPolicy:
     """How many attempts a MsgFlash call gets and how long to wait between them.
@@ -96,7 +92,7 @@ class RetryPolicy:
         metrics: Metrics,
         *,
         endpoint: str,
-        give_up: Callable[[MsgFlashError], bool] = _never,
+        give_up: Callable[[MsgFlashError], bool] | None = None,
     ) -> AsyncRetrying:
         """A tenacity controller for one call to ``endpoint`` (a route label, for logs).
 
@@ -105,7 +101,9 @@ class RetryPolicy:
         """
 
         def should_retry(exc: BaseException) -> bool:
-            return isinstance(exc, MsgFlashError) and self.retries(exc) and not give_up(exc)
+            if not isinstance(exc, MsgFlashError) or not self.retries(exc):
+                return False
+            return give_up is None or not give_up(exc)
 
         def wait(state: RetryCallState) -> float:
             return self.wait_seconds(_failure(state), state.attempt_number)

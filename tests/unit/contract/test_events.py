@@ -20,6 +20,7 @@ from service.contract.errors import (
     InvalidCommand,
     MsgFlashError,
     RelayError,
+    error_info,
 )
 from service.contract.events import (
     EVENT_SOURCE,
@@ -186,8 +187,8 @@ def test_failures_go_to_campaign_failed_only_for_campaign_commands(
 
 
 def test_a_failure_event_carries_the_error_and_attempts() -> None:
-    error = ErrorInfo.from_exception(
-        MsgFlashError("TEMPLATE_INVALID", "bad placeholder", http_status=400, attempts=1)
+    error = error_info(
+        MsgFlashError("TEMPLATE_INVALID", "bad placeholder", http_status=400)
     )
     event = failure_event(SEND.identity, error, attempts=3, event_id="evt-1", now=NOW)
     assert decoded(event) == envelope_of(
@@ -211,7 +212,7 @@ def test_an_invalid_command_failure_lists_each_field_problem() -> None:
         "invalid command", (FieldProblem("data.to", "bad"), FieldProblem("data", "both"))
     )
     identity = CommandIdentity(id=None, source=None, type=None)
-    data = decoded(failure_event(identity, ErrorInfo.from_exception(invalid), attempts=0))["data"]
+    data = decoded(failure_event(identity, error_info(invalid), attempts=0))["data"]
     assert data == {
         "error": {
             "code": "INVALID_EVENT",
@@ -234,8 +235,10 @@ def test_an_invalid_command_failure_lists_each_field_problem() -> None:
             ErrorInfo("API_RATE_LIMIT_EXCEEDED", "slow down", 429, True),
         ),
         (
-            MsgFlashError("VALIDATION_ERROR", "bad", http_status=400, details=[{"field": "to"}]),
-            ErrorInfo("VALIDATION_ERROR", "bad", 400, False, ({"field": "to"},)),
+            MsgFlashError(
+                "VALIDATION_ERROR", "bad", http_status=400, details=(FieldProblem("to", "E.164"),)
+            ),
+            ErrorInfo("VALIDATION_ERROR", "bad", 400, False, (FieldProblem("to", "E.164"),)),
         ),
         (
             InstanceResolutionError("no instance named main", code=INSTANCE_NOT_FOUND),
@@ -243,9 +246,7 @@ def test_an_invalid_command_failure_lists_each_field_problem() -> None:
         ),
         (
             InvalidCommand("invalid", (FieldProblem("type", "unknown"),)),
-            ErrorInfo(
-                "INVALID_EVENT", "invalid", details=({"field": "type", "message": "unknown"},)
-            ),
+            ErrorInfo("INVALID_EVENT", "invalid", details=(FieldProblem("type", "unknown"),)),
         ),
         (
             RelayError("broker down", code="BROKER_UNAVAILABLE"),
@@ -256,7 +257,7 @@ def test_an_invalid_command_failure_lists_each_field_problem() -> None:
 def test_error_info_is_read_from_every_kind_of_relay_error(
     exc: RelayError, expected: ErrorInfo
 ) -> None:
-    assert ErrorInfo.from_exception(exc) == expected
+    assert error_info(exc) == expected
 
 
 # --- safety warnings ----------------------------------------------------------------------

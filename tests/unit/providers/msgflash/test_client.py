@@ -10,6 +10,7 @@ import pytest
 
 from service.contract.errors import (
     MSGFLASH_BAD_RESPONSE,
+    FieldProblem,
     MsgFlashError,
     MsgFlashNoResponse,
     MsgFlashOutcomeUnknown,
@@ -80,7 +81,7 @@ def test_an_error_envelope_becomes_a_msgflash_error_with_its_details() -> None:
         "Invalid request data",
         400,
     )
-    assert failure.details == details
+    assert failure.details == (FieldProblem("to", "must be E.164"),)
     assert failure.retry_class is RetryClass.PERMANENT
 
 
@@ -89,7 +90,7 @@ def test_an_error_envelope_carries_the_retry_after_it_came_with() -> None:
     with pytest.raises(MsgFlashError) as raised:
         read_envelope(429, body(document), retry_after=2.0)
     assert raised.value.retry_after == 2.0
-    assert raised.value.details is None
+    assert raised.value.details == ()
     assert raised.value.retry_class is RetryClass.RATE_LIMITED
 
 
@@ -170,3 +171,15 @@ async def test_the_client_repr_shows_the_fingerprint_never_the_key() -> None:
         assert KEY not in repr(client)
         assert "msgf_live_…a1b2c3" in repr(client)
         assert client.key_fingerprint == "msgf_live_…a1b2c3"
+
+
+def test_details_that_are_not_field_problems_are_kept_whole_as_the_message() -> None:
+    details = [{"path": "to", "message": "must be E.164"}, {"hint": 3}, "plain"]
+    document = {"error": {"code": "VALIDATION_ERROR", "message": "Invalid", "details": details}}
+    with pytest.raises(MsgFlashError) as raised:
+        read_envelope(400, body(document), retry_after=None)
+    assert raised.value.details == (
+        FieldProblem("to", "must be E.164"),
+        FieldProblem("", '{"hint": 3}'),
+        FieldProblem("", "plain"),
+    )
