@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from service.secrets import fingerprint
 from service.state.redis import DEFAULT_KEY_PREFIX, redis_from_state_url
 
 # Slots are scheduled at 95.5% of the allowed rate. At exactly the limit, ten evenly spaced
@@ -48,11 +48,6 @@ class RateLimiter(Protocol):
         """Wait until a request with API key ``key`` may go; return the seconds waited."""
 
     async def close(self) -> None: ...
-
-
-def api_key_fingerprint(key: str) -> str:
-    """A stable, non-reversible name for an API key, for Redis keys and log fields."""
-    return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 def slot_interval_us(rate_per_second: float) -> int:
@@ -138,7 +133,7 @@ class RedisSlotBook:
         self._give_back = redis.register_script(_GIVE_BACK)
 
     def redis_key(self, key: str) -> str:
-        return f"{self._prefix}:pace:{api_key_fingerprint(key)}"
+        return f"{self._prefix}:pace:{fingerprint(key)}"
 
     async def reserve(self, key: str) -> Slot:
         at, now = await self._reserve(

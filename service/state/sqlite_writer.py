@@ -247,10 +247,6 @@ class SqliteWriter:
             failed.append((pending.future, _locked_for(BUSY_TIMEOUT_SECONDS), None))
         _settle(failed)
 
-    def _fail_all(self, error: Exception) -> None:
-        _settle([(pending.future, error, None) for pending in self._queue])
-        self._queue.clear()
-
 
 def _locked_for(seconds: float) -> sqlite3.OperationalError:
     return sqlite3.OperationalError(

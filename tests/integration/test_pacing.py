@@ -19,9 +19,9 @@ from service.pacing import (
     RATE_HEADROOM,
     RedisRateLimiter,
     RedisSlotBook,
-    api_key_fingerprint,
     slot_interval_us,
 )
+from service.secrets import fingerprint
 from tests.conftest import REDIS_URL
 from tests.unit.test_pacing import most_in_one_second
 
@@ -128,7 +128,7 @@ async def test_the_redis_key_names_a_fingerprint_not_the_api_key_and_expires(
     await limiter.acquire(KEY)
 
     keys = [key async for key in connections[1].scan_iter(match=f"{prefix}:*")]
-    assert keys == [f"{prefix}:pace:{api_key_fingerprint(KEY)}".encode()]
+    assert keys == [f"{prefix}:pace:{fingerprint(KEY)}".encode()]
     assert 0 < await connections[1].pttl(keys[0]) <= 2000
 
 

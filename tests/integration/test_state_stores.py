@@ -22,24 +22,13 @@ from service.contract.errors import ConfigError
 from service.contract.events import Correlation
 from service.state.factory import open_state_store
 from service.state.store import Claim, ClaimStatus, RememberedMessage, StateStore
+from tests.clock import FakeClock
 from tests.conftest import REDIS_URL
 
 RETENTION = 3600.0
 LEASE = 10.0
 BACKENDS = ["memory", "sqlite", "redis"]
 
-
-class FakeClock:
-    """Epoch seconds that move only when a test advances them."""
-
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 OpenStore = Callable[[], Awaitable[StateStore]]

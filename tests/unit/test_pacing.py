@@ -21,7 +21,6 @@ from service.pacing import (
     LocalRateLimiter,
     LocalSlotBook,
     RedisRateLimiter,
-    api_key_fingerprint,
     open_rate_limiter,
     slot_interval_us,
 )
@@ -248,14 +247,6 @@ def test_the_slot_interval_includes_the_headroom() -> None:
     assert slot_interval_us(10) == 104_712  # 1 s / (10 x 0.955)
     with pytest.raises(ValueError, match="rate_per_second must be positive"):
         slot_interval_us(0)
-
-
-def test_an_api_key_fingerprint_is_stable_and_does_not_contain_the_key() -> None:
-    fingerprint = api_key_fingerprint(KEY)
-
-    assert fingerprint == api_key_fingerprint(KEY)
-    assert fingerprint != api_key_fingerprint(KEY + "x")
-    assert KEY not in fingerprint
 
 
 @pytest.mark.parametrize("state_url", ["sqlite:///relay-state.db", "memory://"])

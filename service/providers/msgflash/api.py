@@ -16,6 +16,7 @@ from pydantic_core import from_json
 
 from service.contract.errors import MSGFLASH_BAD_RESPONSE, FieldProblem, MsgFlashError
 from service.logs import redact_text
+from service.secrets import fingerprint
 
 _KEY_PREFIX = re.compile(r"^msgf_(live|team)_")
 _SNIPPET_CHARS = 200
@@ -49,10 +50,10 @@ DELETE_WEBHOOK = Endpoint("DELETE", "/api/v1/webhooks/{id}")
 
 
 def key_fingerprint(api_key: str) -> str:
-    """A label that tells keys apart without revealing them: ``msgf_live_…a1b2c3``."""
+    """A label that tells keys apart without revealing any of their characters: the key's kind
+    and a hash prefix, ``msgf_live_…3f2a9c``."""
     prefix = match.group(0) if (match := _KEY_PREFIX.match(api_key)) else ""
-    tail = api_key[-6:] if len(api_key) - len(prefix) >= 24 else ""
-    return f"{prefix}…{tail}"
+    return f"{prefix}…{fingerprint(api_key)[:6]}"
 
 
 def read_envelope(

@@ -13,11 +13,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from service.contract.errors import INSTANCE_AMBIGUOUS, INSTANCE_NOT_FOUND, InstanceResolutionError
+from service.contract.wire import UUID_PATTERN
 
 if TYPE_CHECKING:
     from service.providers.msgflash.client import MsgFlashClient
 
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_UUID = re.compile(UUID_PATTERN)
 _NOT_DIGITS = re.compile(r"\D")
 
 

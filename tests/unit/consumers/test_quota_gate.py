@@ -5,18 +5,11 @@ from __future__ import annotations
 from service.contract.errors import MsgFlashError
 from service.metrics import Metrics
 from service.providers.msgflash.quota import QuotaGate
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.clock import FakeClock
 
 
 async def test_closes_once_probes_on_schedule_and_reopens() -> None:
-    clock, announced = Clock(), []
+    clock, announced = FakeClock(0.0), []
 
     async def announce(error: MsgFlashError) -> None:
         announced.append(error.code)

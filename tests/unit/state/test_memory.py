@@ -5,14 +5,7 @@ from __future__ import annotations
 from service.contract.events import Correlation
 from service.state.memory import MemoryStateStore
 from service.state.store import RememberedMessage
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.clock import FakeClock
 
 
 async def test_expired_records_are_dropped_by_later_writes() -> None:

@@ -10,8 +10,11 @@ import re
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-# E.164: a plus, a non-zero country code digit, 7 to 15 digits in all, nothing else.
+from service.contract.wire import UUID_PATTERN
+
+_UUID = re.compile(UUID_PATTERN)
+# MsgFlash's own E.164 rule, looser than the relay's (which asks for 8 to 15 digits): a plus,
+# a non-zero country code digit, 7 to 15 digits in all, nothing else.
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 # What a person would take for a phone number: digits with the usual separators.
 _PHONE_LIKE = re.compile(r"^\+?[\d\s().\-]*\d[\d\s().\-]*$")

@@ -10,19 +10,13 @@ import pytest
 from service.providers.msgflash.sandbox.limits import RateLimiter
 from service.providers.msgflash.sandbox.seed import INSTANCE_MAIN
 from service.settings import DEFAULT_SANDBOX_API_KEY
+from tests.clock import FakeClock
 from tests.providers.msgflash.sandbox.conftest import Api, ApiFactory
 
 SEND = "/api/v1/messages/send"
 TEXT = {"instanceId": INSTANCE_MAIN, "to": "+33612345678", "type": "text", "text": "Hi"}
 OTHER_KEY = "msgf_live_" + "ab" * 32
 
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def _burst(api: Api, count: int) -> list[tuple[int, Any]]:

@@ -25,6 +25,7 @@ from service.providers.msgflash.api import (
 )
 from service.providers.msgflash.client import MsgFlashClient
 from service.providers.msgflash.retry import RetryPolicy
+from service.secrets import fingerprint
 
 KEY = "msgf_live_" + "0123456789abcdef" * 3 + "0123456789a1b2c3"
 
@@ -33,18 +34,16 @@ def body(document: Any) -> bytes:
     return json.dumps(document).encode()
 
 
-def test_fingerprint_keeps_the_prefix_and_the_last_six_characters_only() -> None:
-    assert key_fingerprint(KEY) == "msgf_live_…a1b2c3"
-    assert key_fingerprint("msgf_team_" + "f" * 58 + "abcdef") == "msgf_team_…abcdef"
+def test_fingerprint_keeps_the_key_kind_and_a_hash_never_a_character_of_the_key() -> None:
+    live, team = KEY, "msgf_team_" + "f" * 58 + "abcdef"
+    assert key_fingerprint(live) == "msgf_live_…" + fingerprint(live)[:6]
+    assert key_fingerprint(team).startswith("msgf_team_…")
+    assert key_fingerprint(live) != key_fingerprint(team)
+    assert live[-6:] not in key_fingerprint(live) and "abcdef" not in key_fingerprint(team)
 
 
-def test_fingerprint_of_a_short_or_foreign_key_reveals_nothing() -> None:
-    assert key_fingerprint("short-secret") == "…"
-    assert key_fingerprint("msgf_live_abc") == "msgf_live_…"
-
-
-def test_fingerprint_of_an_unprefixed_long_key_shows_its_tail() -> None:
-    assert key_fingerprint("x" * 40 + "123456") == "…123456"
+def test_fingerprint_of_a_foreign_key_has_no_kind() -> None:
+    assert key_fingerprint("x" * 40 + "123456") == "…" + fingerprint("x" * 40 + "123456")[:6]
 
 
 def test_a_success_envelope_yields_its_data() -> None:
@@ -169,8 +168,8 @@ async def test_the_client_repr_shows_the_fingerprint_never_the_key() -> None:
             metrics=Metrics(),
         )
         assert KEY not in repr(client)
-        assert "msgf_live_…a1b2c3" in repr(client)
-        assert client.key_fingerprint == "msgf_live_…a1b2c3"
+        assert key_fingerprint(KEY) in repr(client)
+        assert client.key_fingerprint == key_fingerprint(KEY)
 
 
 def test_details_that_are_not_field_problems_are_kept_whole_as_the_message() -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from service.contract.errors import INSTANCE_AMBIGUOUS, INSTANCE_NOT_FOUND, InstanceResolutionError
 from service.providers.msgflash.instances import InstanceResolver, choose_instance, is_instance_id
+from tests.clock import FakeClock
 
 if TYPE_CHECKING:
     from service.providers.msgflash.client import MsgFlashClient
@@ -130,26 +131,18 @@ class FakeInstances:
         return self.fleets[min(self.fetches, len(self.fleets)) - 1]
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def resolver(
     fake: FakeInstances,
     *,
     default: str | None = None,
-    clock: Clock | None = None,
+    clock: FakeClock | None = None,
     ttl: float = 30.0,
 ) -> InstanceResolver:
     return InstanceResolver(
         cast("MsgFlashClient", fake),
         ttl_seconds=ttl,
         default_instance=default,
-        clock=clock or Clock(),
+        clock=clock or FakeClock(1000.0),
     )
 
 
@@ -165,7 +158,7 @@ async def test_a_name_is_resolved_through_the_instance_list() -> None:
 
 
 async def test_the_list_is_cached_for_the_ttl_then_fetched_again() -> None:
-    fake, clock = FakeInstances(FLEET), Clock()
+    fake, clock = FakeInstances(FLEET), FakeClock(1000.0)
     names = resolver(fake, clock=clock, ttl=30.0)
     await names.resolve(instance_id=None, instance="main")
     clock.now += 29.0
