@@ -19,17 +19,14 @@ from redis.exceptions import RedisError
 from service.secrets import fingerprint
 from service.state.redis import DEFAULT_KEY_PREFIX, redis_from_state_url
 
-# Slots are scheduled at 95.5% of the allowed rate. At exactly the limit, ten evenly spaced
-# requests span 0.9 s and the eleventh lands 1.0 s after the first: any network jitter then
-# puts 11 arrivals in one sliding second. At 95.5% ten intervals span 1.047 s, so arrival times
-# may wander by ~47 ms at 10 req/s before the server could count one request too many, and
-# throughput stays at 9.55/s (9.5/s would allow 52 ms). 98%, 97% and 96% (20, 30 and 40 ms)
-# were each seen to let one request in a few thousand through early on a loaded 2-core
-# machine running three relays.
+# Slots are scheduled a little below the allowed rate. At exactly the limit, the request after
+# a full second's worth lands exactly one second after the first, so any network jitter puts
+# one arrival too many in the server's sliding second; the headroom is the jitter tolerated.
+# How much was needed on a loaded machine is measured in benchmarks/README.md ("pacing").
 RATE_HEADROOM = 0.955
-# The headroom absorbs ~47 ms of lateness, but only while the requests around a late one are
-# late too. A waiter woken more than this after its slot (a stalled loop or machine) does not
-# use it: sent then, followed by requests on time, it would put 11 arrivals in one second.
+# The headroom absorbs lateness only while the requests around a late one are late too. A
+# waiter woken more than this after its slot (a stalled loop or machine) does not use it: sent
+# then, followed by requests on time, it would put one arrival too many in one second.
 LATE_WAKE_SECONDS = 0.020
 # Slots one request may book before it goes whatever its lateness (a loop that stalls every
 # time must still send, and a 429 is then retried like any other).

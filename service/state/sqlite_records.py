@@ -1,7 +1,7 @@
 """Claims and completions on SQLite, served a run at a time with set-based statements.
 
 Python's sqlite3 releases the GIL around every statement step and must take it back after;
-while the event loop is busy that can take up to a GIL switch interval (5 ms) and several
+while the event loop is busy that can take up to a GIL switch interval and several
 thread switches. So a run of requests costs one SELECT of the rows it touches and one
 multi-row upsert per table it changes, however many requests it holds; the decisions in
 between are the pure ones of ``records``, taken in submission order as if the requests had run

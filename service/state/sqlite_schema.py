@@ -12,7 +12,7 @@ SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 5000
 # The writer's page cache (SQLite's default is 2 MB): the tables' right edges and the upper
 # levels of the key indexes stay in memory. Bounded, so the relay's memory stays flat however
-# large the file grows; 16 MB measured no faster in the store benchmark.
+# large the file grows; a larger cache measured no faster (benchmarks/README.md).
 CACHE_KIB = 4096
 
 # Every table is a rowid table with its key UNIQUE: rows are stored in the order they were

@@ -2,8 +2,7 @@
 
 Why on the loop and not on a thread: Python's sqlite3 lets the GIL go around every statement
 step and must take it back from a busy event loop after, so a writer thread cost more than the
-writes themselves (measured in the throughput benchmark: ~4 thread switches and ~0.3 ms of CPU
-per command on a thread, against ~0.1 ms for the same statements on the loop). What makes a
+writes themselves (the thread switches and CPU it cost are in benchmarks/README.md). What makes a
 commit slow is the fsync, and there is none here: in WAL mode with ``synchronous=NORMAL`` a
 commit only appends pages to the WAL in the OS page cache; the fsyncs happen when the WAL is
 copied back into the database file, which only ``sqlite_checkpoint`` does, on a thread of its
@@ -39,14 +38,11 @@ COMMIT_WINDOW_SECONDS = 0.004
 # The window while the relay is saturated (as PostgreSQL's commit_delay, which waits only when
 # enough other transactions are active): its commands wait on the broker's side anyway, so a
 # wider window costs them little and shares each commit, and the wakeups that follow it,
-# between many more commands. Throughput drain, 10,000 commands: ~3,500 commits and ~1.9 ms
-# of CPU per command with 4 ms throughout, ~800 commits and ~1.65 ms with 20 ms when saturated.
-# But not wider: every command waits for two commits, so with the prefetch's 64 in flight the
-# window bounds throughput (64 / two windows): at 40 ms the relay idled half the time at ~730
-# commands/s; at 20 ms it still idled ~15 %, and 10 ms gave ~6 % more commands/s for ~3 %
-# more CPU per command (interleaved drains, 2026-11-30).
+# between many more commands. But not much wider: every command waits for two commits, so with
+# the prefetch in flight the window bounds throughput (prefetch / two windows). The windows
+# tried and what each cost are in benchmarks/README.md.
 SATURATED_COMMIT_WINDOW_SECONDS = 0.010
-# Bounds how long one transaction keeps the loop (~2 ms for this many claims or completions).
+# Bounds how long one transaction keeps the loop.
 MAX_BATCH = 256
 # A locked file (a checkpoint restarting the WAL, another process) is tried again this often,
 # for this long, before its operations fail.
