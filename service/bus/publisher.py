@@ -4,10 +4,7 @@ Every publish is persistent, JSON and ``mandatory``; it returns only once the br
 When the broker cannot take it, ``BrokerUnavailable`` is raised fast, so the caller leaves the
 command unacked and it is redelivered.
 
-Publishes go straight to the channel's aiormq layer, which aio-pika's ``Exchange.publish``
-wraps: aio-pika first waits for each frame to drain to the socket and only then for the
-confirm, one more suspension per event; the confirm alone is what matters (and is what holds
-publishers back when the broker is slow).
+The frames themselves go out through ``confirms``, the one adapter below aio-pika.
 """
 
 from __future__ import annotations
@@ -17,11 +14,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import aio_pika
-import aiormq
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, DeliveryMode
-from aio_pika.exceptions import AMQPError, PublishError
 
+from service.bus.confirms import ConfirmChannel, Properties, properties
 from service.contract.amqp import (
     ATTEMPTS_HEADER,
     CLOUDEVENTS_JSON,
@@ -97,14 +93,10 @@ class Publisher:
         self._topology = topology
         self._metrics = metrics
         self._timeout = timeout
-        self._channel: aiormq.Channel | None = None
+        self._channel: ConfirmChannel | None = None
 
     async def attach(self, connection: aio_pika.abc.AbstractConnection) -> AbstractChannel:
-        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        underlay = await channel.get_underlay_channel()
-        if not isinstance(underlay, aiormq.Channel):  # aio-pika always builds on aiormq's
-            raise TypeError(f"unexpected AMQP channel type {type(underlay).__name__}")
-        self._channel = underlay
+        self._channel, channel = await ConfirmChannel.open(connection, timeout=self._timeout)
         return channel
 
     def detach(self) -> None:
@@ -198,40 +190,17 @@ class Publisher:
         return await self._publish(exchange_name, routing_key, message.body, message.properties)
 
     async def _publish(
-        self,
-        exchange_name: str,
-        routing_key: str,
-        body: bytes,
-        properties: aiormq.spec.Basic.Properties,
+        self, exchange_name: str, routing_key: str, body: bytes, props: Properties
     ) -> bool:
         """Publish and wait for the confirm. False when the broker returned it as unroutable."""
         channel = self._channel
         if channel is None or channel.is_closed:
             raise BrokerUnavailable("not connected to the broker: the publish was not attempted")
-        try:
-            await channel.basic_publish(
-                body,
-                exchange=exchange_name,
-                routing_key=routing_key,
-                properties=properties,
-                mandatory=True,
-                timeout=self._timeout,
-                wait=False,
-            )
-        except PublishError:
-            return False
-        except (TimeoutError, AMQPError, aiormq.exceptions.AMQPError, ConnectionError) as exc:
-            raise BrokerUnavailable(
-                f"the broker did not confirm a publish to {exchange_name or '(default)'!r} "
-                f"with routing key {routing_key!r}: {type(exc).__name__}"
-            ) from exc
-        return True
+        return await channel.publish(exchange_name, routing_key, body, props)
 
 
-def _event_properties(
-    event: OutgoingEvent, correlation_id: str | None
-) -> aiormq.spec.Basic.Properties:
-    return aiormq.spec.Basic.Properties(
+def _event_properties(event: OutgoingEvent, correlation_id: str | None) -> Properties:
+    return properties(
         content_type=CLOUDEVENTS_JSON,
         message_id=event.id,
         message_type=event.type,
