@@ -86,6 +86,22 @@ class OriginalMessage:
         )
 
 
+def reason_headers(
+    original: OriginalMessage, *, code: str, message: str, attempts: int, failed_at: str
+) -> dict[str, Any]:
+    """Why a command was parked, as the headers ``dlq list`` shows and ``dlq replay`` filters on.
+
+    Pure, so tests that record dead-letters see exactly the headers the broker would get.
+    """
+    return {
+        ERROR_CODE_HEADER: code,
+        ERROR_MESSAGE_HEADER: message[:1000],
+        ATTEMPTS_HEADER: attempts,
+        ROUTING_KEY_HEADER: original.routing_key,
+        FAILED_AT_HEADER: failed_at,
+    }
+
+
 class Publisher:
     """Owns the confirm-mode channel; the broker supervisor swaps it on every reconnect."""
 
@@ -145,13 +161,9 @@ class Publisher:
     async def dead_letter(
         self, original: OriginalMessage, *, code: str, message: str, attempts: int, failed_at: str
     ) -> None:
-        headers = {
-            ERROR_CODE_HEADER: code,
-            ERROR_MESSAGE_HEADER: message[:1000],
-            ATTEMPTS_HEADER: attempts,
-            ROUTING_KEY_HEADER: original.routing_key,
-            FAILED_AT_HEADER: failed_at,
-        }
+        headers = reason_headers(
+            original, code=code, message=message, attempts=attempts, failed_at=failed_at
+        )
         amqp_message = original.to_message(headers)
         if not await self._publish_message("", self._topology.dead_letter_queue, amqp_message):
             raise BrokerUnavailable(
