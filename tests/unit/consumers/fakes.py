@@ -1,0 +1,400 @@
+"""In-memory stand-ins for the pipeline's edges, in the spirit of httpx's ``MockTransport``.
+
+The pipeline and the handlers run for real; only what they talk to is replaced: the broker
+(``FakeChannel`` delivers messages and records acks, ``RecordingPublisher`` records what would
+be published), MsgFlash (``StubMsgFlash`` answers from a table) and the store (``memory://``).
+``InMemoryRelay`` wires them as ``service.app`` does, and ``effects()`` sums up what a delivery
+did, so a test states a whole outcome in one comparison.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic_core import to_json
+
+from consumers.msgflash_campaigns import CampaignHandler
+from consumers.msgflash_messages import MessageHandler
+from consumers.outcomes import Handler
+from consumers.pipeline import CommandPipeline, PipelineConfig
+from consumers.results import result_failed
+from service.bus.publisher import OriginalMessage, reason_headers
+from service.contract.amqp import (
+    ATTEMPTS_HEADER,
+    DEFERRALS_HEADER,
+    ERROR_CODE_HEADER,
+    RECONCILE_HEADER,
+)
+from service.contract.commands import CommandType, idempotency_key
+from service.contract.errors import BrokerUnavailable, MsgFlashError
+from service.contract.events import OutgoingEvent, decode_event
+from service.metrics import Metrics
+from service.providers.msgflash.client import CallFailure, CallOutcome, CallResult
+from service.providers.msgflash.instances import InstanceResolver
+from service.providers.msgflash.quota import QuotaGate
+from service.providers.msgflash.sandbox.seed import INSTANCE_MAIN
+from service.state.memory import MemoryStateStore
+from service.state.store import ClaimStatus
+
+SOURCE = "urn:test:orders"
+COMMAND_ID = "cmd-1"
+KEY = idempotency_key(SOURCE, COMMAND_ID)
+RECIPIENT = "+33612345678"
+MESSAGE_ID = "msg-1"
+CAMPAIGN_ID = "cmp-1"
+LEASE_SECONDS = 120.0
+RETRY_TIERS = 4
+START = 1_700_000_000.0  # epoch seconds the store's clock starts at
+
+MAIN = {"id": INSTANCE_MAIN, "name": "main", "waNumber": "+2250700000001", "status": "connected"}
+
+
+# --- commands -------------------------------------------------------------------------------
+def command(type_: CommandType, data: Mapping[str, Any], *, id_: str = COMMAND_ID) -> bytes:
+    """A structured CloudEvents command body."""
+    envelope = {"specversion": "1.0", "id": id_, "source": SOURCE, "type": type_, "data": data}
+    return to_json(envelope)
+
+
+def send_text(**data: Any) -> bytes:
+    """``message.send`` of a text to RECIPIENT on the main instance; ``data`` overrides."""
+    base = {"instanceId": INSTANCE_MAIN, "to": RECIPIENT, "message": {"type": "text", "text": "Hi"}}
+    return command(CommandType.SEND_MESSAGE, {**base, **data})
+
+
+def create_campaign(**data: Any) -> bytes:
+    """``campaign.create`` to everyone on the main instance; ``data`` overrides."""
+    base = {
+        "instanceId": INSTANCE_MAIN,
+        "name": "Launch",
+        "schedule": "2030-12-01T08:00:00Z",
+        "recipients": {"type": "all"},
+        "message": {"type": "text", "text": "Hello all"},
+    }
+    return command(CommandType.CREATE_CAMPAIGN, {**base, **data})
+
+
+# --- the broker -----------------------------------------------------------------------------
+class Clock:
+    """A clock that moves only when told to."""
+
+    def __init__(self, now: float = START) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass(eq=False)
+class FakeIncomingMessage:
+    """The parts of aio-pika's ``AbstractIncomingMessage`` the pipeline reads."""
+
+    channel: FakeChannel
+    delivery_tag: int
+    body: bytes
+    routing_key: str = "message.send"
+    headers: dict[str, Any] = field(default_factory=dict)
+    redelivered: bool = False
+    content_type: str | None = "application/cloudevents+json"
+    message_id: str | None = None
+    type: str | None = None
+    app_id: str | None = None
+    correlation_id: str | None = "corr-1"
+    reply_to: str | None = None
+    timestamp: Any = None
+
+
+class FakeChannel:
+    """An aiormq consumer channel as far as ``service.bus.acks`` goes: delivers messages with
+    consecutive tags, records every ``basic.ack`` frame, and can be closed."""
+
+    def __init__(self) -> None:
+        self.is_closed = False
+        self.frames: list[tuple[int, bool]] = []  # (delivery_tag, multiple)
+        self._tags = itertools.count(1)
+
+    def deliver(self, body: bytes, **properties: Any) -> FakeIncomingMessage:
+        return FakeIncomingMessage(self, next(self._tags), body, **properties)
+
+    async def basic_ack(self, delivery_tag: int, multiple: bool = False, wait: bool = True) -> None:
+        self.frames.append((delivery_tag, multiple))
+
+    @property
+    def acked(self) -> set[int]:
+        """Every tag an ack frame covered (a multiple ack covers all tags up to its own)."""
+        tags: set[int] = set()
+        for tag, multiple in self.frames:
+            tags.update(range(1, tag + 1) if multiple else (tag,))
+        return tags
+
+
+@dataclass(frozen=True)
+class PublishedEvent:
+    event: OutgoingEvent
+    correlation_id: str | None
+    reply_to: str | None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    original: OriginalMessage
+    headers: dict[str, Any]  # the reason headers the real publisher adds
+
+
+@dataclass(frozen=True)
+class Deferral:
+    original: OriginalMessage
+    tier: int
+    headers: Mapping[str, Any]
+
+
+class RecordingPublisher:
+    """Stands in for ``service.bus.publisher.Publisher``: records instead of publishing. With
+    ``broker_down`` every publish raises ``BrokerUnavailable``, as an unconfirmed one does."""
+
+    def __init__(self) -> None:
+        self.events: list[PublishedEvent] = []
+        self.dead_letters: list[DeadLetter] = []
+        self.deferrals: list[Deferral] = []
+        self.broker_down = False
+
+    async def publish_event(
+        self,
+        event: OutgoingEvent,
+        *,
+        correlation_id: str | None = None,
+        reply_to: str | None = None,
+    ) -> None:
+        self._check()
+        self.events.append(PublishedEvent(event, correlation_id, reply_to))
+
+    async def dead_letter(
+        self, original: OriginalMessage, *, code: str, message: str, attempts: int, failed_at: str
+    ) -> None:
+        self._check()
+        headers = reason_headers(
+            original, code=code, message=message, attempts=attempts, failed_at=failed_at
+        )
+        self.dead_letters.append(DeadLetter(original, headers))
+
+    async def defer(
+        self, original: OriginalMessage, *, tier: int, headers: Mapping[str, Any]
+    ) -> None:
+        self._check()
+        self.deferrals.append(Deferral(original, tier, dict(headers)))
+
+    def _check(self) -> None:
+        if self.broker_down:
+            raise BrokerUnavailable("the broker did not confirm (test)")
+
+
+# --- MsgFlash -------------------------------------------------------------------------------
+# One answer per method, given on every call: data to return, or an exception to raise.
+Answer = dict[str, Any] | list[dict[str, Any]] | Exception
+
+DEFAULT_ANSWERS: Mapping[str, Answer] = {
+    "send_message": {"id": MESSAGE_ID, "status": "queued"},
+    "schedule_message": {"id": MESSAGE_ID, "status": "scheduled"},
+    "create_campaign": {"id": CAMPAIGN_ID, "status": "scheduled"},
+    "list_instances": [MAIN],
+    "instance_health": {"safetyState": "stable"},
+    "get_message": {"id": MESSAGE_ID, "status": "sent"},
+    "list_messages": {"messages": [], "hasMore": False},
+}
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+class StubMsgFlash:
+    """Stands in for ``MsgFlashClient``: answers each method from a table, records each call.
+
+    Lookups raise the answer's exception; creating calls return a ``MsgFlashError`` as a
+    ``CallFailure``, as the client does."""
+
+    key_fingerprint = "stub"
+
+    def __init__(self, answers: Mapping[str, Answer] | None = None) -> None:
+        unknown = set(answers or {}) - set(DEFAULT_ANSWERS)
+        assert not unknown, f"StubMsgFlash has no method {unknown}"
+        self.answers = {**DEFAULT_ANSWERS, **(answers or {})}
+        self.calls: list[Call] = []
+
+    @property
+    def called(self) -> tuple[str, ...]:
+        return tuple(call.method for call in self.calls)
+
+    async def send_message(self, payload: Mapping[str, Any]) -> CallOutcome:
+        return self._outcome("send_message", payload)
+
+    async def schedule_message(self, payload: Mapping[str, Any]) -> CallOutcome:
+        return self._outcome("schedule_message", payload)
+
+    async def create_campaign(self, payload: Mapping[str, Any]) -> CallOutcome:
+        return self._outcome("create_campaign", payload)
+
+    async def list_instances(self) -> list[dict[str, Any]]:
+        return self._answer("list_instances")
+
+    async def instance_health(self, instance_id: str) -> dict[str, Any]:
+        return self._answer("instance_health", instance_id)
+
+    async def get_message(self, message_id: str) -> dict[str, Any]:
+        return self._answer("get_message", message_id)
+
+    async def list_messages(self, **query: Any) -> dict[str, Any]:
+        return self._answer("list_messages", **query)
+
+    def _outcome(self, method: str, payload: Mapping[str, Any]) -> CallOutcome:
+        """A creating call returns its failure as data, after one attempt; any other exception
+        (a bug) is raised."""
+        try:
+            return CallResult(self._answer(method, payload), attempts=1, status=201)
+        except MsgFlashError as error:
+            return CallFailure(error, attempts=1)
+
+    def _answer(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append(Call(method, args, kwargs))
+        answer = self.answers[method]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+# --- the relay, wired in memory -------------------------------------------------------------
+ClaimState = Literal["free", "held", "succeeded", "failed"]
+
+
+@dataclass(frozen=True)
+class Parked:
+    """A dead-letter, by its reason headers."""
+
+    code: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Retried:
+    """A deferral: the retry tier it went to and the counting headers it carries."""
+
+    tier: int
+    attempts: int
+    deferrals: int
+    reconcile_since: float | None = None
+
+
+@dataclass(frozen=True)
+class Effects:
+    """Everything one delivery did, as data: compare it whole with what a case expects."""
+
+    calls: tuple[str, ...] = ()
+    events: tuple[str, ...] = ()  # routing keys, failures followed by their error code
+    parked: tuple[Parked, ...] = ()
+    retried: tuple[Retried, ...] = ()
+    deferred_for: tuple[str, ...] = ()  # the reasons relay_deferred_total counted, sorted
+    acked: bool = True
+    claim: ClaimState = "succeeded"
+
+
+@dataclass
+class InMemoryRelay:
+    """The pipeline and both handlers over the fakes, wired the way ``service.app`` wires them."""
+
+    client: StubMsgFlash
+    publisher: RecordingPublisher = field(default_factory=RecordingPublisher)
+    channel: FakeChannel = field(default_factory=FakeChannel)
+    clock: Clock = field(default_factory=Clock)
+    outcome_unknown_policy: Literal["fail", "resend"] = "fail"
+    shared_store: MemoryStateStore | None = None  # another replica's, to share it
+    metrics: Metrics = field(init=False)
+    store: MemoryStateStore = field(init=False)
+    quota: QuotaGate = field(init=False)
+    pipeline: CommandPipeline = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.metrics = metrics = Metrics()
+        self.store = self.shared_store or MemoryStateStore(
+            retention_seconds=86_400, clock=self.clock
+        )
+        self.quota = QuotaGate(
+            key_fingerprint="stub", probe_seconds=60, metrics=metrics, clock=self.clock
+        )
+        client = self.client  # duck-typed, as are the publisher and the channel below
+        resolver = InstanceResolver(client, ttl_seconds=60, default_instance=None, clock=self.clock)
+        messages = MessageHandler(
+            client, resolver, self.store, self.quota, self.outcome_unknown_policy
+        )
+        handlers: dict[CommandType, Handler] = {
+            CommandType.SEND_MESSAGE: messages,
+            CommandType.SCHEDULE_MESSAGE: messages,
+            CommandType.CREATE_CAMPAIGN: CampaignHandler(client, resolver, self.quota),
+        }
+        self.pipeline = CommandPipeline(
+            handlers=handlers,
+            publisher=self.publisher,
+            store=self.store,
+            metrics=metrics,
+            config=PipelineConfig(
+                owner="test", lease_seconds=LEASE_SECONDS, retry_tiers=RETRY_TIERS
+            ),
+        )
+
+    async def deliver(self, body: bytes, **properties: Any) -> FakeIncomingMessage:
+        """Deliver one message and wait until the pipeline is done with it, acks sent."""
+        message = self.channel.deliver(body, **properties)
+        await self.pipeline.on_message(message)
+        assert await self.pipeline.wait_idle(timeout=10), "the pipeline did not finish"
+        return message
+
+    async def effects(self) -> Effects:
+        """What happened so far. Call it once, last: it reads the claim of KEY by claiming it
+        as another owner."""
+        return Effects(
+            calls=self.client.called,
+            events=tuple(_summary(published.event) for published in self.publisher.events),
+            parked=tuple(
+                Parked(letter.headers[ERROR_CODE_HEADER], letter.headers[ATTEMPTS_HEADER])
+                for letter in self.publisher.dead_letters
+            ),
+            retried=tuple(
+                Retried(
+                    deferral.tier,
+                    deferral.headers[ATTEMPTS_HEADER],
+                    deferral.headers[DEFERRALS_HEADER],
+                    deferral.headers.get(RECONCILE_HEADER),
+                )
+                for deferral in self.publisher.deferrals
+            ),
+            deferred_for=self._deferred_reasons(),
+            acked=bool(self.channel.acked),
+            claim=await self._claim_state(),
+        )
+
+    def _deferred_reasons(self) -> tuple[str, ...]:
+        reasons: list[str] = []
+        for metric in self.metrics.deferred.collect():
+            for sample in metric.samples:
+                if sample.name == "relay_deferred_total":
+                    reasons += [sample.labels["reason"]] * int(sample.value)
+        return tuple(sorted(reasons))
+
+    async def _claim_state(self) -> ClaimState:
+        claim = await self.store.claim(KEY, "observer", LEASE_SECONDS)
+        if claim.status is ClaimStatus.DONE:
+            return "failed" if result_failed(claim.result) else "succeeded"
+        if claim.status in (ClaimStatus.BUSY, ClaimStatus.EXPIRED):
+            return "held"
+        await self.store.release(KEY, "observer")
+        return "free"
+
+
+def _summary(event: OutgoingEvent) -> str:
+    error = decode_event(event.body)["data"].get("error")
+    return f"{event.routing_key} {error['code']}" if error else event.routing_key
