@@ -10,7 +10,7 @@ did, so a test states a whole outcome in one comparison.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -59,10 +59,21 @@ def command(type_: CommandType, data: Mapping[str, Any], *, id_: str = COMMAND_I
     return to_json(envelope)
 
 
-def send_text(**data: Any) -> bytes:
+def send_text(*, id_: str = COMMAND_ID, **data: Any) -> bytes:
     """``message.send`` of a text to RECIPIENT on the main instance; ``data`` overrides."""
     base = {"instanceId": INSTANCE_MAIN, "to": RECIPIENT, "message": {"type": "text", "text": "Hi"}}
-    return command(CommandType.SEND_MESSAGE, {**base, **data})
+    return command(CommandType.SEND_MESSAGE, {**base, **data}, id_=id_)
+
+
+def schedule_text(**data: Any) -> bytes:
+    """``message.schedule`` of a text to RECIPIENT on the main instance; ``data`` overrides."""
+    base = {
+        "instanceId": INSTANCE_MAIN,
+        "to": RECIPIENT,
+        "scheduledAt": "2030-12-01T08:00:00Z",
+        "message": {"type": "text", "text": "Hi"},
+    }
+    return command(CommandType.SCHEDULE_MESSAGE, {**base, **data})
 
 
 def create_campaign(**data: Any) -> bytes:
@@ -148,7 +159,22 @@ class DeadLetter:
 class Deferral:
     original: OriginalMessage
     tier: int
-    headers: Mapping[str, Any]
+    headers: Mapping[str, Any]  # as the pipeline passed them
+
+    @property
+    def message_headers(self) -> dict[str, Any]:
+        """The headers the deferred message carries back: its own, updated by the pipeline's."""
+        return {**self.original.headers, **self.headers}
+
+    @property
+    def retried(self) -> Retried:
+        headers = self.message_headers
+        return Retried(
+            self.tier,
+            headers[ATTEMPTS_HEADER],
+            headers[DEFERRALS_HEADER],
+            headers.get(RECONCILE_HEADER),
+        )
 
 
 class RecordingPublisher:
@@ -363,15 +389,7 @@ class InMemoryRelay:
                 Parked(letter.headers[ERROR_CODE_HEADER], letter.headers[ATTEMPTS_HEADER])
                 for letter in self.publisher.dead_letters
             ),
-            retried=tuple(
-                Retried(
-                    deferral.tier,
-                    deferral.headers[ATTEMPTS_HEADER],
-                    deferral.headers[DEFERRALS_HEADER],
-                    deferral.headers.get(RECONCILE_HEADER),
-                )
-                for deferral in self.publisher.deferrals
-            ),
+            retried=tuple(deferral.retried for deferral in self.publisher.deferrals),
             deferred_for=self._deferred_reasons(),
             acked=bool(self.channel.acked),
             claim=await self._claim_state(),
@@ -393,6 +411,41 @@ class InMemoryRelay:
             return "held"
         await self.store.release(KEY, "observer")
         return "free"
+
+
+# --- table cases ----------------------------------------------------------------------------
+Given = Callable[[InMemoryRelay], Awaitable[None]]
+
+
+async def nothing_stored(relay: InMemoryRelay) -> None:
+    """A command seen for the first time."""
+
+
+async def held_by_a_replica_that_died(relay: InMemoryRelay) -> None:
+    await relay.store.claim(KEY, "dead:0", LEASE_SECONDS)
+    relay.clock.now += LEASE_SECONDS + 1
+
+
+@dataclass(frozen=True)
+class Case:
+    """One delivery: the state it meets (``given``, its headers, MsgFlash's answers) and
+    everything it must do (``expected``). ``id`` names the behaviour."""
+
+    id: str
+    expected: Effects
+    given: Given = nothing_stored
+    headers: Mapping[str, Any] = field(default_factory=dict)
+    answers: Mapping[str, Answer] = field(default_factory=dict)
+    body: bytes = field(default_factory=send_text)
+    outcome_unknown_policy: Literal["fail", "resend"] = "fail"
+
+    async def run(self) -> Effects:
+        relay = InMemoryRelay(
+            StubMsgFlash(self.answers), outcome_unknown_policy=self.outcome_unknown_policy
+        )
+        await self.given(relay)
+        await relay.deliver(self.body, headers=dict(self.headers))
+        return await relay.effects()
 
 
 def _summary(event: OutgoingEvent) -> str:

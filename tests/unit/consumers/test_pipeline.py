@@ -6,9 +6,6 @@ whole of what it must do; see ``fakes.Effects``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
 from unittest.mock import ANY
 
 import pytest
@@ -29,16 +26,15 @@ from tests.unit.consumers.fakes import (
     KEY,
     LEASE_SECONDS,
     SOURCE,
-    Answer,
+    Case,
     Effects,
     InMemoryRelay,
     Parked,
     Retried,
     StubMsgFlash,
+    held_by_a_replica_that_died,
     send_text,
 )
-
-Given = Callable[[InMemoryRelay], Awaitable[None]]
 
 STORED_RESULT = OutgoingEvent(
     id="stored-1", type="msgflash.message.sent", routing_key="message.sent", body=b'{"data":{}}'
@@ -51,10 +47,6 @@ STORED_FAILURE = failure_event(
 UNAVAILABLE = MsgFlashError("PROVIDER_UNAVAILABLE", "try later", http_status=503)
 
 
-async def nothing_stored(relay: InMemoryRelay) -> None:
-    """A command seen for the first time."""
-
-
 async def succeeded_earlier(relay: InMemoryRelay) -> None:
     await relay.store.complete(KEY, "earlier:0", encode_result((STORED_RESULT,), succeeded=True))
 
@@ -65,21 +57,6 @@ async def failed_earlier(relay: InMemoryRelay) -> None:
 
 async def held_by_a_live_replica(relay: InMemoryRelay) -> None:
     await relay.store.claim(KEY, "other:0", LEASE_SECONDS)
-
-
-async def held_by_a_replica_that_died(relay: InMemoryRelay) -> None:
-    await relay.store.claim(KEY, "dead:0", LEASE_SECONDS)
-    relay.clock.now += LEASE_SECONDS + 1
-
-
-@dataclass(frozen=True)
-class Case:
-    id: str
-    expected: Effects
-    given: Given = nothing_stored
-    headers: Mapping[str, Any] = field(default_factory=dict)
-    answers: Mapping[str, Answer] = field(default_factory=dict)
-    body: bytes = send_text()
 
 
 CASES = [
@@ -218,12 +195,7 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
 async def test_a_delivery_has_exactly_the_effects_its_case_names(case: Case) -> None:
-    relay = InMemoryRelay(StubMsgFlash(case.answers))
-    await case.given(relay)
-
-    await relay.deliver(case.body, headers=dict(case.headers))
-
-    assert await relay.effects() == case.expected
+    assert await case.run() == case.expected
 
 
 async def test_a_duplicate_republishes_the_stored_events_unchanged() -> None:
