@@ -49,6 +49,7 @@ LEASE_SECONDS = 120.0
 RETRY_TIERS = 4
 START = 1_700_000_000.0  # epoch seconds the store's clock starts at
 
+QUOTA = MsgFlashError("MONTHLY_OUTBOUND_QUOTA_EXCEEDED", "quota", http_status=429)
 MAIN = {"id": INSTANCE_MAIN, "name": "main", "waNumber": "+2250700000001", "status": "connected"}
 
 
@@ -306,6 +307,19 @@ class Parked:
     attempts: int
 
 
+class _SomeTime:
+    """Equal to any epoch time: for a value taken from the wall clock, which tests cannot set."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, float | int) and not isinstance(other, bool)
+
+    def __repr__(self) -> str:
+        return "SOME_TIME"
+
+
+SOME_TIME: Any = _SomeTime()
+
+
 @dataclass(frozen=True)
 class Retried:
     """A deferral: the retry tier it went to and the counting headers it carries."""
@@ -419,6 +433,10 @@ Given = Callable[[InMemoryRelay], Awaitable[None]]
 
 async def nothing_stored(relay: InMemoryRelay) -> None:
     """A command seen for the first time."""
+
+
+async def quota_gate_closed(relay: InMemoryRelay) -> None:
+    await relay.quota.observe(QUOTA)
 
 
 async def held_by_a_replica_that_died(relay: InMemoryRelay) -> None:

@@ -15,6 +15,7 @@ from tests.unit.consumers.fakes import (
     Retried,
     StubMsgFlash,
     create_campaign,
+    quota_gate_closed,
 )
 
 UNAVAILABLE = MsgFlashError("PROVIDER_UNAVAILABLE", "try later", http_status=503)
@@ -51,6 +52,17 @@ CASES = [
             claim="failed",
         ),
         body=create_campaign(instanceId=None, instance="nope"),
+    ),
+    Case(
+        "a-closed-quota-gate-defers-without-creating-or-using-up-a-tier",
+        Effects(
+            calls=("instance_health",),
+            retried=(Retried(tier=0, attempts=0, deferrals=0),),
+            deferred_for=("MONTHLY_OUTBOUND_QUOTA_EXCEEDED",),
+            claim="free",
+        ),
+        given=quota_gate_closed,
+        body=create_campaign(),
     ),
     Case(
         "a-retryable-error-is-retried-from-a-tier",

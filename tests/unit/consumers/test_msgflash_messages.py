@@ -7,16 +7,22 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
-from unittest.mock import ANY
 
 import pytest
 
 from service.contract.amqp import ATTEMPTS_HEADER, DEFERRALS_HEADER, RECONCILE_HEADER
-from service.contract.errors import FieldProblem, MsgFlashError, MsgFlashOutcomeUnknown
+from service.contract.errors import (
+    FieldProblem,
+    MsgFlashError,
+    MsgFlashNoResponse,
+    MsgFlashOutcomeUnknown,
+)
 from service.contract.events import decode_event
 from service.providers.msgflash.sandbox.seed import INSTANCE_MAIN
 from tests.unit.consumers.fakes import (
+    QUOTA,
     RECIPIENT,
+    SOME_TIME,
     START,
     Case,
     Effects,
@@ -25,12 +31,13 @@ from tests.unit.consumers.fakes import (
     Retried,
     StubMsgFlash,
     held_by_a_replica_that_died,
+    quota_gate_closed,
     schedule_text,
     send_text,
 )
 
-QUOTA = MsgFlashError("MONTHLY_OUTBOUND_QUOTA_EXCEEDED", "quota", http_status=429)
 UNAVAILABLE = MsgFlashError("PROVIDER_UNAVAILABLE", "try later", http_status=503)
+TIMED_OUT = MsgFlashNoResponse("MSGFLASH_TIMEOUT", "no answer", request_sent=True)
 
 
 def listed(*, created_at: float, **fields: Any) -> dict[str, Any]:
@@ -51,10 +58,6 @@ def listed(*, created_at: float, **fields: Any) -> dict[str, Any]:
 JUST_AFTER = listed(created_at=START + 1)  # sent by the earlier try, after it claimed
 AN_HOUR_BEFORE = listed(created_at=START - 3600)  # the same text, sent long before
 ANSWER_LOST = {RECONCILE_HEADER: START, DEFERRALS_HEADER: 1, ATTEMPTS_HEADER: 1}
-
-
-async def quota_gate_closed(relay: InMemoryRelay) -> None:
-    await relay.quota.observe(QUOTA)
 
 
 SENT = Effects(calls=("send_message",), events=("message.sent",))
@@ -140,6 +143,17 @@ CASES = [
         answers={"list_messages": AN_HOUR_BEFORE},
     ),
     Case(
+        "a-second-unanswered-send-still-reconciles-from-the-first",
+        Effects(
+            calls=("list_messages", "send_message"),
+            retried=(Retried(tier=1, attempts=2, deferrals=2, reconcile_since=START),),
+            deferred_for=("MSGFLASH_TIMEOUT",),
+            claim="free",
+        ),
+        headers=ANSWER_LOST,
+        answers={"send_message": TIMED_OUT},
+    ),
+    Case(
         # Through the pipeline's crash path (the error escapes the handler): the claim stays
         # held, so the next delivery waits for the lease to expire and reconciles again.
         "a-failed-reconciliation-after-a-dead-holder-sends-nothing-and-keeps-the-claim",
@@ -205,7 +219,7 @@ CASES = [
         "an-unanswered-send-whose-check-failed-is-retried-reconciling-first",
         Effects(
             calls=("send_message",),
-            retried=(Retried(tier=0, attempts=1, deferrals=1, reconcile_since=ANY),),
+            retried=(Retried(tier=0, attempts=1, deferrals=1, reconcile_since=SOME_TIME),),
             deferred_for=("OUTCOME_UNKNOWN",),
             claim="free",
         ),

@@ -6,8 +6,6 @@ whole of what it must do; see ``fakes.Effects``.
 
 from __future__ import annotations
 
-from unittest.mock import ANY
-
 import pytest
 
 from consumers.results import encode_result
@@ -25,6 +23,7 @@ from tests.unit.consumers.fakes import (
     COMMAND_ID,
     KEY,
     LEASE_SECONDS,
+    SOME_TIME,
     SOURCE,
     Case,
     Effects,
@@ -142,7 +141,7 @@ CASES = [
         "an-unanswered-send-is-deferred-with-the-time-to-reconcile-from",
         Effects(
             calls=("send_message",),
-            retried=(Retried(tier=0, attempts=1, deferrals=1, reconcile_since=ANY),),
+            retried=(Retried(tier=0, attempts=1, deferrals=1, reconcile_since=SOME_TIME),),
             deferred_for=("MSGFLASH_TIMEOUT",),
             claim="free",
         ),
