@@ -38,6 +38,7 @@ from service.providers.msgflash.quota import QuotaGate
 from service.providers.msgflash.sandbox.seed import INSTANCE_MAIN
 from service.state.memory import MemoryStateStore
 from service.state.store import ClaimStatus
+from tests.clock import FakeClock
 
 SOURCE = "urn:test:orders"
 COMMAND_ID = "cmd-1"
@@ -90,16 +91,6 @@ def create_campaign(**data: Any) -> bytes:
 
 
 # --- the broker -----------------------------------------------------------------------------
-class Clock:
-    """A clock that moves only when told to."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @dataclass(eq=False)
 class FakeIncomingMessage:
     """The parts of aio-pika's ``AbstractIncomingMessage`` the pipeline reads."""
@@ -350,7 +341,7 @@ class InMemoryRelay:
     client: StubMsgFlash
     publisher: RecordingPublisher = field(default_factory=RecordingPublisher)
     channel: FakeChannel = field(default_factory=FakeChannel)
-    clock: Clock = field(default_factory=Clock)
+    clock: FakeClock = field(default_factory=lambda: FakeClock(START))
     outcome_unknown_policy: Literal["fail", "resend"] = "fail"
     shared_store: MemoryStateStore | None = None  # another replica's, to share it
     metrics: Metrics = field(init=False)
@@ -441,7 +432,7 @@ async def quota_gate_closed(relay: InMemoryRelay) -> None:
 
 async def held_by_a_replica_that_died(relay: InMemoryRelay) -> None:
     await relay.store.claim(KEY, "dead:0", LEASE_SECONDS)
-    relay.clock.now += LEASE_SECONDS + 1
+    relay.clock.advance(LEASE_SECONDS + 1)
 
 
 @dataclass(frozen=True)
