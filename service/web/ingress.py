@@ -7,6 +7,8 @@ A valid one is published unchanged on the commands exchange; 202 means the broke
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import structlog
 from aiohttp import hdrs, web
 
@@ -60,7 +62,9 @@ class CommandIngress:
         content_type = request.headers.get(hdrs.CONTENT_TYPE)
         try:
             command = parse_command(
-                RawCommand(body, content_type=content_type), max_bytes=self._max_body_bytes
+                RawCommand(body, content_type=content_type),
+                max_bytes=self._max_body_bytes,
+                now=datetime.now(UTC),
             )
         except InvalidCommand as exc:
             log.info("ingress_command_rejected", error=exc.message)
