@@ -392,7 +392,7 @@ class CommandPipeline:
     ) -> None:
         self._metrics.command_outcome(type_ or "unknown", outcome).inc()
         duration_ms = round((self._clock() - started) * 1000, 2)
-        log.info("command_handled", outcome=outcome, duration_ms=duration_ms, **fields)
+        log.info("command_handled", outcome=outcome, durationMs=duration_ms, **fields)
 
 
 def _arrival(delivery: Delivery) -> datetime | None:

@@ -484,5 +484,5 @@ async def test_each_command_ends_in_one_outcome_line_carrying_its_context(
     assert outcome["instanceId"] == INSTANCE_MAIN
     assert outcome["outcome"] == "succeeded"
     assert outcome["attempts"] == 1
-    assert outcome["duration_ms"] >= 0
+    assert outcome["durationMs"] >= 0
     assert outcome["log_level"] == "info"
