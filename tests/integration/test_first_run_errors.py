@@ -122,6 +122,34 @@ def test_sandbox_port_in_use(busy_port: int) -> None:
     assert_said(result, 1, f"port {busy_port} on 127.0.0.1 is already in use", "--port")
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def relay_env(**ports: int) -> dict[str, str]:
+    """``make run``'s settings on ports of the test's choosing (and no broker to touch)."""
+    env = {
+        "AMQP_URL": CLOSED_BROKER,
+        "RELAY_SANDBOX": "1",
+        "RELAY_STATE_URL": "memory://",
+        "RELAY_HTTP_HOST": "127.0.0.1",
+        "RELAY_HTTP_PORT": str(free_port()),
+        "RELAY_SANDBOX_PORT": str(free_port()),
+    }
+    return env | {name.upper(): str(port) for name, port in ports.items()}
+
+
+@pytest.mark.parametrize("variable", ["RELAY_HTTP_PORT", "RELAY_SANDBOX_PORT"])
+def test_a_second_relay_on_a_busy_port_names_the_variable(busy_port: int, variable: str) -> None:
+    result = run_cli("run", env=relay_env(**{variable: busy_port}))
+    assert_said(
+        result, 2, f"msgflash-relay run: cannot listen on 127.0.0.1:{busy_port} ({variable})",
+        "the port is in use", f"set {variable} to a free port",
+    )  # fmt: skip
+
+
 def test_run_without_a_key_or_the_sandbox_names_both() -> None:
     result = run_cli("run")
     assert_said(result, 2, "MSGFLASH_API_KEY is required", "RELAY_SANDBOX=1")
