@@ -59,10 +59,6 @@ WEBHOOK_EVENTS = (
 STORE_PING_SECONDS = 2.0
 
 
-def topology_for(settings: Settings) -> Topology:
-    return Topology(prefix=settings.relay_exchange_prefix, retry_delays=settings.retry_delays)
-
-
 def replica_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -247,7 +243,7 @@ def build(settings: Settings) -> Relay:
     ``Relay.start``.
     """
     metrics = Metrics()
-    topology = topology_for(settings)
+    topology = settings.topology
     store = build_state_store(
         settings.relay_state_url,
         retention_seconds=settings.relay_state_retention_seconds,
