@@ -149,11 +149,11 @@ async def serve(config: SandboxConfig, host: str, port: int, out: TextIO) -> Non
         site = web.TCPSite(runner, host, port)
         await site.start()
         bound_host, bound_port = runner.addresses[0][:2]
-        print(describe(config, f"http://{bound_host}:{bound_port}"), file=out, flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in (signal.SIGINT, signal.SIGTERM):  # before the banner: it says "ready"
             loop.add_signal_handler(signum, stop.set)
+        print(describe(config, f"http://{bound_host}:{bound_port}"), file=out, flush=True)
         await stop.wait()
     finally:
         await runner.cleanup()
