@@ -4,6 +4,7 @@ search for a field finds it whichever module logged it. Checked on the source of
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,3 +34,10 @@ def test_the_scan_sees_the_relays_log_calls() -> None:
 def test_every_log_key_is_camel_case() -> None:
     snake = [f"{where} {key}" for where, key in log_keys() if "_" in key]
     assert snake == []
+
+
+def test_every_log_key_of_the_relay_is_documented_in_the_readme() -> None:
+    section = (ROOT / "README.md").read_text().split("### Logs\n", 1)[1].split("\n#", 1)[0]
+    documented = set(re.findall(r"`([A-Za-z]+)`", section))
+    used = {key for where, key in log_keys() if "/sandbox/" not in where}
+    assert used - documented == set()
