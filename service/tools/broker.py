@@ -17,7 +17,7 @@ from aio_pika.abc import AbstractConnection
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS, ChannelNotFoundEntity, DeliveryError
 from aiormq.exceptions import ProbableAuthenticationError
 
-from service.contract.errors import BrokerUnavailable, RelayError
+from service.contract.errors import BrokerUnavailable, NoQueueBound, RelayError
 from service.settings import Settings
 
 CONNECT_TIMEOUT = 10.0
@@ -36,7 +36,7 @@ async def broker_connection(settings: Settings) -> AsyncIterator[AbstractConnect
     except ChannelNotFoundEntity as exc:
         raise RelayError(not_declared(settings, exc), code="TOPOLOGY_NOT_DECLARED") from None
     except DeliveryError:
-        raise RelayError(not_bound(settings), code="TOPOLOGY_NOT_DECLARED") from None
+        raise NoQueueBound(not_bound(settings)) from None
     finally:
         await connection.close()
 
