@@ -33,7 +33,7 @@ LABEL org.opencontainers.image.title="msgflash-relay" \
       org.opencontainers.image.description="Relay between a RabbitMQ command bus and the MsgFlash WhatsApp API, with signed webhooks back onto the bus." \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.licenses="Proprietary" \
+      org.opencontainers.image.licenses="LicenseRef-Proprietary" \
       org.opencontainers.image.base.name="${PYTHON_IMAGE}"
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -242,7 +242,9 @@ class CommandPipeline:
             headers=original.headers,
         )
         try:
-            command = parse_command(raw, max_bytes=self._config.max_body_bytes)
+            command = parse_command(
+                raw, max_bytes=self._config.max_body_bytes, now=_arrival(delivery)
+            )
         except InvalidCommand as exc:
             identity = peek_identity(raw)
             structlog.contextvars.bind_contextvars(requestId=identity.id, type=identity.type)
@@ -390,7 +392,19 @@ class CommandPipeline:
     ) -> None:
         self._metrics.command_outcome(type_ or "unknown", outcome).inc()
         duration_ms = round((self._clock() - started) * 1000, 2)
-        log.info("command_handled", outcome=outcome, duration_ms=duration_ms, **fields)
+        log.info("command_handled", outcome=outcome, durationMs=duration_ms, **fields)
+
+
+def _arrival(delivery: Delivery) -> datetime | None:
+    """Now, for a command reaching the relay for the first time; None for one that was here
+    before (redelivered, deferred, replayed), whose schedule may rightly have come since."""
+    headers = delivery.original.headers
+    if delivery.message.redelivered or any(name in headers for name in _RETURN_HEADERS):
+        return None
+    return datetime.now(UTC)
+
+
+_RETURN_HEADERS = (DEFERRALS_HEADER, ATTEMPTS_HEADER, REPLAYED_HEADER, RETRY_TIER_HEADER)
 
 
 def _parked(original: OriginalMessage) -> OriginalMessage:

@@ -8,6 +8,7 @@ The only place that knows how the pieces fit; everything else receives what it n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import uuid
@@ -29,7 +30,7 @@ from service.bus.publisher import Publisher
 from service.bus.topology import declare_topology
 from service.contract.amqp import Topology
 from service.contract.commands import CommandType
-from service.contract.errors import MsgFlashError
+from service.contract.errors import ConfigError, MsgFlashError, TopologyConflict
 from service.contract.events import quota_exhausted_event
 from service.metrics import Metrics
 from service.pacing import RateLimiter, open_rate_limiter
@@ -41,6 +42,7 @@ from service.settings import Settings
 from service.state.factory import build_state_store, open_store
 from service.state.store import StateStore
 from service.web.app import WebDeps, create_web_app
+from service.web.listener import Listener, cannot_listen
 
 log = structlog.get_logger("service.app")
 
@@ -57,21 +59,13 @@ WEBHOOK_EVENTS = (
 STORE_PING_SECONDS = 2.0
 
 
-def topology_for(settings: Settings) -> Topology:
-    return Topology(prefix=settings.relay_exchange_prefix, retry_delays=settings.retry_delays)
-
-
 def replica_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-@dataclass(frozen=True, slots=True)
-class Listener:
-    """An HTTP application and where it is to listen."""
-
-    app: web.Application
-    host: str
-    port: int
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 @dataclass(eq=False)
@@ -120,7 +114,24 @@ class Relay:
             await self._register_sandbox_webhook()
         if wait_for_broker is not None:
             await self.broker.wait_ready(wait_for_broker)
-        log.info("relay_started", msgflash=self.settings.msgflash_url, http_port=self.http_port)
+            self._announce_started()
+        else:
+            announcer = asyncio.create_task(self._announce_once_consuming(), name="announcer")
+            self._stack.push_async_callback(_cancel, announcer)
+
+    async def _announce_once_consuming(self) -> None:
+        """``relay_started`` means consuming: said once the broker is set up, not before."""
+        with contextlib.suppress(TopologyConflict):  # fatal, and logged by the broker
+            await self.broker.wait_ready(None)
+            self._announce_started()
+
+    def _announce_started(self) -> None:
+        log.info(
+            "relay_started",
+            msgflash=self.settings.msgflash_url,
+            httpPort=self.http_port,
+            queues=[consumer.queue for consumer in self.consumers],
+        )
 
     def add_webhook_secret(self, secret: str) -> None:
         """Accept webhooks signed with ``secret`` too (embedded sandbox, tests)."""
@@ -141,7 +152,7 @@ class Relay:
         for consumer in self.consumers:
             await consumer.cancel()
         finished = await self.pipeline.wait_idle(self.settings.relay_drain_seconds)
-        log.info("relay_drained", finished=finished, in_flight=self.pipeline.in_flight)
+        log.info("relay_drained", finished=finished, inFlight=self.pipeline.in_flight)
         return finished
 
     async def stop(self) -> None:
@@ -170,7 +181,10 @@ class Relay:
     async def _listen(self, listener: Listener) -> int:
         """Serve ``listener``'s app; the port it is bound to (the OS's choice when 0 is asked)."""
         family = socket.AF_INET6 if ":" in listener.host else socket.AF_INET
-        sock = socket.create_server((listener.host, listener.port), family=family)
+        try:
+            sock = socket.create_server((listener.host, listener.port), family=family)
+        except OSError as exc:
+            raise ConfigError(cannot_listen(listener, exc)) from None
         runner = web.AppRunner(
             listener.app, access_log=None, handle_signals=False, shutdown_timeout=5
         )
@@ -198,7 +212,7 @@ async def run(
             companion = asyncio.create_task(_when_ready(relay, alongside), name="alongside")
             companion.add_done_callback(lambda task: _stop_if_failed(task, stop))
         await stop.wait()
-        log.info("relay_draining", bound_seconds=relay.settings.relay_drain_seconds)
+        log.info("relay_draining", boundSeconds=relay.settings.relay_drain_seconds)
         await relay.drain()
     finally:
         if companion is not None:
@@ -229,7 +243,7 @@ def build(settings: Settings) -> Relay:
     ``Relay.start``.
     """
     metrics = Metrics()
-    topology = topology_for(settings)
+    topology = settings.topology
     store = build_state_store(
         settings.relay_state_url,
         retention_seconds=settings.relay_state_retention_seconds,
@@ -278,6 +292,7 @@ def build(settings: Settings) -> Relay:
         ),
         settings.relay_http_host,
         settings.relay_http_port,
+        "RELAY_HTTP_PORT",
     )
     relay = Relay(
         settings=settings,
@@ -369,7 +384,7 @@ def _sandbox(settings: Settings) -> Listener | None:
     from service.providers.msgflash.sandbox.config import SandboxConfig
 
     app = create_sandbox_app(SandboxConfig(api_keys=(settings.api_key,)))
-    return Listener(app, "127.0.0.1", settings.relay_sandbox_port)
+    return Listener(app, "127.0.0.1", settings.relay_sandbox_port, "RELAY_SANDBOX_PORT")
 
 
 async def _attach_publisher(

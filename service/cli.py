@@ -7,6 +7,7 @@ import asyncio
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 import structlog
 
@@ -22,21 +23,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser(with_sandbox=bool(argv) and argv[0] == "sandbox")
     args = parser.parse_args(argv)
+    said = f"msgflash-relay {args.command}"
     try:
         code: int = args.func(args)
     except ConfigError as exc:
-        print(f"msgflash-relay: {exc.message}", file=sys.stderr)
+        print(f"{said}: {exc.message}", file=sys.stderr)
         return 2
-    except (RelayError, TimeoutError) as exc:
-        print(f"msgflash-relay: {exc}", file=sys.stderr)
+    except RelayError as exc:
+        print(f"{said}: {exc.message}", file=sys.stderr)
+        return 1
+    except TimeoutError as exc:
+        print(f"{said}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
     return code
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes in two lines: what is wrong, and where the help is (not the whole usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}\nSee `{self.prog} --help`.\n")
+
+
 def _parser(*, with_sandbox: bool) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="msgflash-relay",
         description="Relay between a RabbitMQ command bus and the MsgFlash WhatsApp API.",
     )
@@ -58,17 +70,15 @@ def _parser(*, with_sandbox: bool) -> argparse.ArgumentParser:
         sandbox_server.add_arguments(sandbox)
         sandbox.set_defaults(func=sandbox_server.run)
 
-    topology = sub.add_parser("topology", help="declare the AMQP topology and print it")
-    topology.set_defaults(func=_topology)
-
     from service import tools
 
-    tools.add_subcommands(sub, configured_settings)
+    tools.add_subcommands(sub, lambda: configured_settings(relay=False))
     return parser
 
 
-def configured_settings() -> Settings:
-    settings = load_settings()
+def configured_settings(*, relay: bool = True) -> Settings:
+    """The settings, with logging configured from them; ``relay=False`` for the bus tools."""
+    settings = load_settings(relay=relay)
     secrets = [settings.api_key, *settings.webhook_secrets, *settings.ingress_tokens]
     configure_logging(
         log_format=settings.relay_log_format, level=settings.relay_log_level, secrets=secrets
@@ -116,30 +126,6 @@ def _install_signal_handlers(on_first: Callable[[], None]) -> None:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, handle, sig)
-
-
-def _topology(_args: argparse.Namespace) -> int:
-    settings = configured_settings()
-    return asyncio.run(_declare(settings))
-
-
-async def _declare(settings: Settings) -> int:
-    import aio_pika
-
-    from service.app import topology_for
-    from service.bus.topology import declare_topology
-
-    topology = topology_for(settings)
-    connection = await aio_pika.connect(settings.amqp_url.get_secret_value(), timeout=10)
-    try:
-        await declare_topology(connection, topology)
-    finally:
-        await connection.close()
-    for name in topology.exchanges():
-        print(f"exchange  {name}")
-    for name in topology.queues():
-        print(f"queue     {name}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -146,3 +146,10 @@ def configure_logging(
     )
     # Libraries (aio-pika, aiohttp access log) log through stdlib: keep them quiet but visible.
     logging.basicConfig(level=logging.WARNING, stream=stream or sys.stderr, force=True)
+    logging.getLogger("aiormq.connection").addFilter(_said_by_the_relay)
+
+
+def _said_by_the_relay(record: logging.LogRecord) -> bool:
+    """Drop aiormq's own line for a failed connect: the relay's ``amqp_connect_failed`` and the
+    tools' error already say it, with what to do."""
+    return not str(record.msg).startswith("error when creating transport")

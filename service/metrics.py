@@ -82,12 +82,19 @@ class Metrics:
             ["routing_key"],
             registry=r,
         )
+        self.events_unroutable = Counter(
+            "relay_events_unroutable_total",
+            "Events published while no queue was bound for their routing key, by routing key.",
+            ["routing_key"],
+            registry=r,
+        )
         # ``labels()`` validates, locks and hashes on every call; the per-command paths look
         # their children up here instead (label values come from small fixed sets).
         self.command_outcome = functools.cache(self.commands.labels)
         self.msgflash_request = functools.cache(self.msgflash_requests.labels)
         self.msgflash_endpoint_latency = functools.cache(self.msgflash_latency.labels)
         self.event_published = functools.cache(self.events_published.labels)
+        self.event_unroutable = functools.cache(self.events_unroutable.labels)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -184,7 +184,7 @@ class PacedTurns:
         late = self._clock() - due
         if late <= LATE_WAKE_SECONDS or last:
             return True
-        log.info("pacing_slot_missed", late_ms=round(late * 1000, 1))
+        log.info("pacing_slot_missed", lateMs=round(late * 1000, 1))
         return False
 
     async def _sleep_until(self, key: str, slot: Slot) -> None:

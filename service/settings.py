@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.contract.amqp import Topology
 from service.contract.errors import ConfigError
 
 DEFAULT_SANDBOX_API_KEY = "msgf_live_" + "5a" * 32
@@ -150,15 +151,6 @@ class Settings(BaseSettings):
         raise ValueError("must be sqlite:///PATH, redis://HOST:PORT/DB or memory://")
 
     @model_validator(mode="after")
-    def _api_key_unless_sandbox(self) -> Settings:
-        if self.msgflash_api_key is None and not self.relay_sandbox:
-            raise ValueError(
-                "MSGFLASH_API_KEY is required: set it to your MsgFlash API key "
-                "(or set RELAY_SANDBOX=1 to run against the embedded sandbox)"
-            )
-        return self
-
-    @model_validator(mode="after")
     def _fixed_sandbox_port(self) -> Settings:
         if self.relay_sandbox and self.relay_sandbox_port == 0:
             raise ValueError(
@@ -194,6 +186,11 @@ class Settings(BaseSettings):
     def retry_delays(self) -> tuple[float, ...]:
         return tuple(float(part) for part in self.relay_retry_delays.split(","))
 
+    @property
+    def topology(self) -> Topology:
+        """Every exchange and queue name, from RELAY_EXCHANGE_PREFIX and the retry tiers."""
+        return Topology(prefix=self.relay_exchange_prefix, retry_delays=self.retry_delays)
+
 
 def _split_secret(value: SecretStr | None) -> tuple[str, ...]:
     if value is None:
@@ -205,19 +202,30 @@ def env_name(field: str) -> str:
     return field.upper()
 
 
-def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+def load_settings(
+    env: Mapping[str, str] | None = None, *, relay: bool = True, **overrides: object
+) -> Settings:
     """Build Settings from the environment (or ``env``), turning errors into a ConfigError.
 
     The message names each variable at fault and what to do, and never echoes a secret.
+    ``relay=False`` is for the producer and operator tools (send, dlq, topology): they only
+    talk to the broker, so they do not ask for MsgFlash credentials.
     """
     try:
         if env is None:
-            return Settings(**overrides)  # type: ignore[arg-type]
-        lowered = {key.lower(): value for key, value in env.items() if value != ""}
-        known = {name: lowered[name] for name in Settings.model_fields if name in lowered}
-        return Settings.model_validate({**known, **overrides})
+            settings = Settings(**overrides)  # type: ignore[arg-type]
+        else:
+            lowered = {key.lower(): value for key, value in env.items() if value != ""}
+            known = {name: lowered[name] for name in Settings.model_fields if name in lowered}
+            settings = Settings.model_validate({**known, **overrides})
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
+    if relay and settings.msgflash_api_key is None and not settings.relay_sandbox:
+        raise ConfigError(
+            "invalid configuration:\n  MSGFLASH_API_KEY is required to run the relay: set it "
+            "to your MsgFlash API key (or RELAY_SANDBOX=1 for the embedded sandbox)"
+        )
+    return settings
 
 
 def _describe(exc: ValidationError) -> str:

@@ -28,6 +28,13 @@ log = structlog.get_logger("service.bus.broker")
 
 Setup = Callable[[AbstractConnection], Awaitable[None]]
 
+# Said with the first failed connect of a start, when the broker was never reached: the likely
+# causes for someone trying the relay out, and that it keeps trying.
+_FIRST_HINT = {
+    "hint": "is RabbitMQ running, and AMQP_URL right? `make services` starts a local one; "
+    "the relay keeps retrying and is not ready until it connects"
+}
+
 
 class Broker:
     """Keeps a connection up and every setup step applied to it."""
@@ -53,6 +60,7 @@ class Broker:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self.fatal: BaseException | None = None
+        self._connected_once = False
 
     @property
     def connected(self) -> bool:
@@ -103,12 +111,16 @@ class Broker:
                 self.fatal = exc
                 return
             except (TimeoutError, *CONNECTION_EXCEPTIONS) as exc:
-                log.warning("amqp_connect_failed", error=_describe(exc), retry_in=round(delay, 2))
+                hint = {} if self._connected_once or delay > self._initial_delay else _FIRST_HINT
+                log.warning(
+                    "amqp_connect_failed", error=_describe(exc), retryIn=round(delay, 2), **hint
+                )
                 await self._close_connection()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._max_delay)
                 continue
             delay = self._initial_delay
+            self._connected_once = True
             log.info("amqp_connected")
             await lost.wait()
             self._ready.clear()
@@ -116,7 +128,7 @@ class Broker:
             if self._on_lost is not None:
                 self._on_lost()
             if not self._stopping:
-                log.warning("amqp_connection_lost", retry_in=delay)
+                log.warning("amqp_connection_lost", retryIn=delay)
                 await asyncio.sleep(delay)
 
     async def _connect(self, lost: asyncio.Event) -> None:

@@ -110,6 +110,7 @@ class Publisher:
         self._metrics = metrics
         self._timeout = timeout
         self._channel: ConfirmChannel | None = None
+        self._unroutable_seen: set[str] = set()
 
     async def attach(self, connection: aio_pika.abc.AbstractConnection) -> AbstractChannel:
         self._channel, channel = await ConfirmChannel.open(connection, timeout=self._timeout)
@@ -135,12 +136,27 @@ class Publisher:
             self._topology.events_exchange, event.routing_key, event.body, properties
         )
         if not delivered:
-            # No queue is bound for this routing key: nobody subscribed. That is the operator's
-            # choice, not a reason to redeliver the command forever.
-            log.warning("event_unroutable", routing_key=event.routing_key, event_type=event.type)
+            self._unroutable(event)
         self._metrics.event_published(event.routing_key).inc()
         if reply_to and not await self._publish("", reply_to, event.body, properties):
-            log.warning("reply_to_unroutable", reply_to=reply_to, event_type=event.type)
+            log.warning("reply_to_unroutable", replyTo=reply_to, eventType=event.type)
+
+    def _unroutable(self, event: OutgoingEvent) -> None:
+        """No queue is bound for this routing key: nobody subscribed yet. That is the operator's
+        choice, not a reason to redeliver the command, nor to log every event of a standalone
+        relay: said once per routing key, then counted."""
+        self._metrics.event_unroutable(event.routing_key).inc()
+        if event.routing_key in self._unroutable_seen:
+            return
+        self._unroutable_seen.add(event.routing_key)
+        log.warning(
+            "event_unroutable",
+            routingKey=event.routing_key,
+            eventType=event.type,
+            hint=f"no queue is bound to {self._topology.events_exchange!r} for this routing "
+            "key, so nobody receives these events: bind one to subscribe (fine while nothing "
+            "consumes them). Not logged again; counted in relay_events_unroutable_total",
+        )
 
     async def publish_command(
         self, body: bytes, routing_key: str, *, message_id: str, content_type: str

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Annotated, Literal
@@ -27,10 +28,11 @@ from service.contract.campaigns import CreateCampaignData
 from service.contract.envelope import RawCommand, peek_attributes, read_envelope, summary
 from service.contract.errors import FieldProblem, InvalidCommand
 from service.contract.messages import MessageData, ScheduleMessageData, SendMessageData
-from service.contract.wire import Instant, describe_error, field_path
+from service.contract.wire import Instant, describe_error, field_path, utc_millis
 
 __all__ = [
     "DATA_MODELS",
+    "PAST_TOLERANCE",
     "ROUTING_KEYS",
     "Command",
     "CommandIdentity",
@@ -169,21 +171,56 @@ _MISPLACED_SCHEDULED_AT: Mapping[str, str] = {
 }
 
 
-def parse_command(raw: RawCommand, *, max_bytes: int) -> Command:
+def parse_command(raw: RawCommand, *, max_bytes: int, now: datetime | None = None) -> Command:
     """Bytes and AMQP properties to a ``Command``, or ``InvalidCommand`` listing every problem.
 
     Structured mode (the body is the whole envelope) unless the properties carry ``type`` and
     ``message_id`` and the body has no ``specversion``: then binary mode, where the body is
     ``data`` and ``app_id`` is the source. A missing content type is read as JSON, since many
     AMQP producers do not set it.
+
+    ``now`` is the moment the command first reaches the relay: a schedule in its past is
+    refused. None skips that check, for a command whose time may rightly have come since it
+    was accepted (a redelivery, a deferred retry, a replay).
     """
     envelope = read_envelope(raw, max_bytes)
     try:
-        return Command.model_validate(envelope.attributes)
+        command = Command.model_validate(envelope.attributes)
     except ValidationError as exc:
         command_type = envelope.attributes.get("type")
         problems = _problems(exc, command_type, binary=envelope.binary)
         raise InvalidCommand(summary(problems), problems) from None
+    if now is not None:
+        refuse_past_schedule(command, now)
+    return command
+
+
+# A producer's clock may run a little behind the relay's and a command takes a moment to
+# arrive: only a schedule further back than this is refused as past.
+PAST_TOLERANCE = timedelta(seconds=30)
+
+_PAST_CONSEQUENCE: Mapping[str, str] = {
+    "data.scheduledAt": "MsgFlash would send it at once; give a future time, or publish "
+    "msgflash.message.send to send now",
+    "data.schedule": "give a future time for the campaign to start",
+}
+
+
+def refuse_past_schedule(command: Command, now: datetime) -> None:
+    """MsgFlash takes a past ``scheduledAt`` and sends at once: almost always a stale or
+    mistyped date, so it is refused rather than sent at a time nobody asked for."""
+    data = command.data
+    if isinstance(data, ScheduleMessageData):
+        path, moment = "data.scheduledAt", data.scheduled_at
+    elif isinstance(data, CreateCampaignData):
+        path, moment = "data.schedule", data.schedule
+    else:
+        return
+    if moment >= now - PAST_TOLERANCE:
+        return
+    message = f"{utc_millis(moment)} is in the past: {_PAST_CONSEQUENCE[path]}"
+    problems = (FieldProblem(path, message),)
+    raise InvalidCommand(summary(problems), problems)
 
 
 def _problems(

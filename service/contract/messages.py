@@ -215,6 +215,7 @@ class SendMessageData(MessageData):
 
 
 class ScheduleMessageData(MessageData):
-    """``msgflash.message.schedule``: a past ``scheduledAt`` makes MsgFlash send at once."""
+    """``msgflash.message.schedule``: a past ``scheduledAt`` makes MsgFlash send at once, so
+    ``parse_command`` refuses one that arrives already past."""
 
     scheduled_at: Instant

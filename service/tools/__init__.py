@@ -13,7 +13,8 @@ SettingsLoader = Callable[[], Settings]
 
 def add_subcommands(sub: Any, load_settings: SettingsLoader) -> None:
     """Register the tool subcommands on the CLI's subparsers; ``load_settings`` is the CLI's
-    (it configures logging as well), passed in so the tools need not import the CLI."""
+    (it configures logging as well), passed in so the tools need not import the CLI. The tools
+    talk to the broker only: the loader asks for no MsgFlash credentials."""
     from service.tools import send
 
     send_parser: argparse.ArgumentParser = sub.add_parser(
@@ -29,6 +30,11 @@ def add_subcommands(sub: Any, load_settings: SettingsLoader) -> None:
     )
     dlq.add_arguments(dlq_parser)
     dlq_parser.set_defaults(func=_with_settings(dlq.run, load_settings))
+
+    from service.tools import topology
+
+    topology_parser = sub.add_parser("topology", help="declare the AMQP topology and print it")
+    topology_parser.set_defaults(func=_with_settings(topology.run, load_settings))
 
     for name, what in (("asyncapi", "AsyncAPI"), ("openapi", "OpenAPI")):
         doc = sub.add_parser(name, help=f"print the {what} document generated from the code")

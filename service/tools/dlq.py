@@ -8,13 +8,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aio_pika
-
 from service.bus.deadletters import DeadLetterQueue, ParkedCommand
 from service.bus.publisher import Publisher
 from service.contract.errors import ConfigError
 from service.metrics import Metrics
 from service.settings import Settings
+from service.tools.broker import broker_connection
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,16 +48,10 @@ async def _with_queue(
     args: argparse.Namespace,
     action: Callable[[DeadLetterQueue, Any], Awaitable[int]],
 ) -> int:
-    from service.app import topology_for
-
-    topology = topology_for(settings)
-    connection = await aio_pika.connect(settings.amqp_url.get_secret_value(), timeout=10)
-    try:
-        publisher = Publisher(topology, Metrics())
+    async with broker_connection(settings) as connection:
+        publisher = Publisher(settings.topology, Metrics())
         await publisher.attach(connection)
-        return await action(DeadLetterQueue(connection, topology), (args, publisher))
-    finally:
-        await connection.close()
+        return await action(DeadLetterQueue(connection, settings.topology), (args, publisher))
 
 
 async def _list(queue: DeadLetterQueue, context: Any) -> int:

@@ -7,6 +7,8 @@ A valid one is published unchanged on the commands exchange; 202 means the broke
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import structlog
 from aiohttp import hdrs, web
 
@@ -60,7 +62,9 @@ class CommandIngress:
         content_type = request.headers.get(hdrs.CONTENT_TYPE)
         try:
             command = parse_command(
-                RawCommand(body, content_type=content_type), max_bytes=self._max_body_bytes
+                RawCommand(body, content_type=content_type),
+                max_bytes=self._max_body_bytes,
+                now=datetime.now(UTC),
             )
         except InvalidCommand as exc:
             log.info("ingress_command_rejected", error=exc.message)
@@ -73,16 +77,16 @@ class CommandIngress:
                 content_type=media_type(content_type),
             )
         except BrokerUnavailable as exc:
-            log.warning("ingress_command_not_published", request_id=command.id, error=exc.message)
+            log.warning("ingress_command_not_published", requestId=command.id, error=exc.message)
             message = "the event bus is unavailable: the command was not taken, retry later"
             headers = {"Retry-After": RETRY_AFTER_SECONDS}
             return error_reply(503, exc.code, message, headers=headers)
         except NoQueueBound as exc:
-            log.error("ingress_command_unroutable", request_id=command.id, error=exc.message)
+            log.error("ingress_command_unroutable", requestId=command.id, error=exc.message)
             return error_reply(
                 503, exc.code, exc.message, headers={"Retry-After": RETRY_AFTER_SECONDS}
             )
-        log.info("ingress_command_published", request_id=command.id, type=command.type.value)
+        log.info("ingress_command_published", requestId=command.id, type=command.type.value)
         return reply(CommandAccepted(id=command.id), 202)
 
     def _too_large(self) -> web.Response:

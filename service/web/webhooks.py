@@ -129,7 +129,7 @@ class WebhookReceiver:
         key = dedupe_key(identity, body)
         if not await self._store.first_seen(key, self._dedupe_seconds):
             self._count(event_name, "duplicate")
-            log.info("webhook_duplicate", webhook_event=event_name, message_id=identity.message_id)
+            log.info("webhook_duplicate", webhookEvent=event_name, messageId=identity.message_id)
             return reply(WebhookReceipt(status="duplicate"))
         correlation = None
         if identity.message_id is not None:
@@ -140,7 +140,7 @@ class WebhookReceiver:
         except BrokerUnavailable as exc:
             await self._store.forget_seen(key)  # so MsgFlash's retry goes through
             self._count(event_name, "broker_unavailable")
-            log.warning("webhook_not_republished", webhook_event=event_name, error=exc.message)
+            log.warning("webhook_not_republished", webhookEvent=event_name, error=exc.message)
             message = "the event bus is unavailable: the delivery was not taken, retry later"
             headers = {"Retry-After": RETRY_AFTER_SECONDS}
             return error_reply(503, exc.code, message, headers=headers)
@@ -150,9 +150,9 @@ class WebhookReceiver:
         self._count(event_name, "accepted")
         log.info(
             "webhook_republished",
-            webhook_event=event_name,
-            message_id=identity.message_id,
-            request_id=correlation.request_id if correlation else None,
+            webhookEvent=event_name,
+            messageId=identity.message_id,
+            requestId=correlation.request_id if correlation else None,
         )
         return reply(WebhookReceipt(status="accepted", event_id=event.id))
 

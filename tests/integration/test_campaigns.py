@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from service.app import Relay
+from service.contract.wire import utc_millis
 from service.providers.msgflash.sandbox.seed import (
     CONTACT_ANA,
     CONTACT_BRUNO,
@@ -20,7 +22,9 @@ from service.tools.send import add_arguments, build_command, publish_and_wait
 from tests.conftest import EventTap, Producer, SandboxHandle, command
 
 CAMPAIGN = "msgflash.campaign.create"
-SCHEDULE = "2030-12-01T08:00:00+00:00"
+# Computed, a month ahead: a schedule already past is refused on arrival.
+START = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
+SCHEDULE = START.isoformat()
 
 
 def campaign(**data: Any) -> dict[str, Any]:
@@ -65,7 +69,7 @@ async def test_each_recipient_selector_creates_a_campaign(
     assert data["campaignId"] and data["status"] == "scheduled"
     assert data["instanceId"] == INSTANCE_MAIN
     assert data["attempts"] == 1
-    assert data["schedule"].startswith("2030-12-01T08:00:00")
+    assert data["schedule"] == utc_millis(START)
     (payload,) = await created_payloads(sandbox)
     assert payload["recipients"] == recipients
 
@@ -88,7 +92,7 @@ async def test_direct_text_is_sent_as_body_and_captions_too(
     assert "text" not in by_name["Launch"]
     assert by_name["Pictures"]["body"] == "New!"
     assert by_name["Pictures"]["mediaUrl"] == "https://example.com/p.png"
-    assert by_name["Launch"]["schedule"] == "2030-12-01T08:00:00.000Z"
+    assert by_name["Launch"]["schedule"] == utc_millis(START)
 
 
 async def test_template_mode_sends_global_variables(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -113,7 +114,7 @@ async def test_a_campaign_command_goes_out_under_its_own_routing_key(
         {
             "instanceId": INSTANCE_MAIN,
             "name": "Spring",
-            "schedule": "2030-03-01T09:00:00+00:00",
+            "schedule": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
             "recipients": {"type": "all"},
             "message": {"type": "text", "text": "Hello"},
         },

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import aio_pika
@@ -15,6 +16,7 @@ from structlog.typing import EventDict
 
 from service.app import Relay
 from service.contract.amqp import Topology
+from service.contract.wire import utc_millis
 from service.providers.msgflash.sandbox.seed import (
     CONTACT_ANA,
     INSTANCE_MAIN,
@@ -142,22 +144,23 @@ async def test_template_mode_sends_flat_variables(
 async def test_schedule_goes_to_the_schedule_endpoint_with_utc_time(
     relay: Relay, events: EventTap, producer: Producer, sandbox: SandboxHandle
 ) -> None:
+    later = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
     cmd = command(
         "msgflash.message.schedule",
         {
             "instanceId": INSTANCE_MAIN,
             "to": TO,
-            "scheduledAt": "2030-12-01T09:00:00+01:00",
+            "scheduledAt": later.astimezone(timezone(timedelta(hours=1))).isoformat(),
             "message": {"type": "text", "text": "Later"},
         },
     )
     await producer.publish(cmd)
 
     (scheduled,) = await events.wait_for(lambda e: e["type"] == "msgflash.message.scheduled")
-    assert scheduled["data"]["scheduledAt"].startswith("2030-12-01T08:00:00")
+    assert scheduled["data"]["scheduledAt"] == utc_millis(later)
     assert scheduled["data"]["messageId"]
     (request,) = _posts(await sandbox.requests("/api/v1/messages/schedule"))
-    assert request["body"]["scheduledAt"] == "2030-12-01T08:00:00.000Z"
+    assert request["body"]["scheduledAt"] == utc_millis(later)
     assert _posts(await sandbox.requests("/api/v1/messages/send")) == []
 
 
@@ -481,5 +484,5 @@ async def test_each_command_ends_in_one_outcome_line_carrying_its_context(
     assert outcome["instanceId"] == INSTANCE_MAIN
     assert outcome["outcome"] == "succeeded"
     assert outcome["attempts"] == 1
-    assert outcome["duration_ms"] >= 0
+    assert outcome["durationMs"] >= 0
     assert outcome["log_level"] == "info"

@@ -32,6 +32,12 @@ def test_api_key_is_required_unless_sandbox() -> None:
     assert load_settings({"RELAY_SANDBOX": "1"}).relay_sandbox is True
 
 
+def test_the_bus_tools_need_no_msgflash_key() -> None:
+    settings = load_settings({"AMQP_URL": "amqp://u:p@broker:5672/"}, relay=False)
+    assert settings.msgflash_api_key is None
+    assert settings.amqp_url.get_secret_value() == "amqp://u:p@broker:5672/"
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
     [

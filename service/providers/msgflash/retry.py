@@ -115,9 +115,9 @@ class RetryPolicy:
                 "msgflash_call_retrying",
                 endpoint=endpoint,
                 code=error.code,
-                http_status=error.http_status,
+                httpStatus=error.http_status,
                 attempt=state.attempt_number,
-                wait_seconds=round(state.upcoming_sleep, 3),
+                waitSeconds=round(state.upcoming_sleep, 3),
             )
 
         return AsyncRetrying(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from service.contract.errors import ConfigError
+from service.tools.command_flags import flag_for
 from service.tools.send import add_arguments, build_command
 
 
@@ -94,3 +96,55 @@ def test_a_file_holding_a_whole_cloudevent_is_used_as_is(tmp_path: Path) -> None
     path = tmp_path / "cmd.json"
     path.write_text(json.dumps(event))
     assert build_command(parse("--file", str(path))) == event
+
+
+def test_in_schedules_relative_to_now_so_examples_never_go_stale() -> None:
+    now = datetime(2030, 1, 1, 8, 0, tzinfo=UTC)
+    cmd = build_command(parse("--to", "+33612345678", "--text", "Hi", "--in", "10m"), now=now)
+    assert cmd["type"] == "msgflash.message.schedule"
+    assert cmd["data"]["scheduledAt"] == "2030-01-01T08:10:00Z"
+    campaign = build_command(
+        parse("--campaign", "--name", "N", "--text", "x", "--in", "2d"), now=now
+    )
+    assert campaign["data"]["schedule"] == "2030-01-03T08:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("field", "argv", "flag"),
+    [
+        ("data.to", (), "--to"),
+        ("data.scheduledAt", ("--at", "x"), "--at"),
+        ("data.scheduledAt", ("--in", "5m"), "--in"),
+        ("data.schedule", ("--campaign", "--in", "5m"), "--in"),
+        ("data.message.text", (), "--text"),
+        ("data.message.mediaUrl", (), "--image"),
+        ("data.template.variables.firstName", (), "--var"),
+        ("data.template.id", (), "--template"),
+        ("data.recipients.value", (), "--recipients"),
+        ("data.instanceId", (), "--instance-id"),
+        ("data", (), None),
+    ],
+)
+def test_a_wire_field_is_reported_as_the_flag_that_set_it(
+    field: str, argv: tuple[str, ...], flag: str | None
+) -> None:
+    assert flag_for(field, parse(*argv)) == flag
+
+
+def test_fields_of_a_file_keep_their_wire_names(tmp_path: Path) -> None:
+    assert flag_for("data.to", parse("--file", str(tmp_path / "cmd.json"))) is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--to", "+33612345678"), "say what to send"),
+        (("--to", "+33612345678", "--text", "x", "--caption", "c"), "--caption goes with --image"),
+        (("--campaign", "--now", "--name", "N", "--text", "x"), "--now does not apply"),
+    ],
+)
+def test_flags_that_cannot_make_a_command_are_refused_naming_them(
+    argv: tuple[str, ...], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build_command(parse(*argv))

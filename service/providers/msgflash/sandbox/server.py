@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import signal
 import sys
@@ -37,7 +38,9 @@ SEEDED_IDS = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8090, help="port (default 8090; 0 = any)")
+    parser.add_argument(
+        "--port", type=port_number, default=8090, help="port (default 8090; 0 = any free one)"
+    )
     parser.add_argument("--config", metavar="FILE", help="JSON or YAML sandbox config file")
     parser.add_argument(
         "--rate-limit",
@@ -73,13 +76,39 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
     ):
         if getattr(args, flag) is not None:
             overrides[setting] = getattr(args, flag)
-    if args.faults is not None:
-        try:
-            overrides["faults"] = json.loads(args.faults)
-        except ValueError as exc:
-            raise ConfigError(f"--faults: not JSON ({exc})") from None
     merged = {**base.model_dump(exclude_unset=True), **overrides}
+    if args.faults is not None:
+        merged["faults"] = merge_faults(merged.get("faults"), _faults_flag(args.faults))
     return SandboxConfig.from_mapping(merged, origin="command line")
+
+
+def merge_faults(from_file: object, from_flag: object) -> object:
+    """The flag's fault settings laid over the file's, one setting at a time."""
+    if isinstance(from_file, dict) and isinstance(from_flag, dict):
+        return {**from_file, **from_flag}
+    return from_flag
+
+
+def _faults_flag(raw: str) -> object:
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(
+            f"--faults: not JSON ({exc}); quote it, e.g. --faults '{{\"error_rate\": 0.1}}'"
+        ) from None
+
+
+def port_number(raw: str) -> int:
+    """argparse type of ``--port``: a TCP port, so a typo is one line, not a traceback."""
+    try:
+        port = int(raw)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"{raw!r} is not a port: use 0 to 65535 (0 picks a free one)"
+        )
+    return port
 
 
 def _rate_limit(raw: str) -> float | None:
@@ -120,11 +149,11 @@ async def serve(config: SandboxConfig, host: str, port: int, out: TextIO) -> Non
         site = web.TCPSite(runner, host, port)
         await site.start()
         bound_host, bound_port = runner.addresses[0][:2]
-        print(describe(config, f"http://{bound_host}:{bound_port}"), file=out, flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in (signal.SIGINT, signal.SIGTERM):  # before the banner: it says "ready"
             loop.add_signal_handler(signum, stop.set)
+        print(describe(config, f"http://{bound_host}:{bound_port}"), file=out, flush=True)
         await stop.wait()
     finally:
         await runner.cleanup()
@@ -134,14 +163,25 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
     except ConfigError as exc:
-        print(exc.message, file=sys.stderr)
+        print(f"msgflash-relay sandbox: {exc.message}", file=sys.stderr)
         return 2
     try:
         asyncio.run(serve(config, args.host, args.port, sys.stdout))
     except OSError as exc:
-        print(f"sandbox: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        reason = cannot_listen(args.host, args.port, exc)
+        print(f"msgflash-relay sandbox: {reason}", file=sys.stderr)
         return 1
     return 0
+
+
+def cannot_listen(host: str, port: int, exc: OSError) -> str:
+    """Why the port cannot be had, and what to do about it."""
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"port {port} on {host} is already in use (another sandbox, or the embedded one of "
+            "`make run`?): stop it, or pick another port with --port (0 = any free one)"
+        )
+    return f"cannot listen on {host}:{port} ({exc.strerror or exc}): check --host and --port"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -104,6 +104,31 @@ def test_command_line_flags_override_the_file(tmp_path: Path) -> None:
     assert config.faults is not None and config.faults.error_rate == 0.5
 
 
+def test_faults_flag_overrides_the_file_setting_by_setting(tmp_path: Path) -> None:
+    path = tmp_path / "sandbox.yaml"
+    path.write_text("faults: {latency_ms: 50, error_rate: 0.2, random_seed: 7}\n")
+    config = config_from_args(_args("--config", str(path), "--faults", '{"error_rate": 0.5}'))
+    assert config.faults is not None
+    assert (config.faults.latency_ms, config.faults.error_rate, config.faults.random_seed) == (
+        50, 0.5, 7,
+    )  # fmt: skip
+
+
+def test_faults_flag_alone_is_the_whole_block() -> None:
+    config = config_from_args(_args("--faults", '{"latency_ms": 5}'))
+    assert config.faults is not None and config.faults.latency_ms == 5
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "http"])
+def test_a_port_out_of_range_is_refused_by_the_parser(
+    port: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        _args("--port", port)
+    assert caught.value.code == 2
+    assert "is not a port: use 0 to 65535" in capsys.readouterr().err
+
+
 def test_a_bad_flag_value_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="--rate-limit"):
         config_from_args(_args("--rate-limit", "fast"))
