@@ -586,6 +586,26 @@ def test_command_schemas_reject_what_the_parser_rejects() -> None:
         jsonschema.validate(three, SCHEMAS[s.SEND])
 
 
+@pytest.mark.parametrize(
+    ("kind", "data"),
+    [
+        (s.SCHEDULE, {"to": "+33612345678", "scheduledAt": "2026-12-01T08:00:00Z"}),
+        (s.SCHEDULE, {**SCHEDULE_DATA, "message": None, "template": None}),
+        (s.SEND, {**SEND_DATA, "template": {"id": INSTANCE}}),
+        (s.SEND, {**SEND_DATA, "instanceId": INSTANCE, "instance": "main"}),
+        (s.CAMPAIGN, {k: v for k, v in CAMPAIGN_DATA.items() if k != "message"}),
+    ],
+)
+def test_the_published_schema_refuses_content_choices_the_parser_refuses(
+    kind: str, data: dict[str, Any]
+) -> None:
+    envelope = s.envelope(kind, data)
+    with pytest.raises(InvalidCommand):
+        parse(envelope)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(envelope, SCHEMAS[kind])
+
+
 def test_an_id_over_255_utf8_bytes_is_rejected_on_id() -> None:
     envelope = {
         "specversion": "1.0",
