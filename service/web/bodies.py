@@ -96,7 +96,11 @@ class WebhookDelivery(BaseModel):
     provider_message_id: str | None = None
     to: str | None = None
     status: str | None = None
-    timestamp: str | None = None
+    timestamp: str = Field(
+        description="when MsgFlash raised the event (ISO 8601); refused when older than "
+        "RELAY_WEBHOOK_TOLERANCE_SECONDS",
+        json_schema_extra={"format": "date-time"},
+    )
     error: str | None = None
     data: WebhookDeliveryData | None = None
 
