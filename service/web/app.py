@@ -5,16 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import structlog
 from aiohttp import web
 
 from service.bus.publisher import Publisher
 from service.metrics import Metrics
+from service.settings import IngressGrant
 from service.state.store import StateStore
 from service.web.credentials import BearerTokens
 from service.web.health import ReadinessChecks, health_routes
 from service.web.ingress import CommandIngress, ingress_routes
 from service.web.openapi import openapi_routes
 from service.web.webhooks import MAX_WEBHOOK_BYTES, WebhookReceiver, webhook_routes
+
+log = structlog.get_logger("service.web.app")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,9 +31,10 @@ class WebDeps:
     store: StateStore
     # A callable: the runtime adds the embedded sandbox's secret after registering with it.
     webhook_secrets: Callable[[], tuple[str, ...]]
-    ingress_tokens: tuple[str, ...]  # empty: ingress disabled (404)
+    ingress_tokens: tuple[IngressGrant | str, ...]  # empty: ingress disabled (404)
     max_body_bytes: int  # RELAY_MAX_BODY_BYTES, for ingress commands
     webhook_dedupe_seconds: float  # RELAY_WEBHOOK_DEDUPE_SECONDS
+    webhook_tolerance_seconds: float = 21600.0  # RELAY_WEBHOOK_TOLERANCE_SECONDS
 
 
 def create_web_app(deps: WebDeps) -> web.Application:
@@ -41,11 +46,18 @@ def create_web_app(deps: WebDeps) -> web.Application:
         metrics=deps.metrics,
         secrets=deps.webhook_secrets,
         dedupe_seconds=deps.webhook_dedupe_seconds,
+        tolerance_seconds=deps.webhook_tolerance_seconds,
     )
+    tokens = BearerTokens.of(deps.ingress_tokens)
+    if tokens.unbound:
+        log.warning(
+            "ingress_tokens_unbound",
+            count=tokens.unbound,
+            hint="a bare token may publish commands for any source, and so claim another "
+            "producer's (source, id): bind each as TOKEN=PATTERN in RELAY_INGRESS_TOKENS",
+        )
     ingress = CommandIngress(
-        publisher=deps.publisher,
-        tokens=BearerTokens(deps.ingress_tokens),
-        max_body_bytes=deps.max_body_bytes,
+        publisher=deps.publisher, tokens=tokens, max_body_bytes=deps.max_body_bytes
     )
     app.add_routes(webhook_routes(receiver))
     app.add_routes(ingress_routes(ingress))

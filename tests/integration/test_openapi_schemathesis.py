@@ -3,8 +3,10 @@
 The live relay (real broker, real sandbox) serves on loopback; schemathesis builds requests
 from the document and checks each answer against it: never a 5xx, only documented statuses,
 content types, headers and bodies, and invalid requests refused. Webhook cases in positive mode
-are signed with the relay's secret, so they reach past the signature check into the dedupe and
-republish path. Bounded (30 examples per operation and mode) and derandomized.
+are signed with the relay's secret and stamped with the current time, so they reach past the
+signature and replay checks into the dedupe and republish path; every schema-valid request must
+then be accepted (positive data acceptance) and every invalid one refused. Bounded (30
+examples per operation and mode) and derandomized.
 
 Hypothesis runs in a worker thread with a blocking HTTP client while the test's event loop
 keeps serving the relay.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 
 import aiohttp
 import requests
@@ -27,12 +30,14 @@ from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     ignored_auth,
     negative_data_rejection,
+    positive_data_acceptance,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
 
 from service.app import Relay
+from service.contract.wire import utc_millis
 from service.providers.msgflash.sandbox.delivery import sign
 from service.web.ingress import OPERATION as INGRESS
 from service.web.openapi import render_openapi
@@ -49,6 +54,7 @@ CHECKS = [
     response_headers_conformance,
     response_schema_conformance,
     negative_data_rejection,
+    positive_data_acceptance,
     ignored_auth,
 ]
 
@@ -97,7 +103,9 @@ def explore(operation: APIOperation, mode: GenerationMode, base_url: str) -> Non
         if operation.path == INGRESS.path and not leaves_credentials_out(case):
             kwargs["auth"] = BearerAuth(TOKEN)
         if mode is GenerationMode.POSITIVE and is_webhook(operation) and "json" in kwargs:
-            body = json.dumps(kwargs.pop("json")).encode()
+            # What a schema cannot say, MsgFlash does: a signature and a current timestamp.
+            payload = {**kwargs.pop("json"), "timestamp": utc_millis(datetime.now(UTC))}
+            body = json.dumps(payload).encode()
             kwargs["data"] = body
             kwargs["headers"]["X-MsgFlash-Signature"] = sign(SECRET, body)
         response = session.request(**kwargs, timeout=10)
