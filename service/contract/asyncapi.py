@@ -50,8 +50,10 @@ DESCRIPTION = (
     "The bus side of msgflash-relay. Producers publish CloudEvents 1.0 commands on the "
     "commands exchange; the relay publishes every outcome, and every verified MsgFlash "
     "webhook, on the events exchange (persistent, JSON, publisher confirms, mandatory). "
-    "Commands may also be sent in CloudEvents binary mode: body = `data`, AMQP `message_id` "
-    "= id, `type` property = type, `app_id` = source. `(source, id)` is the idempotency key. "
+    "Commands may also be sent in CloudEvents binary mode: body = `data`, attributes in "
+    "`cloudEvents_<attr>` / `cloudEvents:<attr>` / `ce-<attr>` / `ce_<attr>` headers, or "
+    "the v1 convention (AMQP `message_id` = id, `type` property = type, `app_id` = source). "
+    "`(source, id)` is the idempotency key. "
     "Every event carries `data.requestId`/`data.requestSource` of the command it answers "
     "and the command's AMQP `correlation_id`. All names derive from RELAY_EXCHANGE_PREFIX."
 )
