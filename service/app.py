@@ -37,10 +37,11 @@ from service.providers.msgflash.client import MsgFlashClient
 from service.providers.msgflash.instances import InstanceResolver
 from service.providers.msgflash.quota import QuotaGate
 from service.providers.msgflash.retry import RetryPolicy
-from service.settings import Settings
+from service.settings import DEFAULT_ACCOUNT, Settings
 from service.state.factory import build_state_store, open_store
 from service.state.store import StateStore
-from service.web.app import WebDeps, create_web_app
+from service.web.app import WebDeps, create_admin_app, create_web_app
+from service.web.server import ServerLimits, serve
 
 log = structlog.get_logger("service.app")
 
@@ -67,11 +68,12 @@ def replica_identity() -> str:
 
 @dataclass(frozen=True, slots=True)
 class Listener:
-    """An HTTP application and where it is to listen."""
+    """An HTTP application, where it is to listen, and the limits of a port facing outside."""
 
     app: web.Application
     host: str
     port: int
+    limits: ServerLimits | None = None
 
 
 @dataclass(eq=False)
@@ -89,10 +91,12 @@ class Relay:
     consumers: tuple[QueueConsumer, ...]
     broker: Broker
     public: Listener
+    admin: Listener
     sandbox: Listener | None
     webhook_secrets: list[str]
     draining: bool = False
     http_port: int = 0  # where the public server listens (the bound one when 0 was asked)
+    admin_port: int = 0  # where the admin server listens
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
 
     async def start(self, *, wait_for_broker: float | None = 30.0) -> None:
@@ -104,7 +108,7 @@ class Relay:
             raise
 
     async def _start(self, wait_for_broker: float | None) -> None:
-        await open_store(self.store, self.settings.relay_state_url)
+        await open_store(self.store, self.settings.state_url)
         self._stack.push_async_callback(self.store.close)
         if self.sandbox is not None:
             await self._listen(self.sandbox)
@@ -115,12 +119,18 @@ class Relay:
         self._stack.push_async_callback(self.broker.stop)
         # Runs before the broker, client and store close: nothing may use them afterwards.
         self._stack.push_async_callback(self.pipeline.cancel_remaining)
+        self.admin_port = await self._listen(self.admin)
         self.http_port = await self._listen(self.public)
         if self.sandbox is not None:
             await self._register_sandbox_webhook()
         if wait_for_broker is not None:
             await self.broker.wait_ready(wait_for_broker)
-        log.info("relay_started", msgflash=self.settings.msgflash_url, http_port=self.http_port)
+        log.info(
+            "relay_started",
+            msgflash=self.settings.msgflash_url,
+            http_port=self.http_port,
+            admin_port=self.admin_port,
+        )
 
     def add_webhook_secret(self, secret: str) -> None:
         """Accept webhooks signed with ``secret`` too (embedded sandbox, tests)."""
@@ -169,15 +179,9 @@ class Relay:
 
     async def _listen(self, listener: Listener) -> int:
         """Serve ``listener``'s app; the port it is bound to (the OS's choice when 0 is asked)."""
-        family = socket.AF_INET6 if ":" in listener.host else socket.AF_INET
-        sock = socket.create_server((listener.host, listener.port), family=family)
-        runner = web.AppRunner(
-            listener.app, access_log=None, handle_signals=False, shutdown_timeout=5
-        )
-        await runner.setup()
-        self._stack.push_async_callback(runner.cleanup)
-        await web.SockSite(runner, sock).start()
-        return int(sock.getsockname()[1])
+        served = await serve(listener.app, listener.host, listener.port, listener.limits)
+        self._stack.push_async_callback(served.runner.cleanup)
+        return served.port
 
 
 async def run(
@@ -231,11 +235,11 @@ def build(settings: Settings) -> Relay:
     metrics = Metrics()
     topology = topology_for(settings)
     store = build_state_store(
-        settings.relay_state_url,
+        settings.state_url,
         retention_seconds=settings.relay_state_retention_seconds,
         saturated=lambda: pipeline.saturated(settings.relay_prefetch),
     )
-    limiter = open_rate_limiter(settings.relay_state_url, settings.msgflash_rate_limit)
+    limiter = open_rate_limiter(settings.state_url, settings.msgflash_rate_limit)
     client = MsgFlashClient.create(
         base_url=settings.msgflash_url,
         api_key=settings.api_key,
@@ -267,17 +271,27 @@ def build(settings: Settings) -> Relay:
         create_web_app(
             WebDeps(
                 metrics=metrics,
-                readiness=lambda: relay.readiness(),
                 publisher=publisher,
                 store=store,
                 webhook_secrets=lambda: tuple(webhook_secrets),
-                ingress_tokens=settings.ingress_tokens,
+                ingress_tokens=settings.ingress_grants,
                 max_body_bytes=settings.relay_max_body_bytes,
                 webhook_dedupe_seconds=settings.relay_webhook_dedupe_seconds,
+                webhook_tolerance_seconds=settings.relay_webhook_tolerance_seconds,
+                body_timeout=settings.relay_http_body_timeout,
             )
         ),
         settings.relay_http_host,
         settings.relay_http_port,
+        ServerLimits(
+            header_timeout=settings.relay_http_header_timeout,
+            max_connections=settings.relay_http_max_connections,
+        ),
+    )
+    admin = Listener(
+        create_admin_app(lambda: relay.readiness(), metrics),
+        settings.relay_admin_host,
+        settings.relay_admin_port,
     )
     relay = Relay(
         settings=settings,
@@ -291,6 +305,7 @@ def build(settings: Settings) -> Relay:
         consumers=consumers,
         broker=broker,
         public=public,
+        admin=admin,
         sandbox=_sandbox(settings),
         webhook_secrets=webhook_secrets,
     )
@@ -336,6 +351,7 @@ def _pipeline(
     )
     quota = QuotaGate(
         key_fingerprint=client.key_fingerprint,
+        account=DEFAULT_ACCOUNT,
         probe_seconds=settings.relay_quota_probe_seconds,
         metrics=metrics,
         on_closed=announcer,

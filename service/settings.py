@@ -19,6 +19,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from service.contract.errors import ConfigError
 
 DEFAULT_SANDBOX_API_KEY = "msgf_live_" + "5a" * 32
+# The one account built from the MSGFLASH_* variables (contract §7); metrics are labelled by it.
+DEFAULT_ACCOUNT = "default"
 
 
 class Settings(BaseSettings):

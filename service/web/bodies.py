@@ -127,12 +127,7 @@ def error_reply(
 
 
 # --- reading ------------------------------------------------------------------------------
-BODY_READ_TIMEOUT = 30.0
-
-
-async def read_bounded(
-    request: web.Request, limit: int, *, timeout: float = BODY_READ_TIMEOUT
-) -> bytes | None:
+async def read_bounded(request: web.Request, limit: int, *, timeout: float) -> bytes | None:
     """The request body, or None when it is over ``limit`` bytes.
 
     Never holds more than ``limit + 1`` bytes, whatever the client sends or declares, and a
@@ -156,7 +151,8 @@ async def read_bounded(
 def _request_timeout(timeout: float) -> web.HTTPRequestTimeout:
     detail = ErrorDetail(
         code="REQUEST_TIMEOUT",
-        message=f"the request body did not arrive within {timeout:g} s: send it in one go",
+        message=f"the request body did not arrive within {timeout:g} s "
+        "(RELAY_HTTP_BODY_TIMEOUT): send it in one go",
     )
     text = ErrorBody(error=detail).model_dump_json(exclude_none=True)
     return web.HTTPRequestTimeout(text=text, content_type=JSON)

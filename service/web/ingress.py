@@ -42,10 +42,18 @@ def media_type(content_type: str | None) -> str:
 class CommandIngress:
     """Authenticates, validates and publishes commands sent over HTTP."""
 
-    def __init__(self, *, publisher: Publisher, tokens: BearerTokens, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        *,
+        publisher: Publisher,
+        tokens: BearerTokens,
+        max_body_bytes: int,
+        body_timeout: float,
+    ) -> None:
         self._publisher = publisher
         self._tokens = tokens
         self._max_body_bytes = max_body_bytes
+        self._body_timeout = body_timeout
 
     async def accept(self, request: web.Request) -> web.Response:
         if not self._tokens.enabled:
@@ -55,7 +63,7 @@ class CommandIngress:
         if grant is None:
             message = "send Authorization: Bearer <token> with one of RELAY_INGRESS_TOKENS"
             return error_reply(401, "UNAUTHORIZED", message, headers=_CHALLENGE)
-        body = await read_bounded(request, self._max_body_bytes)
+        body = await read_bounded(request, self._max_body_bytes, timeout=self._body_timeout)
         if body is None:
             return self._too_large()
         content_type = request.headers.get(hdrs.CONTENT_TYPE)

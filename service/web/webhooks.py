@@ -83,6 +83,7 @@ class WebhookReceiver:
         secrets: Callable[[], tuple[str, ...]],
         dedupe_seconds: float,
         tolerance_seconds: float,
+        body_timeout: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._publisher = publisher
@@ -92,9 +93,10 @@ class WebhookReceiver:
         self._tolerance_seconds = tolerance_seconds
         self._dedupe_seconds = replay.dedupe_seconds(dedupe_seconds, tolerance_seconds)
         self._clock = clock
+        self._body_timeout = body_timeout
 
     async def receive(self, request: web.Request) -> web.Response:
-        body = await read_bounded(request, MAX_WEBHOOK_BYTES)
+        body = await read_bounded(request, MAX_WEBHOOK_BYTES, timeout=self._body_timeout)
         if body is None:
             message = f"the body is over {MAX_WEBHOOK_BYTES} bytes, the most a delivery may be"
             return self._reject(413, "PAYLOAD_TOO_LARGE", message, "too_large")

@@ -51,8 +51,9 @@ async def publish(
 
 async def sent_for(events: EventTap, event: CloudEvent, kind: str = "sent") -> dict[str, Any]:
     [answer] = await events.wait_for(
-        lambda e: e["type"] == f"msgflash.message.{kind}"
-        and e["data"]["requestId"] == event.get_id()
+        lambda e: (
+            e["type"] == f"msgflash.message.{kind}" and e["data"]["requestId"] == event.get_id()
+        )
     )
     assert answer["data"]["requestSource"] == SOURCE
     return answer

@@ -40,10 +40,11 @@ from service.app import Relay
 from service.contract.wire import utc_millis
 from service.providers.msgflash.sandbox.delivery import sign
 from service.web.ingress import OPERATION as INGRESS
-from service.web.openapi import render_openapi
+from service.web.openapi import ADMIN_OPERATIONS, render_openapi
 from service.web.webhooks import OPERATION as WEBHOOK
 from tests.conftest import RelayFactory
 
+ADMIN_PATHS = {operation.path for operation in ADMIN_OPERATIONS}
 SECRET = "whsec-schemathesis-0123456789"
 TOKEN = "ingress-schemathesis-0123456789"
 MAX_EXAMPLES = 30
@@ -70,11 +71,12 @@ async def test_no_generated_request_gets_an_undocumented_answer_or_a_server_erro
     relay_factory: RelayFactory,
 ) -> None:
     relay = await relay_factory(msgflash_webhook_secret=SECRET, relay_ingress_tokens=TOKEN)
-    base_url = f"http://127.0.0.1:{relay.http_port}"
+    public, admin = (f"http://127.0.0.1:{port}" for port in (relay.http_port, relay.admin_port))
     schema = schemathesis.openapi.from_dict(render_openapi(), config=schemathesis.Config())
     operations = [result.ok() for result in schema.get_all_operations()]
 
     for operation in operations:
+        base_url = admin if operation.path in ADMIN_PATHS else public
         for mode in modes(operation):
             async with asyncio.timeout(120):
                 await asyncio.to_thread(explore, operation, mode, base_url)

@@ -454,7 +454,7 @@ async def test_each_delivery_is_counted_by_event_and_result(relay: Relay, events
 
 
 async def webhook_counts(relay: Relay) -> dict[tuple[str, str], float]:
-    url = f"http://127.0.0.1:{relay.http_port}/metrics"
+    url = f"http://127.0.0.1:{relay.admin_port}/metrics"
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         text = await response.text()
     return {

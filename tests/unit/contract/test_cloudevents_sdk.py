@@ -10,7 +10,7 @@ from cloudevents.core.bindings import amqp as amqp_binding
 from cloudevents.core.formats.json import JSONFormat
 
 from service.contract.commands import CommandIdentity
-from service.contract.errors import ErrorInfo
+from service.contract.errors import ErrorInfo, FieldProblem
 from service.contract.events import (
     Correlation,
     EventType,
@@ -29,7 +29,7 @@ WARN = {"id": "m1", "status": "queued", "safety": {"decision": "warn"}, "warning
 
 
 def every_event_kind() -> list[OutgoingEvent]:
-    failure = ErrorInfo("INVALID_EVENT", "bad", details=({"field": "data.to"},))
+    failure = ErrorInfo("INVALID_EVENT", "bad", details=(FieldProblem("data.to", "bad"),))
     warning = safety_warning_event(SEND, WARN, instance_id=INSTANCE_MAIN)
     assert warning is not None
     return [

@@ -187,9 +187,7 @@ def test_failures_go_to_campaign_failed_only_for_campaign_commands(
 
 
 def test_a_failure_event_carries_the_error_and_attempts() -> None:
-    error = error_info(
-        MsgFlashError("TEMPLATE_INVALID", "bad placeholder", http_status=400)
-    )
+    error = error_info(MsgFlashError("TEMPLATE_INVALID", "bad placeholder", http_status=400))
     event = failure_event(SEND.identity, error, attempts=3, event_id="evt-1", now=NOW)
     assert decoded(event) == envelope_of(
         "msgflash.message.failed",

@@ -16,13 +16,14 @@ def _deps(*grants: IngressGrant) -> WebDeps:
     metrics = Metrics()
     return WebDeps(
         metrics=metrics,
-        readiness=lambda: {},
         publisher=Publisher(Topology(prefix="t"), metrics),
         store=MemoryStateStore(retention_seconds=60),
         webhook_secrets=lambda: (),
         ingress_tokens=grants,
         max_body_bytes=1024,
         webhook_dedupe_seconds=60,
+        webhook_tolerance_seconds=60,
+        body_timeout=1,
     )
 
 
