@@ -70,6 +70,8 @@ def _parser(*, with_sandbox: bool) -> argparse.ArgumentParser:
 def configured_settings() -> Settings:
     settings = load_settings()
     secrets = [settings.api_key, *settings.webhook_secrets, *settings.ingress_tokens]
+    if settings.relay_redis_password is not None:
+        secrets.append(settings.relay_redis_password.get_secret_value())
     configure_logging(
         log_format=settings.relay_log_format, level=settings.relay_log_level, secrets=secrets
     )
