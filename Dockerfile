@@ -49,7 +49,9 @@ RUN groupadd --system --gid 10001 relay \
     && install --directory --owner 10001 --group 10001 --mode 0750 /var/lib/msgflash-relay
 
 # Install from the build stage's wheels only (--no-index): nothing else is fetched, and the
-# bind mount keeps the wheel files out of the image layers.
+# bind mount keeps the wheel files out of the image layers. The only version there is the one
+# just built, so hadolint's "pin versions in pip" has nothing to pin.
+# hadolint ignore=DL3013
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     python -m pip install --no-index --find-links /wheels msgflash-relay \
     && msgflash-relay --help > /dev/null
@@ -59,13 +61,14 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
 WORKDIR /var/lib/msgflash-relay
 USER 10001:10001
 
-EXPOSE 8080
+# 8080: webhooks and ingress (public); 9090: probes and metrics (admin, never public).
+EXPOSE 8080 9090
 
 # Liveness only (the process serves HTTP); /readyz additionally needs the broker. urllib
 # raises on any non-2xx answer or refused connection, which makes the check fail. slim has
 # no curl. The sandbox (same image) overrides this check in docker-compose.yml.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('RELAY_HTTP_PORT', '8080'), timeout=3)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('RELAY_ADMIN_PORT', '9090'), timeout=3)"]
 
 ENTRYPOINT ["msgflash-relay"]
 CMD ["run"]

@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit integration bench services install clean docs
+.PHONY: run test lint unit integration bench services install clean docs audit
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ unit: install
 
 bench: install services
 	$(BIN)/python -m benchmarks
+
+## make audit: known vulnerabilities in the installed dependencies (pip-audit). It asks the
+## PyPI/OSV advisory database, so it needs the network: a release step, not part of make test.
+audit: install
+	$(BIN)/pip-audit --strict --progress-spinner off --skip-editable
 
 docs: install
 	$(BIN)/msgflash-relay asyncapi > docs/asyncapi.json

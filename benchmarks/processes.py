@@ -219,6 +219,8 @@ def relay_env(
         "RELAY_EXCHANGE_PREFIX": topology.prefix,
         "RELAY_HTTP_HOST": "127.0.0.1",
         "RELAY_HTTP_PORT": str(http_port),
+        "RELAY_ADMIN_HOST": "127.0.0.1",
+        "RELAY_ADMIN_PORT": str(free_port()),
         "RELAY_STATE_URL": state_url,
         "RELAY_LOG_LEVEL": "info",
         "RELAY_LOG_FORMAT": "json",
@@ -228,11 +230,11 @@ def relay_env(
 
 
 class RelayProcess:
-    """``python -m service.cli run`` (optionally under pyinstrument) and its HTTP port."""
+    """``python -m service.cli run`` (optionally under pyinstrument) and its admin port."""
 
-    def __init__(self, child: ChildProcess, http_port: int) -> None:
+    def __init__(self, child: ChildProcess, admin_port: int) -> None:
         self.child = child
-        self.http_port = http_port
+        self.admin_port = admin_port
 
     @classmethod
     def create(
@@ -242,16 +244,16 @@ class RelayProcess:
         if profile_to is not None:
             argv += ["pyinstrument", "-r", "pyisession", "-o", str(profile_to), "-m"]
         argv += ["service.cli", "run"]
-        return cls(ChildProcess(name, argv, env, log), int(env["RELAY_HTTP_PORT"]))
+        return cls(ChildProcess(name, argv, env, log), int(env["RELAY_ADMIN_PORT"]))
 
     async def start(self) -> None:
         await self.child.start()
 
     async def wait_ready(self) -> None:
-        await wait_until_ok(self.child, f"http://127.0.0.1:{self.http_port}/readyz")
+        await wait_until_ok(self.child, f"http://127.0.0.1:{self.admin_port}/readyz")
 
     async def metrics(self) -> str:
-        url = f"http://127.0.0.1:{self.http_port}/metrics"
+        url = f"http://127.0.0.1:{self.admin_port}/metrics"
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
             session.get(url) as response,

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 import structlog
 from aio_pika.abc import AbstractConnection
-from aiohttp import web
 
 from consumers.msgflash_campaigns import CampaignHandler
 from consumers.msgflash_messages import MessageHandler
@@ -38,11 +37,12 @@ from service.providers.msgflash.client import MsgFlashClient
 from service.providers.msgflash.instances import InstanceResolver
 from service.providers.msgflash.quota import QuotaGate
 from service.providers.msgflash.retry import RetryPolicy
-from service.settings import Settings
+from service.settings import DEFAULT_ACCOUNT, Settings
 from service.state.factory import build_state_store, open_store
 from service.state.store import StateStore
-from service.web.app import WebDeps, create_web_app
+from service.web.app import WebDeps, create_admin_app, create_web_app
 from service.web.listener import Listener, cannot_listen
+from service.web.server import ServerLimits, serve
 
 log = structlog.get_logger("service.app")
 
@@ -83,10 +83,12 @@ class Relay:
     consumers: tuple[QueueConsumer, ...]
     broker: Broker
     public: Listener
+    admin: Listener
     sandbox: Listener | None
     webhook_secrets: list[str]
     draining: bool = False
     http_port: int = 0  # where the public server listens (the bound one when 0 was asked)
+    admin_port: int = 0  # where the admin server listens
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
 
     async def start(self, *, wait_for_broker: float | None = 30.0) -> None:
@@ -98,7 +100,7 @@ class Relay:
             raise
 
     async def _start(self, wait_for_broker: float | None) -> None:
-        await open_store(self.store, self.settings.relay_state_url)
+        await open_store(self.store, self.settings.state_url)
         self._stack.push_async_callback(self.store.close)
         if self.sandbox is not None:
             await self._listen(self.sandbox)
@@ -109,6 +111,7 @@ class Relay:
         self._stack.push_async_callback(self.broker.stop)
         # Runs before the broker, client and store close: nothing may use them afterwards.
         self._stack.push_async_callback(self.pipeline.cancel_remaining)
+        self.admin_port = await self._listen(self.admin)
         self.http_port = await self._listen(self.public)
         if self.sandbox is not None:
             await self._register_sandbox_webhook()
@@ -130,6 +133,7 @@ class Relay:
             "relay_started",
             msgflash=self.settings.msgflash_url,
             httpPort=self.http_port,
+            adminPort=self.admin_port,
             queues=[consumer.queue for consumer in self.consumers],
         )
 
@@ -180,18 +184,12 @@ class Relay:
 
     async def _listen(self, listener: Listener) -> int:
         """Serve ``listener``'s app; the port it is bound to (the OS's choice when 0 is asked)."""
-        family = socket.AF_INET6 if ":" in listener.host else socket.AF_INET
         try:
-            sock = socket.create_server((listener.host, listener.port), family=family)
+            served = await serve(listener.app, listener.host, listener.port, listener.limits)
         except OSError as exc:
             raise ConfigError(cannot_listen(listener, exc)) from None
-        runner = web.AppRunner(
-            listener.app, access_log=None, handle_signals=False, shutdown_timeout=5
-        )
-        await runner.setup()
-        self._stack.push_async_callback(runner.cleanup)
-        await web.SockSite(runner, sock).start()
-        return int(sock.getsockname()[1])
+        self._stack.push_async_callback(served.runner.cleanup)
+        return served.port
 
 
 async def run(
@@ -245,11 +243,11 @@ def build(settings: Settings) -> Relay:
     metrics = Metrics()
     topology = settings.topology
     store = build_state_store(
-        settings.relay_state_url,
+        settings.state_url,
         retention_seconds=settings.relay_state_retention_seconds,
         saturated=lambda: pipeline.saturated(settings.relay_prefetch),
     )
-    limiter = open_rate_limiter(settings.relay_state_url, settings.msgflash_rate_limit)
+    limiter = open_rate_limiter(settings.state_url, settings.msgflash_rate_limit)
     client = MsgFlashClient.create(
         base_url=settings.msgflash_url,
         api_key=settings.api_key,
@@ -281,18 +279,29 @@ def build(settings: Settings) -> Relay:
         create_web_app(
             WebDeps(
                 metrics=metrics,
-                readiness=lambda: relay.readiness(),
                 publisher=publisher,
                 store=store,
                 webhook_secrets=lambda: tuple(webhook_secrets),
-                ingress_tokens=settings.ingress_tokens,
+                ingress_tokens=settings.ingress_grants,
                 max_body_bytes=settings.relay_max_body_bytes,
                 webhook_dedupe_seconds=settings.relay_webhook_dedupe_seconds,
+                webhook_tolerance_seconds=settings.relay_webhook_tolerance_seconds,
+                body_timeout=settings.relay_http_body_timeout,
             )
         ),
         settings.relay_http_host,
         settings.relay_http_port,
         "RELAY_HTTP_PORT",
+        ServerLimits(
+            header_timeout=settings.relay_http_header_timeout,
+            max_connections=settings.relay_http_max_connections,
+        ),
+    )
+    admin = Listener(
+        create_admin_app(lambda: relay.readiness(), metrics),
+        settings.relay_admin_host,
+        settings.relay_admin_port,
+        "RELAY_ADMIN_PORT",
     )
     relay = Relay(
         settings=settings,
@@ -306,6 +315,7 @@ def build(settings: Settings) -> Relay:
         consumers=consumers,
         broker=broker,
         public=public,
+        admin=admin,
         sandbox=_sandbox(settings),
         webhook_secrets=webhook_secrets,
     )
@@ -351,6 +361,7 @@ def _pipeline(
     )
     quota = QuotaGate(
         key_fingerprint=client.key_fingerprint,
+        account=DEFAULT_ACCOUNT,
         probe_seconds=settings.relay_quota_probe_seconds,
         metrics=metrics,
         on_closed=announcer,

@@ -80,6 +80,8 @@ def configured_settings(*, relay: bool = True) -> Settings:
     """The settings, with logging configured from them; ``relay=False`` for the bus tools."""
     settings = load_settings(relay=relay)
     secrets = [settings.api_key, *settings.webhook_secrets, *settings.ingress_tokens]
+    if settings.relay_redis_password is not None:
+        secrets.append(settings.relay_redis_password.get_secret_value())
     configure_logging(
         log_format=settings.relay_log_format, level=settings.relay_log_level, secrets=secrets
     )

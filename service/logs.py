@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 import structlog
 from pydantic_core import PydanticSerializationError, to_json
+from structlog.typing import Processor
 
 REDACTED = "[redacted]"
 
@@ -122,30 +123,39 @@ def configure_logging(
     secrets: Iterable[str] = (),
     stream: TextIO | None = None,
 ) -> None:
-    """Configure structlog once per process (the runtime calls it with the settings)."""
+    """Configure structlog once per process (the runtime calls it with the settings).
+
+    The standard library's records (aiohttp, aiormq, asyncio, anything) go through the same
+    redaction and renderer as the relay's own lines, so JSON mode writes nothing but JSON
+    objects, one a line, and a library's traceback cannot carry a secret past the scrubber.
+    """
     renderer: Renderer
     if log_format == "console":
         renderer = structlog.dev.ConsoleRenderer(colors=False)
     else:
         renderer = structlog.processors.JSONRenderer(serializer=_json_line)
+    output = stream or sys.stdout
+    stamped: list[Processor] = [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    finishing: list[Processor] = [
+        structlog.processors.format_exc_info,
+        SecretKeyRedactor(),
+        ScrubbedRenderer(renderer, secrets),
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            SecretKeyRedactor(),
-            ScrubbedRenderer(renderer, secrets),
-        ],
+        processors=[structlog.contextvars.merge_contextvars, *stamped, *finishing],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
         # One write per line (print() makes two when Python runs unbuffered, as in the image).
-        logger_factory=structlog.WriteLoggerFactory(stream or sys.stdout),
+        logger_factory=structlog.WriteLoggerFactory(output),
         cache_logger_on_first_use=True,
     )
-    # Libraries (aio-pika, aiohttp access log) log through stdlib: keep them quiet but visible.
-    logging.basicConfig(level=logging.WARNING, stream=stream or sys.stderr, force=True)
+    _route_standard_library(output, [structlog.stdlib.add_logger_name, *stamped], finishing)
+    # Libraries stay quiet but visible, unless the relay itself is asked for debug lines.
+    logging.getLogger().setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
     logging.getLogger("aiormq.connection").addFilter(_said_by_the_relay)
 
 
@@ -153,3 +163,19 @@ def _said_by_the_relay(record: logging.LogRecord) -> bool:
     """Drop aiormq's own line for a failed connect: the relay's ``amqp_connect_failed`` and the
     tools' error already say it, with what to do."""
     return not str(record.msg).startswith("error when creating transport")
+
+
+def _route_standard_library(
+    stream: TextIO, pre_chain: list[Processor], finishing: list[Processor]
+) -> None:
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=pre_chain,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *finishing],
+        )
+    )
+    root = logging.getLogger()
+    for previous in root.handlers:
+        root.removeHandler(previous)
+    root.addHandler(handler)

@@ -72,8 +72,8 @@ class Metrics:
         )
         self.quota_gate_closed = Gauge(
             "relay_quota_gate_closed",
-            "1 while MsgFlash calls for an API key are suspended after a monthly quota error.",
-            ["key"],
+            "1 while MsgFlash calls for an account are suspended after a monthly quota error.",
+            ["account"],
             registry=r,
         )
         self.events_published = Counter(

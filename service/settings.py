@@ -6,9 +6,12 @@ Field names are the lower-cased variable names, so ``MSGFLASH_RATE_LIMIT`` is
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,6 +20,8 @@ from service.contract.amqp import Topology
 from service.contract.errors import ConfigError
 
 DEFAULT_SANDBOX_API_KEY = "msgf_live_" + "5a" * 32
+# The one account built from the MSGFLASH_* variables (contract §7); metrics are labelled by it.
+DEFAULT_ACCOUNT = "default"
 
 
 class Settings(BaseSettings):
@@ -52,10 +57,19 @@ class Settings(BaseSettings):
         description="1: start the embedded MsgFlash sandbox in-process and point the client at it",
     )
     relay_http_host: str = Field(
-        "0.0.0.0", description="bind address of the webhook, ingress, health and metrics server"
+        "0.0.0.0", description="public server: webhooks and ingress (bind address)"
     )
     relay_http_port: int = Field(
-        8080, ge=0, le=65535, description="port of the webhook, ingress, health and metrics server"
+        8080, ge=0, le=65535, description="public server: webhooks and ingress (port)"
+    )
+    relay_admin_host: str = Field(
+        "0.0.0.0", description="admin server: /healthz, /readyz, /metrics (bind address)"
+    )
+    relay_admin_port: int = Field(
+        9090,
+        ge=0,
+        le=65535,
+        description="admin server: /healthz, /readyz, /metrics; never exposed with the public port",
     )
     relay_prefetch: int = Field(
         64, ge=1, le=65535, description="AMQP prefetch per consumer (bounds in-flight commands)"
@@ -69,7 +83,9 @@ class Settings(BaseSettings):
     )
     relay_ingress_tokens: SecretStr | None = Field(
         None,
-        description="comma-separated bearer tokens for the HTTP ingress; ingress disabled if unset",
+        description="comma-separated bearer tokens for the HTTP ingress, each TOKEN or "
+        "TOKEN=PATTERN|PATTERN (the CloudEvents sources it may use, shell-style globs); "
+        "ingress disabled if unset",
     )
     relay_retry_max_attempts: int = Field(
         5, ge=1, le=50, description="in-process attempts per MsgFlash call (tenacity)"
@@ -122,7 +138,28 @@ class Settings(BaseSettings):
         25.0, ge=0, le=600, description="bound on finishing in-flight commands after SIGTERM"
     )
     relay_webhook_dedupe_seconds: float = Field(
-        3600.0, ge=0, description="window in which a repeated webhook delivery is published once"
+        3600.0,
+        ge=0,
+        description="window in which a repeated webhook delivery is published once; "
+        "never shorter than RELAY_WEBHOOK_TOLERANCE_SECONDS plus 5 minutes",
+    )
+    relay_webhook_tolerance_seconds: float = Field(
+        21600.0,
+        gt=0,
+        description="oldest webhook payload timestamp accepted; older deliveries are refused "
+        "as replays (MsgFlash's 5 attempts end well within it)",
+    )
+    relay_http_header_timeout: float = Field(
+        10.0, gt=0, le=300, description="public server: seconds a client has to send its headers"
+    )
+    relay_http_body_timeout: float = Field(
+        30.0, gt=0, le=600, description="public server: seconds a client has to send its body"
+    )
+    relay_http_max_connections: int = Field(
+        1024, ge=1, le=65535, description="public server: open connections at most; more are closed"
+    )
+    relay_redis_password: SecretStr | None = Field(
+        None, description="password for a redis:// RELAY_STATE_URL, kept out of the URL"
     )
     relay_sandbox_port: int = Field(
         8090, ge=0, le=65535, description="port of the embedded sandbox when RELAY_SANDBOX=1"
@@ -150,6 +187,13 @@ class Settings(BaseSettings):
             return value
         raise ValueError("must be sqlite:///PATH, redis://HOST:PORT/DB or memory://")
 
+    @field_validator("relay_ingress_tokens")
+    @classmethod
+    def _ingress_grammar(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_ingress_tokens(value.get_secret_value())
+        return value
+
     @model_validator(mode="after")
     def _fixed_sandbox_port(self) -> Settings:
         if self.relay_sandbox and self.relay_sandbox_port == 0:
@@ -172,8 +216,19 @@ class Settings(BaseSettings):
         return _split_secret(self.msgflash_webhook_secret)
 
     @property
+    def ingress_grants(self) -> tuple[IngressGrant, ...]:
+        if self.relay_ingress_tokens is None:
+            return ()
+        return parse_ingress_tokens(self.relay_ingress_tokens.get_secret_value())
+
+    @property
     def ingress_tokens(self) -> tuple[str, ...]:
-        return _split_secret(self.relay_ingress_tokens)
+        return tuple(grant.token for grant in self.ingress_grants)
+
+    @property
+    def state_url(self) -> str:
+        """RELAY_STATE_URL with RELAY_REDIS_PASSWORD in it, when both are redis and set."""
+        return with_password(self.relay_state_url, self.relay_redis_password)
 
     @property
     def msgflash_url(self) -> str:
@@ -190,6 +245,50 @@ class Settings(BaseSettings):
     def topology(self) -> Topology:
         """Every exchange and queue name, from RELAY_EXCHANGE_PREFIX and the retry tiers."""
         return Topology(prefix=self.relay_exchange_prefix, retry_delays=self.retry_delays)
+
+
+@dataclass(frozen=True, slots=True)
+class IngressGrant:
+    """One ingress token and the CloudEvents sources it may use (empty: any source)."""
+
+    token: str = field(repr=False)
+    sources: tuple[str, ...] = ()
+
+    def allows(self, source: str) -> bool:
+        return not self.sources or any(fnmatchcase(source, glob) for glob in self.sources)
+
+
+# TOKEN=PATTERN|PATTERN; a token's trailing "=" (base64 padding) stays part of the token.
+_GRANT = re.compile(r"([^=]+=*)=([^=].*)", re.DOTALL)
+
+
+def parse_ingress_tokens(text: str) -> tuple[IngressGrant, ...]:
+    """RELAY_INGRESS_TOKENS as grants. Errors name entries by position, never by content."""
+    grants: list[IngressGrant] = []
+    entries = [entry.strip() for entry in text.split(",") if entry.strip()]
+    for number, entry in enumerate(entries, start=1):
+        match = _GRANT.fullmatch(entry)
+        token, patterns = (match.group(1), match.group(2)) if match else (entry, "")
+        sources = tuple(glob.strip() for glob in patterns.split("|")) if patterns else ()
+        if any(char.isspace() for char in token):
+            raise ValueError(f"entry {number} holds a space in its token: write TOKEN=PATTERN")
+        if "" in sources:
+            raise ValueError(
+                f"entry {number} has an empty source pattern: write TOKEN=PATTERN|PATTERN"
+            )
+        if token in (grant.token for grant in grants):
+            raise ValueError(f"entry {number} repeats an earlier token: give each token once")
+        grants.append(IngressGrant(token, sources))
+    return tuple(grants)
+
+
+def with_password(url: str, password: SecretStr | None) -> str:
+    parts = urlsplit(url)
+    if password is None or parts.scheme not in ("redis", "rediss") or parts.password:
+        return url
+    secret = quote(password.get_secret_value(), safe="")
+    netloc = f"{parts.username or ''}:{secret}@{parts.netloc.rpartition('@')[2]}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _split_secret(value: SecretStr | None) -> tuple[str, ...]:

@@ -142,6 +142,8 @@ async def relay_factory(
             "RELAY_EXCHANGE_PREFIX": prefix,
             "RELAY_HTTP_HOST": "127.0.0.1",
             "RELAY_HTTP_PORT": "0",
+            "RELAY_ADMIN_HOST": "127.0.0.1",
+            "RELAY_ADMIN_PORT": "0",
             "RELAY_STATE_URL": "memory://",
             "RELAY_RETRY_DELAYS": TEST_RETRY_DELAYS,
             "RELAY_MSGFLASH_TIMEOUT": "5",

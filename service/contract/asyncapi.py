@@ -23,7 +23,13 @@ from service.contract.amqp import (
     Topology,
 )
 from service.contract.commands import ROUTING_KEYS, CommandType
-from service.contract.events import WEBHOOK_TYPE_PREFIX, EventType, routing_key_for
+from service.contract.events import (
+    UNKNOWN_WEBHOOK,
+    WEBHOOK_EVENTS,
+    WEBHOOK_TYPE_PREFIX,
+    EventType,
+    routing_key_for,
+)
 from service.contract.schemas import WEBHOOK_EVENT_KEY, command_schemas, event_schemas
 
 ASYNCAPI_VERSION = "3.0.0"
@@ -38,23 +44,16 @@ RESULT_EVENTS: Mapping[CommandType, tuple[EventType, ...]] = {
     CommandType.SEND_MESSAGE: (EventType.MESSAGE_SENT, EventType.MESSAGE_FAILED),
     CommandType.CREATE_CAMPAIGN: (EventType.CAMPAIGN_CREATED, EventType.CAMPAIGN_FAILED),
 }
-# MsgFlash's documented webhook events (fact sheet §11): examples for the channel parameter.
-WEBHOOK_EVENT_EXAMPLES = (
-    "message.sent",
-    "message.delivered",
-    "message.read",
-    "message.failed",
-    "instance.connected",
-    "instance.disconnected",
-)
 WEBHOOK_ADDRESS = routing_key_for(WEBHOOK_TYPE_PREFIX) + "{event}"
 
 DESCRIPTION = (
     "The bus side of msgflash-relay. Producers publish CloudEvents 1.0 commands on the "
     "commands exchange; the relay publishes every outcome, and every verified MsgFlash "
     "webhook, on the events exchange (persistent, JSON, publisher confirms, mandatory). "
-    "Commands may also be sent in CloudEvents binary mode: body = `data`, AMQP `message_id` "
-    "= id, `type` property = type, `app_id` = source. `(source, id)` is the idempotency key. "
+    "Commands may also be sent in CloudEvents binary mode: body = `data`, attributes in "
+    "`cloudEvents_<attr>` / `cloudEvents:<attr>` / `ce-<attr>` / `ce_<attr>` headers, or "
+    "the v1 convention (AMQP `message_id` = id, `type` property = type, `app_id` = source). "
+    "`(source, id)` is the idempotency key. "
     "Every event carries `data.requestId`/`data.requestSource` of the command it answers "
     "and the command's AMQP `correlation_id`. All names derive from RELAY_EXCHANGE_PREFIX."
 )
@@ -163,9 +162,10 @@ class _Document:
         if webhook:
             channel["parameters"] = {
                 "event": {
-                    "description": "The MsgFlash webhook event, lower-cased; characters outside "
-                    "[a-z0-9_-] in a word become `_`, and a missing event is `unknown`.",
-                    "examples": list(WEBHOOK_EVENT_EXAMPLES),
+                    "description": "The MsgFlash webhook event, lower-cased: one of the events "
+                    "MsgFlash documents, or `unknown` for any other name (kept in `data.event`) "
+                    "and for a delivery without one.",
+                    "enum": [*sorted(WEBHOOK_EVENTS), UNKNOWN_WEBHOOK],
                 }
             }
         self._channels[channel_id] = channel

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from service.contract.messages import (
+    CHOICE_SCHEMA,
     AudioMessage,
     ButtonsMessage,
     DocumentMessage,
@@ -104,6 +105,8 @@ Repeat = Annotated[
 
 
 class CreateCampaignData(WireModel):
+    model_config = ConfigDict(json_schema_extra=CHOICE_SCHEMA)
+
     instance_id: Uuid | None = None
     instance: ShortText | None = None
     name: ShortText

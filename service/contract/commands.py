@@ -161,8 +161,8 @@ _HINTS: Mapping[tuple[str, str], str] = {
     ("data", "missing"): "is required: the command's content (see the contract, §3.1 and §3.2)",
 }
 _BINARY_HINTS: Mapping[tuple[str, str], str] = {
-    ("source", "missing"): "is required: in binary mode the CloudEvents source is the AMQP "
-    "`app_id` property; set app_id to a URI that names the producer",
+    ("source", "missing"): "is required: in binary mode set the `cloudEvents_source` (or "
+    "`ce-source`) header, or the AMQP `app_id` property, to a URI that names the producer",
 }
 _MISPLACED_SCHEDULED_AT: Mapping[str, str] = {
     CommandType.SEND_MESSAGE: "is not allowed on msgflash.message.send: publish "
@@ -174,10 +174,11 @@ _MISPLACED_SCHEDULED_AT: Mapping[str, str] = {
 def parse_command(raw: RawCommand, *, max_bytes: int, now: datetime | None = None) -> Command:
     """Bytes and AMQP properties to a ``Command``, or ``InvalidCommand`` listing every problem.
 
-    Structured mode (the body is the whole envelope) unless the properties carry ``type`` and
-    ``message_id`` and the body has no ``specversion``: then binary mode, where the body is
-    ``data`` and ``app_id`` is the source. A missing content type is read as JSON, since many
-    AMQP producers do not set it.
+    Structured mode (the body is the whole envelope) unless the body has no ``specversion`` and
+    the message says what it is: then binary mode, where the body is ``data`` and the
+    attributes come from the AMQP properties (``message_id``, ``type``, ``app_id``) and, over
+    them, from ``cloudEvents_*`` / ``cloudEvents:*`` / ``ce-*`` / ``ce_*`` headers. A missing
+    content type is read as JSON, since many AMQP producers do not set it.
 
     ``now`` is the moment the command first reaches the relay: a schedule in its past is
     refused. None skips that check, for a command whose time may rightly have come since it

@@ -6,6 +6,7 @@ reported on ``body`` or ``content_type``. Pure.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,10 +23,10 @@ class RawCommand:
 
     body: bytes
     content_type: str | None = None
-    message_id: str | None = None  # binary mode: CloudEvents id
-    type: str | None = None  # binary mode: CloudEvents type (AMQP `type` property)
-    app_id: str | None = None  # binary mode: CloudEvents source
-    headers: Mapping[str, object] = field(default_factory=dict)  # binary mode: ce extensions
+    message_id: str | None = None  # binary mode, v1 convention: CloudEvents id
+    type: str | None = None  # binary mode, v1 convention: CloudEvents type
+    app_id: str | None = None  # binary mode, v1 convention: CloudEvents source
+    headers: Mapping[str, object] = field(default_factory=dict)  # binary mode: attributes
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,40 +97,65 @@ def _json_kind(value: object) -> str:
 
 
 def _is_binary(raw: RawCommand, parsed: object) -> bool:
-    structured = isinstance(parsed, dict) and "specversion" in parsed
-    return bool(raw.type and raw.message_id) and not structured
+    """Structured when the body carries ``specversion``; binary when the properties or the
+    CloudEvents headers say what the command is."""
+    if isinstance(parsed, dict) and "specversion" in parsed:
+        return False
+    attributes = header_attributes(raw.headers)
+    has_type = bool(raw.type or attributes.get("type"))
+    has_id = bool(raw.message_id or attributes.get("id"))
+    return has_type and has_id
 
 
-_EXTENSION_PREFIXES = ("cloudevents_", "cloudevents:", "ce_", "ce-")
-_HEADER_ATTRIBUTES = frozenset({"specversion", "time", "subject", "traceparent"})
+# CloudEvents AMQP binding (cloudEvents_ / cloudEvents:), and the ce- / ce_ headers that the
+# SDKs' HTTP, Kafka and RabbitMQ bindings write.
+_ATTRIBUTE_PREFIXES = ("cloudevents_", "cloudevents:", "ce-", "ce_")
+# Attribute names are lower-case letters and digits (CloudEvents 1.0); data never travels here.
+_ATTRIBUTE_NAME = re.compile(r"[a-z0-9]{1,20}")
+_NOT_HEADERS = frozenset({"data", "data_base64", "datacontenttype"})
 
 
-def _binary_envelope(raw: RawCommand, data: object) -> dict[str, Any]:
-    envelope: dict[str, Any] = {"specversion": "1.0", "id": raw.message_id, "type": raw.type}
-    if raw.app_id:
-        envelope["source"] = raw.app_id
-    for name, value in raw.headers.items():
+def header_attributes(headers: Mapping[str, object]) -> dict[str, object]:
+    """The CloudEvents attributes carried in headers, by attribute name (binary mode)."""
+    attributes: dict[str, object] = {}
+    for name, value in headers.items():
         attribute = _header_attribute(name.lower())
         if attribute is not None:
-            envelope[attribute] = _header_text(value)
-    envelope["data"] = data
-    return envelope
+            attributes[attribute] = _header_value(attribute, value)
+    return attributes
 
 
 def _header_attribute(name: str) -> str | None:
     if name == "traceparent":  # W3C trace context travels as a plain header too
         return name
-    for prefix in _EXTENSION_PREFIXES:
-        if name.startswith(prefix) and name[len(prefix) :] in _HEADER_ATTRIBUTES:
-            return name[len(prefix) :]
+    for prefix in _ATTRIBUTE_PREFIXES:
+        attribute = name.removeprefix(prefix)
+        if attribute != name and _ATTRIBUTE_NAME.fullmatch(attribute):
+            return None if attribute in _NOT_HEADERS else attribute
     return None
 
 
-def _header_text(value: object) -> object:
+def _binary_envelope(raw: RawCommand, data: object) -> dict[str, Any]:
+    """AMQP properties (the v1 convention) first, the CloudEvents headers over them."""
+    envelope: dict[str, Any] = {"specversion": "1.0", "id": raw.message_id, "type": raw.type}
+    if raw.app_id:
+        envelope["source"] = raw.app_id
+    envelope.update(header_attributes(raw.headers))
+    envelope["data"] = data
+    return envelope
+
+
+def _header_value(attribute: str, value: object) -> object:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
-    if isinstance(value, datetime):  # an AMQP timestamp header: seconds, UTC
+    if isinstance(value, datetime):  # an AMQP 0-9-1 timestamp header: seconds, UTC
         return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if attribute == "time" and isinstance(value, int) and not isinstance(value, bool):
+        # The AMQP binding writes time as an AMQP timestamp: milliseconds since the epoch.
+        try:
+            return datetime.fromtimestamp(value / 1000, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return value  # reported on `time` by the model
     return value
 
 
@@ -140,7 +166,12 @@ def peek_attributes(raw: RawCommand) -> tuple[str | None, str | None, str | None
     except Exception:  # anything at all: garbage in must still get a failure event out
         envelope = {}
     if _is_binary(raw, envelope):
-        return raw.message_id, raw.app_id or None, raw.type
+        binary = _binary_envelope(raw, None)
+        return (
+            _identity_text(binary.get("id")),
+            _identity_text(binary.get("source")),
+            _identity_text(binary.get("type")),
+        )
     return (
         _identity_text(envelope.get("id")) or raw.message_id or None,
         _identity_text(envelope.get("source")) or raw.app_id or None,

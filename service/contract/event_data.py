@@ -115,6 +115,7 @@ class SafetyWarningData(RequestRef):
 
 
 class WebhookData(RequestRef):
+    event: str | None = None  # the `event` of the payload as MsgFlash sent it
     payload: dict[str, Any]  # the verified MsgFlash webhook body, unchanged
 
 

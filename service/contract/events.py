@@ -8,7 +8,6 @@ yield a well-formed event, never a crash after MsgFlash already accepted the com
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +38,19 @@ from service.contract.wire import utc_millis
 
 EVENT_SOURCE = "msgflash-relay"
 WEBHOOK_TYPE_PREFIX = "msgflash.webhook."
+# The webhook events MsgFlash documents; anything else is published as ``webhook.unknown``.
+WEBHOOK_EVENTS = frozenset(
+    {
+        "instance.connected",
+        "instance.disconnected",
+        "message.sent",
+        "message.delivered",
+        "message.read",
+        "message.failed",
+        "message.received",
+    }
+)
+UNKNOWN_WEBHOOK = "unknown"
 
 
 class EventType(StrEnum):
@@ -223,25 +235,24 @@ def webhook_event(
     event_id: str | None = None,
     now: datetime | None = None,
 ) -> OutgoingEvent:
-    """``msgflash.webhook.<event>`` carrying the payload unchanged. Never raises: an event name
-    that cannot be a routing key is tidied, a missing one becomes ``unknown``."""
+    """``msgflash.webhook.<event>`` carrying the payload unchanged, and the event name as sent
+    (the only trace of it in the type of a ``webhook.unknown`` event). Never raises."""
     identity = webhook_identity(payload)
     event_type = WEBHOOK_TYPE_PREFIX + webhook_event_name(identity.event)
     data = WebhookData(
         request_id=correlation.request_id if correlation else None,
         request_source=correlation.request_source if correlation else None,
+        event=identity.event,
         payload=dict(payload),
     )
     return _build(event_type, data, identity.message_id, None, event_id, now)
 
 
 def webhook_event_name(event: str | None) -> str:
-    """``message.delivered`` as is; words outside ``[a-z0-9_-]`` are tidied for routing."""
-    words = (_ROUTING_WORD.sub("_", word) for word in (event or "").lower().split("."))
-    return ".".join(word for word in words if word) or "unknown"
-
-
-_ROUTING_WORD = re.compile(r"[^a-z0-9_-]+")
+    """``message.delivered`` as is (case aside); any name MsgFlash does not document, and a
+    missing one, is ``unknown``: routing keys and metric labels stay a fixed, small set."""
+    name = (event or "").strip().lower()
+    return name if name in WEBHOOK_EVENTS else UNKNOWN_WEBHOOK
 
 
 def quota_exhausted_event(

@@ -6,15 +6,22 @@ MsgFlash's.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, StringConstraints, model_validator
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 
+from service.contract.urls import HttpUrl
 from service.contract.wire import (
     NOT_BLANK_PATTERN,
     VARIABLE_NAME_PATTERN,
     E164Number,
-    HttpUrl,
     Instant,
     ItemCount,
     Label,
@@ -165,11 +172,22 @@ MessageContent = Annotated[
 ]
 
 
+# Pydantic renders the key rule as patternProperties, which lets other keys through: spelt
+# out here so the documents refuse every key and value the parser refuses.
+_VARIABLES_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "propertyNames": {"pattern": VARIABLE_NAME_PATTERN, "maxLength": 100},
+    "additionalProperties": {"anyOf": [{"type": "string"}, {"type": "number"}]},
+}
+
+
 class TemplateRef(WireModel):
     """A MsgFlash template and its ``custom.*`` values, sent flat (never nested under custom)."""
 
     id: Uuid
-    variables: dict[VariableName, VariableValue] = Field(default_factory=dict)
+    variables: Annotated[dict[VariableName, VariableValue], WithJsonSchema(_VARIABLES_SCHEMA)] = (
+        Field(default_factory=dict)
+    )
 
 
 # --- command data -------------------------------------------------------------------------
@@ -190,11 +208,27 @@ def choice_problems(
     return problems
 
 
+# ``choice_problems`` as JSON Schema, so the documents refuse what the parser refuses: content
+# is exactly one of message/template (null counts as absent), and at most one instance field.
+CHOICE_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        {"required": ["message"], "properties": {"message": {"type": "object"}}},
+        {"required": ["template"], "properties": {"template": {"type": "object"}}},
+    ],
+    "not": {
+        "required": ["instanceId", "instance"],
+        "properties": {"instanceId": {"type": "string"}, "instance": {"type": "string"}},
+    },
+}
+
+
 class MessageData(WireModel):
     """What message.schedule and message.send share.
 
     No instance named at all is valid: the relay then uses ``RELAY_DEFAULT_INSTANCE``.
     """
+
+    model_config = ConfigDict(json_schema_extra=CHOICE_SCHEMA)
 
     instance_id: Uuid | None = None
     instance: ShortText | None = None

@@ -22,7 +22,12 @@ from service.contract.event_data import (
     SafetyWarningData,
     WebhookData,
 )
-from service.contract.events import WEBHOOK_TYPE_PREFIX, EventType
+from service.contract.events import (
+    UNKNOWN_WEBHOOK,
+    WEBHOOK_EVENTS,
+    WEBHOOK_TYPE_PREFIX,
+    EventType,
+)
 
 WEBHOOK_EVENT_KEY = WEBHOOK_TYPE_PREFIX + "<event>"
 
@@ -62,8 +67,9 @@ def _event_schema(kind: str, data: type[BaseModel]) -> dict[str, Any]:
     schema = EventEnvelope[data].model_json_schema(by_alias=True, mode="serialization")  # type: ignore[valid-type]
     schema["title"] = f"{kind} event"
     if kind == WEBHOOK_EVENT_KEY:
-        pattern = "^" + WEBHOOK_TYPE_PREFIX.replace(".", r"\.") + r"[a-z0-9_-]+(\.[a-z0-9_-]+)*$"
-        schema["properties"]["type"] = {"type": "string", "pattern": pattern, "title": "Type"}
+        names = [*sorted(WEBHOOK_EVENTS), UNKNOWN_WEBHOOK]
+        kinds = [WEBHOOK_TYPE_PREFIX + name for name in names]
+        schema["properties"]["type"] = {"type": "string", "enum": kinds, "title": "Type"}
     else:
         schema["properties"]["type"] = {"const": kind, "type": "string", "title": "Type"}
     return schema

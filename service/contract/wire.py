@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -24,7 +23,6 @@ from pydantic import (
     GetJsonSchemaHandler,
     StringConstraints,
     ValidationError,
-    WithJsonSchema,
 )
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
@@ -59,30 +57,6 @@ Text = Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=N
 Label = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=NOT_BLANK_PATTERN)]
 ShortText = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=NOT_BLANK_PATTERN)
-]
-
-
-def _absolute_http_url(value: str) -> str:
-    try:
-        parts = urlsplit(value)
-        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and " " not in value
-    except ValueError:  # e.g. an unclosed IPv6 bracket
-        valid = False
-    if not valid:
-        raise PydanticCustomError(
-            "http_url",
-            "must be an absolute http(s) URL that MsgFlash can fetch, such as "
-            "https://cdn.example.com/photo.jpg",
-        )
-    return value
-
-
-# Kept as the producer's string: pydantic's URL type would normalise it (trailing slash, case).
-HttpUrl = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=2048),
-    AfterValidator(_absolute_http_url),
-    WithJsonSchema({"type": "string", "format": "uri", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"}),
 ]
 
 

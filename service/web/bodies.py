@@ -96,7 +96,11 @@ class WebhookDelivery(BaseModel):
     provider_message_id: str | None = None
     to: str | None = None
     status: str | None = None
-    timestamp: str | None = None
+    timestamp: str = Field(
+        description="when MsgFlash raised the event (ISO 8601); refused when older than "
+        "RELAY_WEBHOOK_TOLERANCE_SECONDS",
+        json_schema_extra={"format": "date-time"},
+    )
     error: str | None = None
     data: WebhookDeliveryData | None = None
 
@@ -123,12 +127,7 @@ def error_reply(
 
 
 # --- reading ------------------------------------------------------------------------------
-BODY_READ_TIMEOUT = 30.0
-
-
-async def read_bounded(
-    request: web.Request, limit: int, *, timeout: float = BODY_READ_TIMEOUT
-) -> bytes | None:
+async def read_bounded(request: web.Request, limit: int, *, timeout: float) -> bytes | None:
     """The request body, or None when it is over ``limit`` bytes.
 
     Never holds more than ``limit + 1`` bytes, whatever the client sends or declares, and a
@@ -152,7 +151,8 @@ async def read_bounded(
 def _request_timeout(timeout: float) -> web.HTTPRequestTimeout:
     detail = ErrorDetail(
         code="REQUEST_TIMEOUT",
-        message=f"the request body did not arrive within {timeout:g} s: send it in one go",
+        message=f"the request body did not arrive within {timeout:g} s "
+        "(RELAY_HTTP_BODY_TIMEOUT): send it in one go",
     )
     text = ErrorBody(error=detail).model_dump_json(exclude_none=True)
     return web.HTTPRequestTimeout(text=text, content_type=JSON)

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from service.settings import IngressGrant
 
 SIGNATURE_PREFIX = "sha256="
 
@@ -45,24 +48,35 @@ class WebhookVerifier:
 
 @dataclass(frozen=True, slots=True)
 class BearerTokens:
-    """The ingress tokens; an empty set means the ingress is disabled."""
+    """The ingress tokens and the sources each may use; none means the ingress is disabled."""
 
-    tokens: tuple[str, ...] = field(repr=False)
+    grants: tuple[IngressGrant, ...] = field(repr=False)
+
+    @classmethod
+    def of(cls, tokens: Iterable[IngressGrant | str]) -> BearerTokens:
+        """Grants as configured; a bare string is a token that may use any source."""
+        return cls(tuple(t if isinstance(t, IngressGrant) else IngressGrant(t) for t in tokens))
 
     @property
     def enabled(self) -> bool:
-        return bool(self.tokens)
+        return bool(self.grants)
 
-    def admit(self, authorization: str | None) -> bool:
-        """True when ``Authorization: Bearer <token>`` names one of the tokens."""
+    @property
+    def unbound(self) -> int:
+        """How many tokens may use any source (warned about at start)."""
+        return sum(1 for grant in self.grants if not grant.sources)
+
+    def admit(self, authorization: str | None) -> IngressGrant | None:
+        """The grant whose token ``Authorization: Bearer <token>`` names, or None."""
         token = bearer_token(authorization)
         if token is None:
-            return False
+            return None
         presented = _wire_bytes(token)
-        matched = False
-        for candidate in self.tokens:
-            matched |= hmac.compare_digest(presented, candidate.encode())
-        return matched
+        admitted = None
+        for grant in self.grants:
+            if hmac.compare_digest(presented, grant.token.encode()):
+                admitted = grant
+        return admitted
 
 
 def bearer_token(authorization: str | None) -> str | None:

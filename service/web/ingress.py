@@ -44,19 +44,28 @@ def media_type(content_type: str | None) -> str:
 class CommandIngress:
     """Authenticates, validates and publishes commands sent over HTTP."""
 
-    def __init__(self, *, publisher: Publisher, tokens: BearerTokens, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        *,
+        publisher: Publisher,
+        tokens: BearerTokens,
+        max_body_bytes: int,
+        body_timeout: float,
+    ) -> None:
         self._publisher = publisher
         self._tokens = tokens
         self._max_body_bytes = max_body_bytes
+        self._body_timeout = body_timeout
 
     async def accept(self, request: web.Request) -> web.Response:
         if not self._tokens.enabled:
             message = "the HTTP ingress is disabled: set RELAY_INGRESS_TOKENS to enable it"
             return error_reply(404, "INGRESS_DISABLED", message)
-        if not self._tokens.admit(request.headers.get(hdrs.AUTHORIZATION)):
+        grant = self._tokens.admit(request.headers.get(hdrs.AUTHORIZATION))
+        if grant is None:
             message = "send Authorization: Bearer <token> with one of RELAY_INGRESS_TOKENS"
             return error_reply(401, "UNAUTHORIZED", message, headers=_CHALLENGE)
-        body = await read_bounded(request, self._max_body_bytes)
+        body = await read_bounded(request, self._max_body_bytes, timeout=self._body_timeout)
         if body is None:
             return self._too_large()
         content_type = request.headers.get(hdrs.CONTENT_TYPE)
@@ -69,6 +78,16 @@ class CommandIngress:
         except InvalidCommand as exc:
             log.info("ingress_command_rejected", error=exc.message)
             return error_reply(422, exc.code, exc.message, details=exc.details)
+        if not grant.allows(command.source):
+            # The idempotency key is (source, id): a token that could claim another producer's
+            # source could make that producer's real command look like a duplicate.
+            log.warning("ingress_source_refused", requestId=command.id, source=command.source)
+            message = (
+                "this token may not publish commands with this `source`: use the token issued "
+                "to that producer, or add the source to the token's patterns in "
+                "RELAY_INGRESS_TOKENS"
+            )
+            return error_reply(403, "SOURCE_NOT_ALLOWED", message)
         try:
             await self._publisher.publish_command(
                 body,
@@ -110,7 +129,9 @@ OPERATION = Operation(
         "The same CloudEvents 1.0 command as on the bus (structured mode: the body is the "
         "whole envelope), validated as the consumer validates it, then published unchanged "
         "on the commands exchange under the command's routing key. 202 only after the broker "
-        "confirmed. Disabled (404) unless RELAY_INGRESS_TOKENS is set."
+        "confirmed. Disabled (404) unless RELAY_INGRESS_TOKENS is set. A token bound to "
+        "source patterns (`TOKEN=PATTERN|PATTERN`) may only publish commands whose `source` "
+        "matches one of them (403 otherwise)."
     ),
     security="ingressToken",
     body=RequestBody(
@@ -124,6 +145,10 @@ OPERATION = Operation(
             401,
             "Missing or unknown bearer token (UNAUTHORIZED).",
             headers=(Header("WWW-Authenticate", "Always `Bearer`.", required=True),),
+        ),
+        Reply(
+            403,
+            "The token may not publish commands with this `source` (SOURCE_NOT_ALLOWED).",
         ),
         Reply(404, "The ingress is disabled: RELAY_INGRESS_TOKENS is not set."),
         Reply(408, "The body did not arrive in time (REQUEST_TIMEOUT)."),

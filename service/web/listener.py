@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from service.web.server import ServerLimits
+
 
 @dataclass(frozen=True, slots=True)
 class Listener:
@@ -16,6 +18,7 @@ class Listener:
     host: str
     port: int
     setting: str  # the variable an operator changes to move it
+    limits: ServerLimits | None = None  # for a port facing the outside
 
 
 def cannot_listen(listener: Listener, exc: OSError) -> str:

@@ -31,25 +31,32 @@ DOCUMENT = Operation(
     replies=(Reply(200, "The OpenAPI document.", None),),
 )
 
-OPERATIONS: tuple[Operation, ...] = (
-    webhooks.OPERATION,
-    ingress.OPERATION,
-    health.LIVENESS,
-    health.READINESS,
-    health.METRICS,
-    DOCUMENT,
-)
+OPERATIONS: tuple[Operation, ...] = (webhooks.OPERATION, ingress.OPERATION, DOCUMENT)
+# Served on the admin port only; the path items say so with a server of their own.
+ADMIN_OPERATIONS: tuple[Operation, ...] = (health.LIVENESS, health.READINESS, health.METRICS)
+PUBLIC_SERVER = {
+    "url": "http://localhost:8080",
+    "description": "the public port (RELAY_HTTP_PORT): webhooks and ingress",
+}
+ADMIN_SERVER = {
+    "url": "http://localhost:9090",
+    "description": "the admin port (RELAY_ADMIN_PORT): never exposed with the public one",
+}
 
 TAGS = (
     {"name": "webhooks", "description": "MsgFlash deliveries, verified and put on the bus."},
     {"name": "ingress", "description": "Commands over HTTP, for producers without AMQP."},
-    {"name": "operations", "description": "Health, readiness, metrics and this document."},
+    {
+        "name": "operations",
+        "description": "This document; health, readiness and metrics on the admin port.",
+    },
 )
 
 DESCRIPTION = (
-    "The HTTP side of msgflash-relay (contract §5): MsgFlash webhooks in, commands in for "
-    "producers that do not speak AMQP, and the probes an orchestrator needs. Every error "
-    "body is `{error: {code, message, details?}}`."
+    "The HTTP side of msgflash-relay (contract §5): MsgFlash webhooks in and commands in for "
+    "producers that do not speak AMQP on the public port; the probes and metrics an "
+    "orchestrator needs on the admin port. Every error body is "
+    "`{error: {code, message, details?}}`."
 )
 
 
@@ -57,10 +64,12 @@ def render_openapi() -> dict[str, Any]:
     """The whole document, deterministic (the committed copy is compared with it)."""
     components = SchemaComponents()
     paths: dict[str, dict[str, Any]] = {}
-    for operation in OPERATIONS:
+    for operation in OPERATIONS + ADMIN_OPERATIONS:
         paths.setdefault(operation.path, {})[operation.method.lower()] = _operation(
             operation, components
         )
+    for operation in ADMIN_OPERATIONS:
+        paths[operation.path]["servers"] = [dict(ADMIN_SERVER)]
     schemes = sorted({op.security for op in OPERATIONS if op.security is not None})
     return {
         "openapi": OPENAPI_VERSION,
@@ -69,6 +78,7 @@ def render_openapi() -> dict[str, Any]:
             "version": CONTRACT_VERSION,
             "description": DESCRIPTION,
         },
+        "servers": [dict(PUBLIC_SERVER)],
         "tags": list(TAGS),
         "paths": paths,
         "components": {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -19,15 +20,14 @@ from pydantic_core import from_json
 from service.bus.publisher import Publisher
 from service.contract.errors import BrokerUnavailable
 from service.contract.events import (
-    WEBHOOK_TYPE_PREFIX,
     WebhookIdentity,
-    routing_key_for,
     webhook_event,
     webhook_event_name,
     webhook_identity,
 )
 from service.metrics import Metrics
 from service.state.store import StateStore
+from service.web import replay
 from service.web.bodies import (
     WebhookDelivery,
     WebhookReceipt,
@@ -46,10 +46,6 @@ EVENT_HEADER = "X-MsgFlash-Event"
 # Metric label when the event cannot be trusted (unsigned, unreadable): never attacker text.
 UNKNOWN_EVENT = "unknown"
 RETRY_AFTER_SECONDS = "5"
-# AMQP routing keys are short strings: at most 255 bytes (the tidied event name is ASCII).
-MAX_ROUTING_KEY_BYTES = 255
-WEBHOOK_ROUTING_PREFIX = routing_key_for(WEBHOOK_TYPE_PREFIX)
-_MAX_EVENT_CHARS = MAX_ROUTING_KEY_BYTES - len(WEBHOOK_ROUTING_PREFIX)
 
 _SIGNATURE_HELP = (
     f"missing or invalid {SIGNATURE_HEADER}: it must be sha256=<lowercase hex HMAC-SHA256 of "
@@ -86,15 +82,21 @@ class WebhookReceiver:
         metrics: Metrics,
         secrets: Callable[[], tuple[str, ...]],
         dedupe_seconds: float,
+        tolerance_seconds: float,
+        body_timeout: float,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._publisher = publisher
         self._store = store
         self._metrics = metrics
         self._secrets = secrets
-        self._dedupe_seconds = dedupe_seconds
+        self._tolerance_seconds = tolerance_seconds
+        self._dedupe_seconds = replay.dedupe_seconds(dedupe_seconds, tolerance_seconds)
+        self._clock = clock
+        self._body_timeout = body_timeout
 
     async def receive(self, request: web.Request) -> web.Response:
-        body = await read_bounded(request, MAX_WEBHOOK_BYTES)
+        body = await read_bounded(request, MAX_WEBHOOK_BYTES, timeout=self._body_timeout)
         if body is None:
             message = f"the body is over {MAX_WEBHOOK_BYTES} bytes, the most a delivery may be"
             return self._reject(413, "PAYLOAD_TOO_LARGE", message, "too_large")
@@ -110,12 +112,11 @@ class WebhookReceiver:
         payload = parse_payload(body)
         if payload is None:
             return self._reject(400, "INVALID_JSON", "the body must be a JSON object", "bad_json")
+        stale = replay.freshness_problem(payload, self._clock(), self._tolerance_seconds)
+        if stale is not None:
+            return self._reject(400, *stale, "stale")
         identity = webhook_identity(payload)
-        event_name = webhook_event_name(identity.event)
-        if len(WEBHOOK_ROUTING_PREFIX + event_name) > MAX_ROUTING_KEY_BYTES:
-            message = f"`event` is too long to be routed: at most {_MAX_EVENT_CHARS} characters"
-            return self._reject(400, "INVALID_PAYLOAD", message, "bad_json")
-        return await self._republish(payload, body, identity, event_name)
+        return await self._republish(payload, body, identity, webhook_event_name(identity.event))
 
     def _reject(self, status: int, code: str, message: str, result: str) -> web.Response:
         # Nothing read from a refused request is trusted, so none of it is logged or labelled.
@@ -171,11 +172,15 @@ OPERATION = Operation(
         "body, keyed with any secret in MSGFLASH_WEBHOOK_SECRET), then republishes the "
         "payload unchanged as `msgflash.webhook.<event>` (routing key `webhook.<event>`) on "
         "the events exchange. It answers 2xx only after the broker confirmed that event. "
-        "A repeated delivery (same event, messageId and status, or the same body when there "
-        "is no messageId, within RELAY_WEBHOOK_DEDUPE_SECONDS) is answered 200 and not "
-        "published again. The signature must carry its `sha256=` prefix, as MsgFlash's "
-        "delivery header and code samples do; the bare hex shown by the portal's hint is "
-        "refused."
+        "Only the events MsgFlash documents keep their name; any other is published as "
+        "`msgflash.webhook.unknown` with the name in `data.event`. A delivery whose payload "
+        "`timestamp` is older than RELAY_WEBHOOK_TOLERANCE_SECONDS (or more than 5 minutes "
+        "ahead) is refused as a possible replay. A repeated delivery (same event, messageId "
+        "and status, or the same body when there is no messageId) is answered 200 and not "
+        "published again; it is remembered for RELAY_WEBHOOK_DEDUPE_SECONDS, and never for "
+        "less than the tolerance. The signature must carry its `sha256=` prefix, as "
+        "MsgFlash's delivery header and code samples do; the bare hex shown by the portal's "
+        "hint is refused."
     ),
     headers=(
         Header(
@@ -198,8 +203,9 @@ OPERATION = Operation(
         ),
         Reply(
             400,
-            "The body is not a JSON object (INVALID_JSON), or its `event` is too long to be "
-            "a routing key (INVALID_PAYLOAD).",
+            "The body is not a JSON object (INVALID_JSON), has no ISO 8601 `timestamp` "
+            "(INVALID_PAYLOAD), or is too old or too far ahead to be told from a replay "
+            "(STALE_DELIVERY).",
         ),
         Reply(401, "Missing or invalid signature, or no secret configured (INVALID_SIGNATURE)."),
         Reply(408, "The body did not arrive in time (REQUEST_TIMEOUT)."),

@@ -21,6 +21,7 @@ RELAY_CONTAINER = "relay"
 CONFIG_MAP = "msgflash-relay-config"
 SECRET = "msgflash-relay-secrets"
 HTTP_PORT = 8080
+ADMIN_PORT = 9090
 
 
 def overlay_dir(overlay: str) -> Path:

@@ -116,7 +116,7 @@ def test_relay_and_sandbox_healthchecks_probe_their_own_http_endpoint(
 ) -> None:
     test = _services()[service]["healthcheck"]["test"]
     assert test[:3] == ["CMD", "python", "-c"]
-    port = 8090 if service == "sandbox" else int(_relay_env()["RELAY_HTTP_PORT"])
+    port = 8090 if service == "sandbox" else int(_relay_env()["RELAY_ADMIN_PORT"])
     assert f"http://127.0.0.1:{port}{path}" in test[3]
 
 
@@ -131,3 +131,25 @@ def test_compose_gives_the_relay_time_to_drain_before_killing_it() -> None:
     grace = _services()["relay"]["stop_grace_period"]
     assert grace.endswith("s")
     assert float(grace.removesuffix("s")) > Settings.model_fields["relay_drain_seconds"].default
+
+
+def test_every_published_port_binds_to_loopback_only() -> None:
+    """guest/guest RabbitMQ, a password-less Redis and the sandbox's unauthenticated admin
+    routes must not be reachable from the network the developer's machine is on."""
+    published = [
+        (name, str(port))
+        for name, service in _services().items()
+        for port in service.get("ports", [])
+    ]
+    assert published
+    for name, port in published:
+        assert port.startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+
+
+def test_the_relays_admin_port_is_published_apart_from_the_public_one() -> None:
+    env = _relay_env()
+    ports = [str(p).split(" ")[0] for p in _services()["relay"]["ports"]]
+    assert ports == [
+        f"127.0.0.1:{env['RELAY_HTTP_PORT']}:{env['RELAY_HTTP_PORT']}",
+        f"127.0.0.1:{env['RELAY_ADMIN_PORT']}:{env['RELAY_ADMIN_PORT']}",
+    ]

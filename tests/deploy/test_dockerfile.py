@@ -15,7 +15,13 @@ import tomllib
 import pytest
 
 from tests.deploy.dockerfile import Dockerfile, DockerIgnore, Stage, parse_dockerfile
-from tests.deploy.manifests import DOCKERFILE, HTTP_PORT, REPO_ROOT, relay_deployment
+from tests.deploy.manifests import (
+    ADMIN_PORT,
+    DOCKERFILE,
+    HTTP_PORT,
+    REPO_ROOT,
+    relay_deployment,
+)
 
 DOCKERIGNORE = REPO_ROOT / ".dockerignore"
 BASE_IMAGE = "python:3.11-slim"
@@ -87,8 +93,8 @@ def test_entrypoint_is_the_console_script_and_the_default_command_is_run(final: 
     assert cmd.json_form() == ["run"]
 
 
-def test_the_http_port_is_exposed(final: Stage) -> None:
-    assert [e.arguments for e in final.all("EXPOSE")] == [str(HTTP_PORT)]
+def test_the_public_and_admin_ports_are_exposed(final: Stage) -> None:
+    assert [e.arguments for e in final.all("EXPOSE")] == [f"{HTTP_PORT} {ADMIN_PORT}"]
 
 
 def test_healthcheck_probes_healthz_with_python_not_curl(final: Stage) -> None:
@@ -98,7 +104,7 @@ def test_healthcheck_probes_healthz_with_python_not_curl(final: Stage) -> None:
     probe = json.loads(command)
     assert probe[:2] == ["python", "-c"]
     assert "urllib.request" in probe[2] and "/healthz" in probe[2]
-    assert "RELAY_HTTP_PORT" in probe[2] and "'8080'" in probe[2]
+    assert "RELAY_ADMIN_PORT" in probe[2] and "'9090'" in probe[2]
     assert "--timeout=" in options and "--interval=" in options
 
 

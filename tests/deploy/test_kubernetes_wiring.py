@@ -10,6 +10,7 @@ import yaml
 
 from tests.deploy.kustomize import KUSTOMIZATION_FILE, Manifest
 from tests.deploy.manifests import (
+    ADMIN_PORT,
     DEPLOY,
     HTTP_PORT,
     OVERLAYS,
@@ -55,20 +56,32 @@ def test_service_pdb_and_network_policy_select_the_relay_pods(overlay: str) -> N
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_service_port_reaches_the_containers_http_port(overlay: str) -> None:
-    (port,) = find(rendered(overlay), "Service", RELAY)["spec"]["ports"]
+def test_service_ports_reach_the_containers_public_and_admin_ports(overlay: str) -> None:
+    ports = {p["name"]: p for p in find(rendered(overlay), "Service", RELAY)["spec"]["ports"]}
     container_ports = {p["name"]: p["containerPort"] for p in relay_container(overlay)["ports"]}
-    assert port["port"] == HTTP_PORT
-    assert container_ports[port["targetPort"]] == HTTP_PORT
-    assert int(relay_config(overlay)["RELAY_HTTP_PORT"]) == HTTP_PORT
+    config = relay_config(overlay)
+    for name, number, variable in (
+        ("http", HTTP_PORT, "RELAY_HTTP_PORT"),
+        ("admin", ADMIN_PORT, "RELAY_ADMIN_PORT"),
+    ):
+        assert ports[name]["port"] == number
+        assert container_ports[ports[name]["targetPort"]] == number
+        assert int(config[variable]) == number
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_network_policy_admits_only_the_http_port_and_the_needed_egress(overlay: str) -> None:
+def test_network_policy_admits_the_public_port_and_the_admin_port_from_monitoring_only(
+    overlay: str,
+) -> None:
     spec = find(rendered(overlay), "NetworkPolicy", RELAY)["spec"]
     assert spec["policyTypes"] == ["Ingress", "Egress"]
-    ingress_ports = [p["port"] for rule in spec["ingress"] for p in rule["ports"]]
-    assert ingress_ports == ["http"]
+    rules = {p["port"]: rule for rule in spec["ingress"] for p in rule["ports"]}
+    assert set(rules) == {"http", "admin"}
+    assert "from" not in rules["http"]
+    (source,) = rules["admin"]["from"]
+    assert source == {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+    }
     egress = {(p["port"], p["protocol"]) for rule in spec["egress"] for p in rule["ports"]}
     needed = {(5672, "TCP"), (6379, "TCP"), (53, "UDP"), (53, "TCP"), (443, "TCP")}
     assert needed <= egress
@@ -82,6 +95,7 @@ def test_service_monitor_scrapes_metrics_on_the_relay_service() -> None:
     assert _selects(monitor["selector"]["matchLabels"], service["metadata"]["labels"])
     (endpoint,) = monitor["endpoints"]
     assert endpoint["path"] == "/metrics"
+    assert endpoint["port"] == "admin"
     assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
 
 
@@ -119,6 +133,20 @@ def test_prod_state_url_names_the_redis_service_of_the_overlay() -> None:
     args = redis["spec"]["template"]["spec"]["containers"][0]["command"]
     assert args[args.index("--maxmemory-policy") + 1] == "noeviction"
     assert args[args.index("--appendonly") + 1] == "yes"
+
+
+def test_prod_redis_refuses_clients_without_the_password_the_relay_gets_from_its_secret() -> None:
+    objects = rendered("prod")
+    redis = find(objects, "StatefulSet", "msgflash-redis")["spec"]["template"]["spec"]
+    (container,) = redis["containers"]
+    args = container["command"]
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+    assert args[args.index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
+    for name in ("REDIS_PASSWORD", "REDISCLI_AUTH"):  # the server, and its probes' redis-cli
+        assert (env[name]["name"], env[name]["key"]) == (SECRET, "RELAY_REDIS_PASSWORD")
+        assert not env[name].get("optional", False)
+    relay_env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in relay_container("prod")["env"]}
+    assert (relay_env["RELAY_REDIS_PASSWORD"]["key"]) == "RELAY_REDIS_PASSWORD"
 
 
 def test_prod_broker_is_a_three_node_rabbitmq_cluster() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.deploy.manifests import (
-    HTTP_PORT,
+    ADMIN_PORT,
     OVERLAYS,
     RELAY,
     find,
@@ -70,13 +70,13 @@ def test_no_service_account_token_and_no_service_link_variables(overlay: str) ->
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_liveness_probes_healthz_and_readiness_probes_readyz_on_the_http_port(
+def test_liveness_probes_healthz_and_readiness_probes_readyz_on_the_admin_port(
     overlay: str,
 ) -> None:
     container = relay_container(overlay)
-    assert _probe_target(container["livenessProbe"], overlay) == ("/healthz", HTTP_PORT)
-    assert _probe_target(container["startupProbe"], overlay) == ("/healthz", HTTP_PORT)
-    assert _probe_target(container["readinessProbe"], overlay) == ("/readyz", HTTP_PORT)
+    assert _probe_target(container["livenessProbe"], overlay) == ("/healthz", ADMIN_PORT)
+    assert _probe_target(container["startupProbe"], overlay) == ("/healthz", ADMIN_PORT)
+    assert _probe_target(container["readinessProbe"], overlay) == ("/readyz", ADMIN_PORT)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

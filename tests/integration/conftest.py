@@ -30,6 +30,7 @@ class RelayProcess:
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.env = env
         self.port = int(env["RELAY_HTTP_PORT"])
+        self.admin_port = int(env["RELAY_ADMIN_PORT"])
         self.log = log
         self.process: asyncio.subprocess.Process | None = None
 
@@ -46,8 +47,9 @@ class RelayProcess:
         async with aiohttp.ClientSession() as session:
             while time.monotonic() < deadline:
                 assert self.process is not None and self.process.returncode is None, self.tail()
+                url = f"http://127.0.0.1:{self.admin_port}/readyz"
                 try:
-                    async with session.get(f"http://127.0.0.1:{self.port}/readyz") as response:
+                    async with session.get(url) as response:
                         if response.status == 200:
                             return
                 except aiohttp.ClientError:
@@ -58,7 +60,7 @@ class RelayProcess:
     async def metric(self, name: str) -> float:
         async with (
             aiohttp.ClientSession() as session,
-            session.get(f"http://127.0.0.1:{self.port}/metrics") as response,
+            session.get(f"http://127.0.0.1:{self.admin_port}/metrics") as response,
         ):
             text = await response.text()
         for line in text.splitlines():
@@ -70,7 +72,7 @@ class RelayProcess:
         """Sum of every labelled sample of ``name`` on /metrics."""
         async with (
             aiohttp.ClientSession() as session,
-            session.get(f"http://127.0.0.1:{self.port}/metrics") as response,
+            session.get(f"http://127.0.0.1:{self.admin_port}/metrics") as response,
         ):
             text = await response.text()
         return sum(
@@ -110,6 +112,8 @@ async def relay_processes(
             "RELAY_EXCHANGE_PREFIX": prefix,
             "RELAY_HTTP_HOST": "127.0.0.1",
             "RELAY_HTTP_PORT": str(free_port()),
+            "RELAY_ADMIN_HOST": "127.0.0.1",
+            "RELAY_ADMIN_PORT": str(free_port()),
             "RELAY_STATE_URL": f"sqlite:///{tmp_path / 'state.db'}",
             "RELAY_RETRY_DELAYS": TEST_RETRY_DELAYS,
             "RELAY_LEASE_SECONDS": "2",

@@ -162,7 +162,7 @@ async def test_an_exhausted_quota_closes_the_gate_once_and_commands_wait_for_the
     await asyncio.sleep(2.5)  # the gate holds: a probe a second, not a call per command
     refused = await sandbox.requests("/api/v1/messages/send", method="POST")
     assert 1 <= len(refused) <= 5
-    assert "relay_quota_gate_closed{key=" in relay.metrics.render().decode()
+    assert 'relay_quota_gate_closed{account="default"} 1.0' in relay.metrics.render().decode()
 
     await sandbox.admin("PUT", "/_sandbox/limits", {})
     sent = await events.wait_for(

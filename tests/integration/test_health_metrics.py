@@ -78,13 +78,13 @@ async def proxy() -> AsyncIterator[BrokerProxy]:
 
 
 async def get(relay: Relay, path: str) -> tuple[int, str]:
-    url = f"http://127.0.0.1:{relay.http_port}{path}"
+    url = f"http://127.0.0.1:{relay.admin_port}{path}"
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         return response.status, await response.text()
 
 
 async def get_json(relay: Relay, path: str) -> tuple[int, Any]:
-    url = f"http://127.0.0.1:{relay.http_port}{path}"
+    url = f"http://127.0.0.1:{relay.admin_port}{path}"
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         return response.status, await response.json()
 
@@ -194,7 +194,7 @@ async def test_metrics_are_prometheus_text_and_move_as_commands_flow(
 
 
 async def test_metrics_are_served_with_the_prometheus_text_content_type(relay: Relay) -> None:
-    url = f"http://127.0.0.1:{relay.http_port}/metrics"
+    url = f"http://127.0.0.1:{relay.admin_port}/metrics"
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         assert response.content_type == "text/plain"
         assert "version=0.0.4" in response.headers["Content-Type"]

@@ -106,6 +106,50 @@ async def test_each_configured_token_is_accepted(relay: Relay, commands: Command
         assert (await commands.next()).message_id == cmd["id"]
 
 
+ORDERS_TOKEN = "ingress-orders-0123456789"
+BILLING_TOKEN = "ingress-billing-9876543210"
+BOUND = f"{ORDERS_TOKEN}=urn:orders-service,{BILLING_TOKEN}=urn:billing/*|urn:invoices"
+
+
+async def test_a_token_cannot_claim_another_producers_source_to_shadow_its_command(
+    relay_factory: RelayFactory, commands: CommandTap, events: EventTap
+) -> None:
+    relay = await relay_factory(relay_ingress_tokens=BOUND)
+    real = command(source="urn:orders-service", command_id="order-4139cb")
+
+    forged_status, forged, _ = await post(relay, real, token=BILLING_TOKEN)
+    status, _, _ = await post(relay, real, token=ORDERS_TOKEN)
+
+    assert forged_status == 403
+    assert forged["error"]["code"] == "SOURCE_NOT_ALLOWED"
+    assert status == 202
+    assert (await commands.next()).message_id == real["id"]  # the forged one never went out
+    [sent] = await events.wait_for(
+        lambda e: e["type"] == "msgflash.message.sent" and e["data"]["requestId"] == real["id"]
+    )
+    assert sent["data"]["requestSource"] == "urn:orders-service"
+
+
+@pytest.mark.parametrize(
+    ("source", "status"),
+    [
+        ("urn:billing/eu", 202),
+        ("urn:billing/eu/west", 202),
+        ("urn:invoices", 202),
+        ("urn:billing", 403),
+        ("urn:invoices/x", 403),
+        ("URN:BILLING/eu", 403),
+        ("urn:orders-service", 403),
+    ],
+)
+async def test_a_bound_token_may_use_only_the_sources_its_globs_match(
+    relay_factory: RelayFactory, source: str, status: int
+) -> None:
+    relay = await relay_factory(relay_ingress_tokens=BOUND)
+    answer, _, _ = await post(relay, command(source=source), token=BILLING_TOKEN)
+    assert answer == status
+
+
 async def test_a_campaign_command_goes_out_under_its_own_routing_key(
     relay: Relay, commands: CommandTap
 ) -> None:

@@ -164,6 +164,8 @@ async def test_2000_commands_through_two_broker_restarts_each_sent_once(
         "RELAY_EXCHANGE_PREFIX": topology.prefix,
         "RELAY_HTTP_HOST": "127.0.0.1",
         "RELAY_HTTP_PORT": "0",
+        "RELAY_ADMIN_HOST": "127.0.0.1",
+        "RELAY_ADMIN_PORT": "0",
         "RELAY_STATE_URL": f"sqlite:///{tmp_path / 'state.db'}",
         "RELAY_RETRY_DELAYS": TEST_RETRY_DELAYS,
         "MSGFLASH_RATE_LIMIT": "1000",

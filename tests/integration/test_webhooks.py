@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -19,6 +20,7 @@ import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.app import Relay
+from service.contract.wire import utc_millis
 from service.providers.msgflash.sandbox.delivery import sign
 from service.providers.msgflash.sandbox.seed import INSTANCE_MAIN
 from tests.conftest import EventTap, Producer, RelayFactory, SandboxHandle, command
@@ -52,9 +54,14 @@ def delivery(event: str = "message.delivered", **fields: Any) -> dict[str, Any]:
         "providerMessageId": "BAE5D1A2B3C4D5E6",
         "to": "+33612345678",
         "status": event.rsplit(".", 1)[-1],
-        "timestamp": "2026-04-01T10:00:05.000Z",
+        "timestamp": moment(),
         **fields,
     }
+
+
+def moment(seconds_ago: float = 0) -> str:
+    """A payload timestamp as MsgFlash writes it, ``seconds_ago`` before now."""
+    return utc_millis(datetime.now(UTC) - timedelta(seconds=seconds_ago))
 
 
 def encode(payload: Any) -> bytes:
@@ -124,7 +131,8 @@ async def test_a_signed_delivery_is_republished_unchanged_as_a_webhook_event(
 
 async def test_the_nested_payload_shape_is_accepted_too(relay: Relay, events: EventTap) -> None:
     message_id = str(uuid.uuid4())
-    payload = {"event": "message.read", "data": {"messageId": message_id, "status": "read"}}
+    data = {"messageId": message_id, "status": "read", "timestamp": moment()}
+    payload = {"event": "message.read", "data": data}
 
     assert await deliver(relay, payload) == 200
 
@@ -253,18 +261,91 @@ async def test_a_delivery_over_one_mebibyte_is_413_and_one_of_exactly_that_size_
     await events.wait_for(about(payload["messageId"]))
 
 
-async def test_an_event_name_too_long_to_route_is_400_and_not_published(
+@pytest.mark.parametrize("name", ["__main__", "message.#", "message." + "x" * 240, 42])
+async def test_an_undocumented_event_name_is_published_as_webhook_unknown_with_the_name(
+    relay: Relay, events: EventTap, name: Any
+) -> None:
+    payload = {**delivery("message.delivered"), "event": name}
+
+    assert await deliver(relay, payload) == 200
+
+    [event] = await events.wait_for(about(payload["messageId"]))
+    assert event["type"] == "msgflash.webhook.unknown"
+    assert events.messages[events.events.index(event)].routing_key == "webhook.unknown"
+    assert event["data"]["payload"] == payload
+    assert event["data"]["event"] == str(name)
+    assert ("unknown", "accepted") in await webhook_counts(relay)
+    assert not [key for key in await webhook_counts(relay) if key[0] not in KNOWN_LABELS]
+
+
+KNOWN_LABELS = {"unknown", "message.delivered", "message.sent"}
+
+
+# --- replays ------------------------------------------------------------------------------
+async def test_an_undated_delivery_is_published_once_and_its_repeat_is_deduplicated(
     relay: Relay, events: EventTap
 ) -> None:
-    payload = delivery("message." + "x" * 240)  # webhook.message.xxx… is over 255 bytes
+    """MsgFlash's nested payload shape carries no timestamp: refusing it would lose it."""
+    payload = {"event": "message.delivered", "data": {"messageId": str(uuid.uuid4())}}
+    body = encode(payload)
+
+    assert (await post(relay, body, sign(SECRET, body)))[0] == 200
+    assert (await post(relay, body, sign(SECRET, body)))[0] == 200
+
+    await sentinel(relay, events)
+    assert len([e for e in events.events if about(payload["data"]["messageId"])(e)]) == 1
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        "2020-01-01T00:00:00.000Z",
+        moment(6 * 3600 + 60),
+        moment(-3600),
+        "yesterday",
+        1700000000,
+    ],
+)
+async def test_a_signed_delivery_replayed_after_the_tolerance_is_refused_and_not_published(
+    relay: Relay, events: EventTap, timestamp: Any
+) -> None:
+    payload = delivery("message.delivered", timestamp=timestamp)
     body = encode(payload)
 
     status, answer = await post(relay, body, sign(SECRET, body))
 
     assert status == 400
-    assert answer["error"]["code"] == "INVALID_PAYLOAD"
+    assert answer["error"]["code"] in ("STALE_DELIVERY", "INVALID_PAYLOAD")
+    assert "timestamp" in answer["error"]["message"]
     await sentinel(relay, events)
     assert not [e for e in events.events if about(payload["messageId"])(e)]
+
+
+async def test_the_tolerance_is_a_setting_and_a_delivery_within_it_is_taken(
+    relay_factory: RelayFactory, events: EventTap
+) -> None:
+    relay = await relay_factory(msgflash_webhook_secret=SECRET, relay_webhook_tolerance_seconds=60)
+    fresh = delivery("message.delivered", timestamp=moment(30))
+    stale = delivery("message.delivered", timestamp=moment(90))
+
+    assert await deliver(relay, fresh) == 200
+    assert await deliver(relay, stale) == 400
+    await events.wait_for(about(fresh["messageId"]))
+
+
+async def test_a_replay_within_the_tolerance_is_a_duplicate_even_with_a_short_dedupe_window(
+    relay_factory: RelayFactory, events: EventTap
+) -> None:
+    relay = await relay_factory(msgflash_webhook_secret=SECRET, relay_webhook_dedupe_seconds=0)
+    payload = delivery("message.delivered")
+    body = encode(payload)
+
+    first, _ = await post(relay, body, sign(SECRET, body))
+    replayed, answer = await post(relay, body, sign(SECRET, body))
+
+    assert (first, replayed, answer["status"]) == (200, 200, "duplicate")
+    await sentinel(relay, events)
+    assert len([e for e in events.events if about(payload["messageId"])(e)]) == 1
 
 
 # --- once only ----------------------------------------------------------------------------
@@ -300,8 +381,13 @@ async def test_deliveries_without_a_message_id_are_deduplicated_by_their_body(
     relay: Relay, events: EventTap
 ) -> None:
     instance = str(uuid.uuid4())
-    connected = {"event": "instance.connected", "instanceId": instance, "status": "connected"}
-    later = {**connected, "timestamp": "2026-04-01T11:00:00.000Z"}
+    connected = {
+        "event": "instance.connected",
+        "instanceId": instance,
+        "status": "connected",
+        "timestamp": moment(60),
+    }
+    later = {**connected, "timestamp": moment()}
 
     statuses = [await deliver(relay, p) for p in (connected, connected, later)]
 
@@ -381,7 +467,7 @@ async def test_each_delivery_is_counted_by_event_and_result(relay: Relay, events
 
 
 async def webhook_counts(relay: Relay) -> dict[tuple[str, str], float]:
-    url = f"http://127.0.0.1:{relay.http_port}/metrics"
+    url = f"http://127.0.0.1:{relay.admin_port}/metrics"
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         text = await response.text()
     return {

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import logging
+from typing import Any
 
+import pytest
 import structlog
+from aiohttp import web
 
 from service.logs import REDACTED, configure_logging
 
@@ -59,3 +63,56 @@ def test_a_secret_in_an_exception_traceback_is_scrubbed() -> None:
     line = json.loads(stream.getvalue().strip().splitlines()[-1])
     assert "s3cr3t-value" not in json.dumps(line)
     assert "RuntimeError" in line["exception"]
+
+
+# --- every library's lines, through the same pipe -----------------------------------------
+TOKEN = "ingress-s3cr3t-token-0123"
+
+
+async def test_a_library_traceback_is_one_json_line_without_the_token_it_held(
+    aiohttp_client: Any,
+) -> None:
+    stream = io.StringIO()
+    configure_logging(log_format="json", level="info", secrets=[TOKEN], stream=stream)
+
+    async def crash(request: web.Request) -> web.Response:
+        raise RuntimeError(f"refused {request.headers['Authorization']}")
+
+    app = web.Application()
+    app.router.add_get("/", crash)
+    client = await aiohttp_client(app)
+    async with client.get("/", headers={"Authorization": f"Bearer {TOKEN}"}) as response:
+        assert response.status == 500
+
+    lines = stream.getvalue().strip().splitlines()
+    records = [json.loads(line) for line in lines]  # every line is one JSON object
+    [crashed] = [r for r in records if r.get("logger") == "aiohttp.server"]
+    assert crashed["level"] == "error"
+    assert "RuntimeError" in crashed["exception"]
+    assert TOKEN not in stream.getvalue()
+
+
+@pytest.mark.parametrize("log_format", ["json", "console"])
+def test_library_loggers_are_scrubbed_like_the_relays_own(log_format: str) -> None:
+    stream = io.StringIO()
+    configure_logging(log_format=log_format, level="info", secrets=[TOKEN], stream=stream)
+
+    logging.getLogger("aiormq.connection").warning(
+        "connection to amqp://relay:hunter2@broker:5672/ lost, header %s", f"Bearer {TOKEN}"
+    )
+    logging.getLogger("asyncio").error("Task exception was never retrieved: %s", KEY)
+
+    text = stream.getvalue()
+    for leaked in ("hunter2", TOKEN, KEY):
+        assert leaked not in text
+    if log_format == "json":
+        names = [json.loads(line)["logger"] for line in text.strip().splitlines()]
+        assert names == ["aiormq.connection", "asyncio"]
+
+
+def test_library_debug_lines_show_only_when_the_relay_is_asked_for_debug() -> None:
+    for level, shown in (("info", False), ("debug", True)):
+        stream = io.StringIO()
+        configure_logging(log_format="json", level=level, stream=stream)
+        logging.getLogger("aiohttp.access").debug("GET / 200")
+        assert bool(stream.getvalue()) is shown

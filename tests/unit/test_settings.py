@@ -17,6 +17,7 @@ def test_contract_defaults() -> None:
     assert s.msgflash_rate_limit == 10
     assert s.relay_sandbox is False
     assert (s.relay_http_host, s.relay_http_port) == ("0.0.0.0", 8080)
+    assert (s.relay_admin_host, s.relay_admin_port) == ("0.0.0.0", 9090)
     assert s.relay_prefetch == 64
     assert s.relay_state_url == "sqlite:///./relay-state.db"
     assert s.relay_default_instance is None
@@ -86,3 +87,52 @@ def test_the_embedded_sandbox_needs_a_fixed_port_since_the_client_is_pointed_at_
     with pytest.raises(ConfigError, match="RELAY_SANDBOX_PORT must name a port"):
         load_settings({"RELAY_SANDBOX": "1", "RELAY_SANDBOX_PORT": "0"})
     assert load_settings({"RELAY_SANDBOX": "1"}).msgflash_url == "http://127.0.0.1:8090"
+
+
+# --- ingress tokens bound to sources ------------------------------------------------------
+def _grants(value: str) -> list[tuple[str, tuple[str, ...]]]:
+    settings = load_settings({"RELAY_SANDBOX": "1", "RELAY_INGRESS_TOKENS": value})
+    return [(grant.token, grant.sources) for grant in settings.ingress_grants]
+
+
+def test_ingress_tokens_bind_to_source_globs_and_bare_tokens_to_any_source() -> None:
+    assert _grants("tok1=urn:orders-service|urn:billing/*, tok2") == [
+        ("tok1", ("urn:orders-service", "urn:billing/*")),
+        ("tok2", ()),
+    ]
+
+
+def test_base64_padding_stays_part_of_the_token() -> None:
+    assert _grants("YWJjZA==,YWJj===urn:x") == [("YWJjZA==", ()), ("YWJj==", ("urn:x",))]
+
+
+def test_only_the_token_is_a_secret_the_logs_must_scrub() -> None:
+    settings = load_settings({"RELAY_SANDBOX": "1", "RELAY_INGRESS_TOKENS": "tok1=urn:a|urn:b"})
+    assert settings.ingress_tokens == ("tok1",)
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("s3cr3t-tok=urn:a|", "entry 1 has an empty source pattern"),
+        ("ok,s3cr3t tok=urn:a", "entry 2 holds a space"),
+        ("s3cr3t-tok,s3cr3t-tok=urn:a", "entry 2 repeats an earlier token"),
+    ],
+)
+def test_a_malformed_token_list_stops_the_relay_without_echoing_a_token(
+    value: str, says: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"RELAY_SANDBOX": "1", "RELAY_INGRESS_TOKENS": value})
+    assert "RELAY_INGRESS_TOKENS" in str(caught.value)
+    assert says in str(caught.value)
+    assert "s3cr3t" not in str(caught.value)
+
+
+def test_a_redis_password_from_its_own_variable_joins_the_state_url() -> None:
+    env = {"RELAY_SANDBOX": "1", "RELAY_REDIS_PASSWORD": "p@ss/word"}
+    redis = load_settings({**env, "RELAY_STATE_URL": "redis://redis:6379/0"})
+    sqlite = load_settings({**env, "RELAY_STATE_URL": "sqlite:///./x.db"})
+    assert redis.state_url == "redis://:p%40ss%2Fword@redis:6379/0"
+    assert sqlite.state_url == "sqlite:///./x.db"
+    assert "p@ss" not in repr(redis)

@@ -10,6 +10,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from service.providers.msgflash.sandbox.delivery import sign
+from service.settings import IngressGrant
 from service.web.credentials import BearerTokens, WebhookVerifier, bearer_token, webhook_signature
 
 secrets = st.text(min_size=1, max_size=64)
@@ -84,27 +85,28 @@ def test_non_ascii_header_bytes_as_aiohttp_decodes_them_are_refused() -> None:
 
 def test_secrets_and_tokens_never_show_in_a_repr() -> None:
     assert "hunter2" not in repr(WebhookVerifier(("hunter2",)))
-    assert "hunter2" not in repr(BearerTokens(("hunter2",)))
+    assert "hunter2" not in repr(BearerTokens.of(("hunter2",)))
+    assert "hunter2" not in repr(IngressGrant("hunter2", ("urn:a",)))
 
 
 # --- ingress bearer tokens: the same constant-time rule -----------------------------------
 def test_a_configured_bearer_token_is_admitted_whatever_the_scheme_case() -> None:
-    tokens = BearerTokens(("alpha", "beta"))
+    tokens = BearerTokens.of(("alpha", "beta"))
     assert tokens.admit("Bearer alpha")
     assert tokens.admit("bearer beta")
     assert tokens.admit("  BEARER   alpha ")
 
 
 def test_anything_else_is_not_admitted() -> None:
-    tokens = BearerTokens(("alpha",))
+    tokens = BearerTokens.of(("alpha",))
     for header in (None, "", "Bearer", "Bearer ", "alpha", "Basic alpha", "Bearer alph"):
         assert not tokens.admit(header), header
     assert not tokens.admit("Bearer alphaa")
 
 
 def test_no_tokens_means_the_ingress_is_disabled() -> None:
-    assert not BearerTokens(()).enabled
-    assert not BearerTokens(()).admit("Bearer anything")
+    assert not BearerTokens.of(()).enabled
+    assert not BearerTokens.of(()).admit("Bearer anything")
 
 
 def test_the_token_is_read_from_the_authorization_header() -> None:

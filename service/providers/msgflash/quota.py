@@ -25,19 +25,22 @@ class QuotaGate:
         self,
         *,
         key_fingerprint: str,
+        account: str,
         probe_seconds: float,
         metrics: Metrics,
         on_closed: OnClosed | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._key = key_fingerprint
+        # The metric's label: an account name, never key material (even a fingerprint).
+        self._account = account
         self._probe_seconds = probe_seconds
         self._metrics = metrics
         self._on_closed = on_closed
         self._clock = clock
         self._closed_by: MsgFlashError | None = None
         self._next_probe = 0.0
-        metrics.quota_gate_closed.labels(key_fingerprint).set(0)
+        metrics.quota_gate_closed.labels(account).set(0)
 
     @property
     def closed(self) -> bool:
@@ -61,7 +64,7 @@ class QuotaGate:
         self._closed_by = error
         self._next_probe = self._clock() + self._probe_seconds
         if newly:
-            self._metrics.quota_gate_closed.labels(self._key).set(1)
+            self._metrics.quota_gate_closed.labels(self._account).set(1)
             log.warning("quota_gate_closed", key=self._key, code=error.code)
             if self._on_closed is not None:
                 await self._on_closed(error)
@@ -69,7 +72,7 @@ class QuotaGate:
     def record_success(self) -> None:
         if self._closed_by is not None:
             self._closed_by = None
-            self._metrics.quota_gate_closed.labels(self._key).set(0)
+            self._metrics.quota_gate_closed.labels(self._account).set(0)
             log.info("quota_gate_opened", key=self._key)
 
     def error_info(self) -> ErrorInfo:

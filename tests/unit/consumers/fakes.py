@@ -355,7 +355,11 @@ class InMemoryRelay:
             retention_seconds=86_400, clock=self.clock
         )
         self.quota = QuotaGate(
-            key_fingerprint="stub", probe_seconds=60, metrics=metrics, clock=self.clock
+            key_fingerprint="stub",
+            account="default",
+            probe_seconds=60,
+            metrics=metrics,
+            clock=self.clock,
         )
         client = self.client  # duck-typed, as are the publisher and the channel below
         resolver = InstanceResolver(client, ttl_seconds=60, default_instance=None, clock=self.clock)

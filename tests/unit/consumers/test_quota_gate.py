@@ -15,7 +15,12 @@ async def test_closes_once_probes_on_schedule_and_reopens() -> None:
         announced.append(error.code)
 
     gate = QuotaGate(
-        key_fingerprint="k", probe_seconds=10, metrics=Metrics(), on_closed=announce, clock=clock
+        key_fingerprint="k",
+        account="default",
+        probe_seconds=10,
+        metrics=Metrics(),
+        on_closed=announce,
+        clock=clock,
     )
     assert gate.allows_call()
     quota = MsgFlashError("MONTHLY_OUTBOUND_QUOTA_EXCEEDED", "quota", http_status=429)
@@ -32,6 +37,6 @@ async def test_closes_once_probes_on_schedule_and_reopens() -> None:
 
 
 async def test_other_errors_leave_it_open() -> None:
-    gate = QuotaGate(key_fingerprint="k", probe_seconds=10, metrics=Metrics())
+    gate = QuotaGate(key_fingerprint="k", account="default", probe_seconds=10, metrics=Metrics())
     await gate.observe(MsgFlashError("API_RATE_LIMIT_EXCEEDED", "slow down", http_status=429))
     assert gate.allows_call() and not gate.closed

@@ -173,7 +173,37 @@ def test_binary_mode_reads_cloudevents_headers_whatever_their_prefix_and_encodin
 def test_binary_mode_without_app_id_names_source_and_the_app_id_property() -> None:
     [(field, message)] = problems(SEND_DATA, message_id="m-7", type=s.SEND)
     assert field == "source"
-    assert "app_id" in message
+    assert "app_id" in message and "cloudEvents_source" in message
+
+
+@pytest.mark.parametrize("prefix", ["cloudEvents_", "cloudEvents:", "ce-", "ce_", "CE-"])
+def test_binary_mode_takes_every_attribute_from_headers_alone(prefix: str) -> None:
+    headers = {
+        f"{prefix}specversion": "1.0",
+        f"{prefix}id": b"order-7",
+        f"{prefix}source": "urn:orders",
+        f"{prefix}type": s.SEND,
+        f"{prefix}time": 1764496800000,  # the AMQP binding: milliseconds since the epoch
+    }
+    command = parse(SEND_DATA, headers=headers)
+
+    assert (command.id, command.source, command.type) == ("order-7", "urn:orders", s.SEND)
+    assert command.time == datetime(2025, 11, 30, 10, 0, tzinfo=UTC)
+
+
+def test_headers_win_over_the_v1_properties_and_cannot_replace_data() -> None:
+    headers = {"cloudEvents_id": "from-header", "ce-data": '{"to": "+1"}', "ce-bad name": "x"}
+    command = parse(
+        SEND_DATA, message_id="from-property", type=s.SEND, app_id="/a", headers=headers
+    )
+    assert command.id == "from-header"
+    assert command.data.to == "+33612345678"  # type: ignore[union-attr]
+
+
+def test_an_unparseable_binary_command_is_identified_by_its_headers() -> None:
+    headers = {"cloudEvents_id": "order-7", "cloudEvents_source": "urn:o", "ce-type": s.CAMPAIGN}
+    identity = peek_identity(RawCommand(body=b"garbage", headers=headers))
+    assert identity == CommandIdentity("order-7", "urn:o", s.CAMPAIGN)
 
 
 def test_a_body_with_specversion_stays_structured_despite_amqp_type_and_message_id() -> None:
@@ -584,6 +614,26 @@ def test_command_schemas_reject_what_the_parser_rejects() -> None:
     three = s.envelope(s.SEND, _with(SEND_DATA, message=_buttons(BUTTON, BUTTON, BUTTON)))
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(three, SCHEMAS[s.SEND])
+
+
+@pytest.mark.parametrize(
+    ("kind", "data"),
+    [
+        (s.SCHEDULE, {"to": "+33612345678", "scheduledAt": "2026-12-01T08:00:00Z"}),
+        (s.SCHEDULE, {**SCHEDULE_DATA, "message": None, "template": None}),
+        (s.SEND, {**SEND_DATA, "template": {"id": INSTANCE}}),
+        (s.SEND, {**SEND_DATA, "instanceId": INSTANCE, "instance": "main"}),
+        (s.CAMPAIGN, {k: v for k, v in CAMPAIGN_DATA.items() if k != "message"}),
+    ],
+)
+def test_the_published_schema_refuses_content_choices_the_parser_refuses(
+    kind: str, data: dict[str, Any]
+) -> None:
+    envelope = s.envelope(kind, data)
+    with pytest.raises(InvalidCommand):
+        parse(envelope)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(envelope, SCHEMAS[kind])
 
 
 def test_an_id_over_255_utf8_bytes_is_rejected_on_id() -> None:

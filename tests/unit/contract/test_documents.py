@@ -9,6 +9,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from aiohttp import web
 from hypothesis import given, settings
 
 from service.bus.publisher import Publisher
@@ -25,7 +26,7 @@ from service.contract.events import (
 )
 from service.metrics import Metrics
 from service.state.memory import MemoryStateStore
-from service.web.app import WebDeps, create_web_app
+from service.web.app import WebDeps, create_admin_app, create_web_app
 from service.web.bodies import ErrorBody, ErrorDetail, Problem
 from service.web.openapi import render_openapi
 from tests.unit.strategies import valid_commands
@@ -56,18 +57,7 @@ async def no_checks() -> dict[str, bool]:
     return {}
 
 
-def served_routes() -> set[tuple[str, str]]:
-    deps = WebDeps(
-        metrics=Metrics(),
-        readiness=no_checks,
-        publisher=Publisher(Topology(), Metrics()),
-        store=MemoryStateStore(retention_seconds=60),
-        webhook_secrets=tuple,
-        ingress_tokens=(),
-        max_body_bytes=1024,
-        webhook_dedupe_seconds=0,
-    )
-    app = create_web_app(deps)
+def served_routes(app: web.Application) -> set[tuple[str, str]]:
     return {
         (route.method, route.resource.canonical)
         for route in app.router.routes()
@@ -75,13 +65,34 @@ def served_routes() -> set[tuple[str, str]]:
     }
 
 
-def test_the_document_lists_exactly_the_routes_the_app_serves() -> None:
+def public_app() -> web.Application:
+    deps = WebDeps(
+        metrics=Metrics(),
+        publisher=Publisher(Topology(), Metrics()),
+        store=MemoryStateStore(retention_seconds=60),
+        webhook_secrets=tuple,
+        ingress_tokens=(),
+        max_body_bytes=1024,
+        webhook_dedupe_seconds=0,
+        webhook_tolerance_seconds=60,
+        body_timeout=1,
+    )
+    return create_web_app(deps)
+
+
+def test_the_document_lists_exactly_the_routes_each_port_serves() -> None:
+    paths = render_openapi()["paths"]
+    admin = {path for path, item in paths.items() if "servers" in item}
     documented = {
         (method.upper(), path)
-        for path, operations in render_openapi()["paths"].items()
-        for method in operations
+        for path, item in paths.items()
+        for method in item
+        if method != "servers"
     }
-    assert documented == served_routes()
+    served_admin = served_routes(create_admin_app(no_checks, Metrics()))
+    assert {(m, p) for m, p in documented if p not in admin} == served_routes(public_app())
+    assert {(m, p) for m, p in documented if p in admin} == served_admin
+    assert {p for _, p in served_admin} == {"/healthz", "/readyz", "/metrics"}
 
 
 def test_the_webhook_route_documents_its_signature_header_and_every_answer() -> None:

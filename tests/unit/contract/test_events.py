@@ -187,9 +187,7 @@ def test_failures_go_to_campaign_failed_only_for_campaign_commands(
 
 
 def test_a_failure_event_carries_the_error_and_attempts() -> None:
-    error = error_info(
-        MsgFlashError("TEMPLATE_INVALID", "bad placeholder", http_status=400)
-    )
+    error = error_info(MsgFlashError("TEMPLATE_INVALID", "bad placeholder", http_status=400))
     event = failure_event(SEND.identity, error, attempts=3, event_id="evt-1", now=NOW)
     assert decoded(event) == envelope_of(
         "msgflash.message.failed",
@@ -398,7 +396,12 @@ def test_a_flat_webhook_is_republished_unchanged_with_its_correlation() -> None:
     assert decoded(event) == envelope_of(
         "msgflash.webhook.message.delivered",
         subject="msg-9",
-        data={"requestId": "req-1", "requestSource": "/orders", "payload": FLAT},
+        data={
+            "requestId": "req-1",
+            "requestSource": "/orders",
+            "event": "message.delivered",
+            "payload": FLAT,
+        },
     )
 
 
@@ -407,7 +410,7 @@ def test_a_nested_webhook_keeps_its_nulls_and_has_no_request_when_unknown() -> N
     document = decoded(event)
     assert event.routing_key == "webhook.message.read"
     assert document["subject"] == "msg-9"
-    assert document["data"] == {"payload": NESTED}
+    assert document["data"] == {"event": "message.read", "payload": NESTED}
 
 
 @pytest.mark.parametrize(
@@ -433,14 +436,25 @@ def test_webhook_identity_reads_flat_and_nested_shapes(
     [
         ("message.delivered", "message.delivered"),
         ("Message.Delivered", "message.delivered"),
-        ("message.#", "message._"),
-        ("weird name..x", "weird_name.x"),
+        ("message.received", "message.received"),
+        ("instance.disconnected", "instance.disconnected"),
+        ("message.#", "unknown"),
+        ("__main__", "unknown"),
+        ("message.delivered.x", "unknown"),
+        ("a" * 200, "unknown"),
         (None, "unknown"),
         ("...", "unknown"),
     ],
 )
-def test_webhook_event_names_are_tidied_into_routing_keys(name: str | None, routed: str) -> None:
+def test_only_documented_webhook_events_become_routing_keys(name: str | None, routed: str) -> None:
     assert webhook_event_name(name) == routed
+
+
+def test_an_undocumented_webhook_event_is_published_as_unknown_with_its_name() -> None:
+    payload = {**FLAT, "event": "__main__"}
+    event = webhook_event(payload, None, now=NOW)
+    assert (event.type, event.routing_key) == ("msgflash.webhook.unknown", "webhook.unknown")
+    assert decoded(event)["data"] == {"event": "__main__", "payload": payload}
 
 
 # --- quota --------------------------------------------------------------------------------
