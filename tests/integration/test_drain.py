@@ -103,7 +103,7 @@ async def test_sigterm_with_200_in_flight_drains_and_exits_0_within_the_bound(
     relay.signal(signal.SIGTERM)
 
     async def draining() -> bool:
-        return await readyz(relay.port) == 503
+        return await readyz(relay.admin_port) == 503
 
     await until(draining, "readiness to fail after SIGTERM")
     assert result_ids(events) == {}  # nothing finished before the drain began

@@ -5,7 +5,9 @@ from the document and checks each answer against it: never a 5xx, only documente
 content types, headers and bodies, and invalid requests refused. Webhook cases in positive mode
 are signed with the relay's secret and stamped with the current time, so they reach past the
 signature and replay checks into the dedupe and republish path; every schema-valid request must
-then be accepted (positive data acceptance) and every invalid one refused. Bounded (30
+then be accepted (positive data acceptance) and every invalid one refused. Schedules in
+positive ingress cases are moved into the future, the one rule of the relay's that JSON
+Schema cannot state (a past schedule is refused: MsgFlash would send it at once). Bounded (30
 examples per operation and mode) and derandomized.
 
 Hypothesis runs in a worker thread with a blocking HTTP client while the test's event loop
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import requests
@@ -90,6 +92,8 @@ def explore(operation: APIOperation, mode: GenerationMode, base_url: str) -> Non
         kwargs = case.as_transport_kwargs(base_url=base_url)
         if operation.path == INGRESS.path and not leaves_credentials_out(case):
             kwargs["auth"] = BearerAuth(TOKEN)
+        if mode is GenerationMode.POSITIVE and operation.path == INGRESS.path:
+            kwargs["json"] = in_the_future(kwargs.get("json"))
         if mode is GenerationMode.POSITIVE and is_webhook(operation) and "json" in kwargs:
             # What a schema cannot say, MsgFlash does: a signature and a current timestamp.
             payload = {**kwargs.pop("json"), "timestamp": utc_millis(datetime.now(UTC))}
@@ -105,6 +109,16 @@ def explore(operation: APIOperation, mode: GenerationMode, base_url: str) -> Non
         run()
     finally:
         session.close()
+
+
+def in_the_future(body: object) -> object:
+    """The command with its ``scheduledAt`` / ``schedule`` a day ahead, whatever was drawn."""
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, dict):
+        return body
+    tomorrow = utc_millis(datetime.now(UTC) + timedelta(days=1))
+    moved = {key: tomorrow for key in ("scheduledAt", "schedule") if isinstance(data.get(key), str)}
+    return {**body, "data": {**data, **moved}}
 
 
 def leaves_credentials_out(case: Case) -> bool:
