@@ -80,3 +80,24 @@ def test_the_embedded_sandbox_needs_a_fixed_port_since_the_client_is_pointed_at_
     with pytest.raises(ConfigError, match="RELAY_SANDBOX_PORT must name a port"):
         load_settings({"RELAY_SANDBOX": "1", "RELAY_SANDBOX_PORT": "0"})
     assert load_settings({"RELAY_SANDBOX": "1"}).msgflash_url == "http://127.0.0.1:8090"
+
+
+def test_tether_defaults_leave_tether_unconfigured_and_paced_at_five_per_second() -> None:
+    s = load_settings({"MSGFLASH_API_KEY": KEY})
+    assert (s.tether_base_url, s.tether_api_token, s.tether_email) == (None, None, None)
+    assert s.tether_rate_limit == 5
+
+
+def test_a_tether_login_needs_both_email_and_password() -> None:
+    with pytest.raises(ConfigError, match="TETHER_PASSWORD is missing"):
+        load_settings({"MSGFLASH_API_KEY": KEY, "TETHER_EMAIL": "ops@example.com"})
+    with pytest.raises(ConfigError, match="TETHER_EMAIL is missing"):
+        load_settings({"MSGFLASH_API_KEY": KEY, "TETHER_PASSWORD": "pw"})
+
+
+def test_the_tether_base_url_must_be_http_and_no_secret_is_echoed() -> None:
+    with pytest.raises(ConfigError, match="TETHER_BASE_URL") as caught:
+        load_settings(
+            {"MSGFLASH_API_KEY": KEY, "TETHER_BASE_URL": "crm", "TETHER_API_TOKEN": "tk_secret"}
+        )
+    assert "tk_secret" not in caught.value.message

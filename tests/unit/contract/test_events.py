@@ -501,6 +501,8 @@ def test_every_event_type_has_a_schema() -> None:
         "msgflash.safety.warning",
         "msgflash.quota.exhausted",
         "msgflash.webhook.<event>",
+        "tether.campaign.created",
+        "tether.campaign.failed",
     }
     for schema in SCHEMAS.values():
         jsonschema.Draft202012Validator.check_schema(schema)
