@@ -23,6 +23,7 @@ from consumers.msgflash_campaigns import CampaignHandler
 from consumers.msgflash_messages import MessageHandler
 from consumers.outcomes import Handler
 from consumers.pipeline import CommandPipeline, PipelineConfig
+from consumers.tether_campaigns import TetherCampaignHandler
 from service.bus.broker import Broker, watch_channel
 from service.bus.consumer import QueueConsumer
 from service.bus.publisher import Publisher
@@ -37,6 +38,9 @@ from service.providers.msgflash.client import MsgFlashClient
 from service.providers.msgflash.instances import InstanceResolver
 from service.providers.msgflash.quota import QuotaGate
 from service.providers.msgflash.retry import RetryPolicy
+from service.providers.tether.client import TetherClient
+from service.providers.tether.retry import TetherRetry
+from service.providers.tether.setup import tether_account, tether_sandbox_app
 from service.settings import Settings
 from service.state.factory import build_state_store, open_store
 from service.state.store import StateStore
@@ -74,6 +78,15 @@ class Listener:
     port: int
 
 
+@dataclass(frozen=True, slots=True)
+class TetherParts:
+    """The Tether side, when an account is configured: its client, its pacing, its sandbox."""
+
+    client: TetherClient
+    limiter: RateLimiter
+    sandbox: Listener | None
+
+
 @dataclass(eq=False)
 class Relay:
     """Every component of one relay process, built by ``build``; started and stopped here."""
@@ -91,6 +104,7 @@ class Relay:
     public: Listener
     sandbox: Listener | None
     webhook_secrets: list[str]
+    tether: TetherParts | None = None  # None: Tether commands fail PROVIDER_NOT_CONFIGURED
     draining: bool = False
     http_port: int = 0  # where the public server listens (the bound one when 0 was asked)
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
@@ -111,6 +125,7 @@ class Relay:
             log.info("sandbox_started", url=self.settings.msgflash_url)
         self._stack.push_async_callback(self.limiter.close)
         self._stack.push_async_callback(self.client.close)
+        await self._start_tether()
         self.broker.start()
         self._stack.push_async_callback(self.broker.stop)
         # Runs before the broker, client and store close: nothing may use them afterwards.
@@ -121,6 +136,21 @@ class Relay:
         if wait_for_broker is not None:
             await self.broker.wait_ready(wait_for_broker)
         log.info("relay_started", msgflash=self.settings.msgflash_url, http_port=self.http_port)
+
+    async def _start_tether(self) -> None:
+        if self.tether is None:
+            log.info("tether_not_configured")
+            return
+        if self.tether.sandbox is not None:
+            await self._listen(self.tether.sandbox)
+            log.info("tether_sandbox_started", url=self.settings.tether_url)
+        self._stack.push_async_callback(self.tether.limiter.close)
+        self._stack.push_async_callback(self.tether.client.close)
+
+    def readiness_warnings(self) -> tuple[str, ...]:
+        """Refused Tether credentials fail Tether commands, not the relay: said, not failed."""
+        refused = self.tether.client.auth_failed if self.tether is not None else None
+        return (refused,) if refused else ()
 
     def add_webhook_secret(self, secret: str) -> None:
         """Accept webhooks signed with ``secret`` too (embedded sandbox, tests)."""
@@ -246,12 +276,15 @@ def build(settings: Settings) -> Relay:
     )
     publisher = Publisher(topology, metrics)
     announcer = QuotaAnnouncer(client.key_fingerprint, store, publisher, settings)
-    pipeline = _pipeline(settings, topology, metrics, store, client, publisher, announcer)
+    tether = _tether(settings, metrics)
+    pipeline = _pipeline(settings, topology, metrics, store, client, publisher, announcer, tether)
     consumers = (
         QueueConsumer(topology.messages_queue, settings.relay_prefetch, pipeline.on_message),
         QueueConsumer(
             topology.campaigns_queue, settings.relay_campaign_prefetch, pipeline.on_message
         ),
+        # Its own queue and prefetch: a Tether outage holds at most these deliveries.
+        QueueConsumer(topology.tether_queue, settings.relay_tether_prefetch, pipeline.on_message),
     )
     broker = Broker(
         settings.amqp_url.get_secret_value(),
@@ -274,6 +307,7 @@ def build(settings: Settings) -> Relay:
                 ingress_tokens=settings.ingress_tokens,
                 max_body_bytes=settings.relay_max_body_bytes,
                 webhook_dedupe_seconds=settings.relay_webhook_dedupe_seconds,
+                readiness_warnings=lambda: relay.readiness_warnings(),
             )
         ),
         settings.relay_http_host,
@@ -293,6 +327,7 @@ def build(settings: Settings) -> Relay:
         public=public,
         sandbox=_sandbox(settings),
         webhook_secrets=webhook_secrets,
+        tether=tether,
     )
     return relay
 
@@ -328,6 +363,7 @@ def _pipeline(
     client: MsgFlashClient,
     publisher: Publisher,
     announcer: QuotaAnnouncer,
+    tether: TetherParts | None,
 ) -> CommandPipeline:
     resolver = InstanceResolver(
         client,
@@ -346,6 +382,9 @@ def _pipeline(
         CommandType.SCHEDULE_MESSAGE: messages,
         CommandType.SEND_MESSAGE: messages,
         CommandType.CREATE_CAMPAIGN: campaigns,
+        CommandType.TETHER_CREATE_CAMPAIGN: TetherCampaignHandler(
+            tether.client if tether is not None else None
+        ),
     }
     return CommandPipeline(
         handlers=handlers,
@@ -359,6 +398,25 @@ def _pipeline(
             retry_tiers=len(topology.retry_tiers),
         ),
     )
+
+
+def _tether(settings: Settings, metrics: Metrics) -> TetherParts | None:
+    account = tether_account(settings)
+    if account is None:
+        return None
+    limiter = open_rate_limiter(settings.relay_state_url, account.rate_limit)
+    client = TetherClient.create(
+        account=account,
+        limiter=limiter,
+        retry=TetherRetry(max_attempts=settings.relay_retry_max_attempts),
+        metrics=metrics,
+        timeout=settings.relay_tether_timeout,
+    )
+    sandbox = tether_sandbox_app(settings)
+    listener = (
+        Listener(sandbox, "127.0.0.1", settings.relay_tether_sandbox_port) if sandbox else None
+    )
+    return TetherParts(client, limiter, listener)
 
 
 def _sandbox(settings: Settings) -> Listener | None:

@@ -70,6 +70,8 @@ def _parser(*, with_sandbox: bool) -> argparse.ArgumentParser:
 def configured_settings() -> Settings:
     settings = load_settings()
     secrets = [settings.api_key, *settings.webhook_secrets, *settings.ingress_tokens]
+    tether = (settings.tether_api_token, settings.tether_password)
+    secrets += [secret.get_secret_value() for secret in tether if secret is not None]
     configure_logging(
         log_format=settings.relay_log_format, level=settings.relay_log_level, secrets=secrets
     )

@@ -210,6 +210,11 @@ class Settings(BaseSettings):
                 "RELAY_SANDBOX_PORT must name a port when RELAY_SANDBOX=1 (the client is pointed "
                 "at the embedded sandbox before it listens): set a free port such as 8090"
             )
+        if self.relay_sandbox and self.relay_tether_sandbox_port == 0:
+            raise ValueError(
+                "RELAY_TETHER_SANDBOX_PORT must name a port when RELAY_SANDBOX=1 (the Tether "
+                "client is pointed at it before it listens): set a free port such as 8091"
+            )
         return self
 
     @model_validator(mode="after")
@@ -245,6 +250,16 @@ class Settings(BaseSettings):
         if self.relay_sandbox:
             return f"http://127.0.0.1:{self.relay_sandbox_port}"
         return self.msgflash_base_url
+
+    @property
+    def tether_url(self) -> str | None:
+        """Where the Tether client calls: TETHER_BASE_URL, else the embedded Tether sandbox when
+        RELAY_SANDBOX=1; None when Tether is not configured."""
+        if self.tether_base_url is not None:
+            return self.tether_base_url
+        if self.relay_sandbox:
+            return f"http://127.0.0.1:{self.relay_tether_sandbox_port}"
+        return None
 
     @property
     def retry_delays(self) -> tuple[float, ...]:

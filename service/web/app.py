@@ -30,6 +30,8 @@ class WebDeps:
     ingress_tokens: tuple[str, ...]  # empty: ingress disabled (404)
     max_body_bytes: int  # RELAY_MAX_BODY_BYTES, for ingress commands
     webhook_dedupe_seconds: float  # RELAY_WEBHOOK_DEDUPE_SECONDS
+    # Shown on /readyz without failing it: refused provider credentials.
+    readiness_warnings: Callable[[], tuple[str, ...]] = tuple
 
 
 def create_web_app(deps: WebDeps) -> web.Application:
@@ -49,6 +51,6 @@ def create_web_app(deps: WebDeps) -> web.Application:
     )
     app.add_routes(webhook_routes(receiver))
     app.add_routes(ingress_routes(ingress))
-    app.add_routes(health_routes(deps.readiness, deps.metrics))
+    app.add_routes(health_routes(deps.readiness, deps.metrics, deps.readiness_warnings))
     app.add_routes(openapi_routes())
     return app

@@ -43,7 +43,7 @@ _T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
-class CreatedCampaign:
+class CreateResult:
     """A campaign Tether holds for a create: its object, the attempts, and whether it was found
     in the campaign list after an unanswered attempt rather than in a create answer."""
 
@@ -138,7 +138,7 @@ class TetherClient:
         log.info("tether_campaign_looked_up", found=found is not None, campaignId=_id(found))
         return found
 
-    async def create_campaign(self, body: Mapping[str, Any]) -> CreatedCampaign:
+    async def create_campaign(self, body: Mapping[str, Any]) -> CreateResult:
         """Create, retrying; after an unanswered attempt, look in the list before resending."""
         landed_since: datetime | None = None
 
@@ -161,7 +161,7 @@ class TetherClient:
         (data, reconciled), attempts = await self._retried(
             api.CREATE_CAMPAIGN, once, give_up=_is_outcome_unknown
         )
-        return CreatedCampaign(data, attempts, reconciled)
+        return CreateResult(data, attempts, reconciled)
 
     # --- machinery -----------------------------------------------------------------------
     async def _reconcile(self, body: Mapping[str, Any], since: datetime) -> dict[str, Any] | None:

@@ -8,6 +8,7 @@ a bare list, ``{data: [...]}`` and ``{campaigns: [...]}`` are all read.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -51,6 +52,21 @@ def find_created_campaign(
     found = [dict(c) for c in campaigns if matches(c, body, since)]
     found.sort(key=lambda c: str(c.get("createdAt") or ""))
     return found[-1] if found else None
+
+
+def find_segments(
+    campaigns: Sequence[Mapping[str, Any]], name: str, message: str, since: datetime
+) -> list[dict[str, Any]]:
+    """The parts (``name (k/n)``) of a split campaign created at or after ``since``, in order."""
+    part = re.compile(rf"^{re.escape(name)} \((\d+)/\d+\)$")
+    found: list[tuple[int, dict[str, Any]]] = []
+    for campaign in campaigns:
+        matched = part.match(str(campaign.get("name", "")))
+        created = _instant(campaign.get("createdAt"))
+        recent = created is None or created >= since - CLOCK_SKEW
+        if matched and campaign.get("message") == message and recent:
+            found.append((int(matched.group(1)), dict(campaign)))
+    return [campaign for _, campaign in sorted(found, key=lambda pair: pair[0])]
 
 
 def recipients(document: Mapping[str, Any]) -> frozenset[str]:
