@@ -23,12 +23,28 @@ from service.settings import Settings
 
 SOURCE = "msgflash-relay/cli"
 SUCCESS_TYPES = frozenset(
-    {"msgflash.message.scheduled", "msgflash.message.sent", "msgflash.campaign.created"}
+    {
+        "msgflash.message.scheduled",
+        "msgflash.message.sent",
+        "msgflash.campaign.created",
+        "tether.campaign.created",
+    }
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--file", type=Path, help="JSON file: a whole CloudEvent, or its data")
+    parser.add_argument(
+        "--provider",
+        choices=("msgflash", "tether"),
+        default="msgflash",
+        help="tether: a tether.campaign.create command (--name, --text, --to, --at, --quota)",
+    )
+    parser.add_argument("--first-name", default="Customer", help="tether: the contact's first name")
+    parser.add_argument(
+        "--contact-id", action="append", default=[], metavar="ID", help="tether: existing contact"
+    )
+    parser.add_argument("--quota", choices=("check", "segment", "skip"), help="tether quota policy")
     parser.add_argument("--campaign", action="store_true", help="build a campaign.create command")
     parser.add_argument("--now", action="store_true", help="send now (message.send)")
     parser.add_argument("--to", help="recipient in E.164, e.g. +33612345678")
@@ -62,11 +78,16 @@ def build_command(args: argparse.Namespace, *, command_id: str | None = None) ->
         if "specversion" in document:
             return document
         return _envelope(_type_of(args, document), document, args.id or command_id)
-    data = _campaign_data(args) if args.campaign else _message_data(args)
+    if args.provider == "tether":
+        data = _tether_data(args)
+    else:
+        data = _campaign_data(args) if args.campaign else _message_data(args)
     return _envelope(_type_of(args, data), data, args.id or command_id)
 
 
 def _type_of(args: argparse.Namespace, data: Mapping[str, Any]) -> CommandType:
+    if args.provider == "tether":
+        return CommandType.TETHER_CREATE_CAMPAIGN
     if args.campaign:
         return CommandType.CREATE_CAMPAIGN
     if args.now or "scheduledAt" not in data:
@@ -123,6 +144,20 @@ def _campaign_data(args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.repeat:
         data["repeat"] = args.repeat
+    return data
+
+
+def _tether_data(args: argparse.Namespace) -> dict[str, Any]:
+    """Tether's own names: one new contact from --to, existing ones from --contact-id."""
+    data: dict[str, Any] = {"name": args.name, "message": args.text}
+    if args.to:
+        data["newContacts"] = [{"firstName": args.first_name, "phoneNumber": args.to}]
+    if args.contact_id:
+        data["selectedExistingContacts"] = [{"_id": cid} for cid in args.contact_id]
+    if args.at:
+        data["scheduleDate"] = args.at
+    if args.quota:
+        data["quota"] = args.quota
     return data
 
 

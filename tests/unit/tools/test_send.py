@@ -94,3 +94,21 @@ def test_a_file_holding_a_whole_cloudevent_is_used_as_is(tmp_path: Path) -> None
     path = tmp_path / "cmd.json"
     path.write_text(json.dumps(event))
     assert build_command(parse("--file", str(path))) == event
+
+
+def test_provider_tether_builds_a_tether_campaign_in_tethers_own_names() -> None:
+    cmd = build_command(
+        parse("--provider", "tether", "--name", "Launch", "--text", "Hi {{firstName}}",
+              "--to", "+14155550133", "--first-name", "Jamie",
+              "--contact-id", "665f1a0c0e0a4b001a2c9f01", "--at", "2030-05-20T15:00:00Z",
+              "--quota", "segment")
+    )  # fmt: skip
+    assert cmd["type"] == "tether.campaign.create"
+    assert cmd["data"] == {
+        "name": "Launch",
+        "message": "Hi {{firstName}}",
+        "newContacts": [{"firstName": "Jamie", "phoneNumber": "+14155550133"}],
+        "selectedExistingContacts": [{"_id": "665f1a0c0e0a4b001a2c9f01"}],
+        "scheduleDate": "2030-05-20T15:00:00Z",
+        "quota": "segment",
+    }
