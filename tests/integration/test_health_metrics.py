@@ -113,6 +113,7 @@ async def test_readiness_is_200_with_every_check_when_connected_and_consuming(
     assert body == {
         "status": "ready",
         "checks": {"broker": True, "consumers": True, "accepting": True, "stateStore": True},
+        "warnings": [],
     }
 
 
