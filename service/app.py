@@ -34,10 +34,10 @@ from service.contract.errors import MsgFlashError
 from service.contract.events import quota_exhausted_event
 from service.metrics import Metrics
 from service.pacing import RateLimiter, open_rate_limiter
+from service.providers.common.retry import RetryPolicy
 from service.providers.msgflash.client import MsgFlashClient
 from service.providers.msgflash.instances import InstanceResolver
 from service.providers.msgflash.quota import QuotaGate
-from service.providers.msgflash.retry import RetryPolicy
 from service.providers.tether.client import TetherClient
 from service.providers.tether.retry import TetherRetry
 from service.providers.tether.setup import tether_account, tether_sandbox_app
