@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,10 +21,11 @@ from consumers.outcomes import (
     outcome_from_error,
 )
 from service.contract.commands import Command
-from service.contract.errors import PROVIDER_NOT_CONFIGURED, ErrorInfo, TetherError
+from service.contract.errors import PROVIDER_NOT_CONFIGURED, ErrorInfo, TetherError, error_info
 from service.contract.tether import TetherCampaignData
 from service.contract.tether_events import CreatedCampaign, tether_campaign_created_event
-from service.providers.tether.client import TetherClient
+from service.providers.common.retry import CallFailure
+from service.providers.tether.client import CreateResult, TetherClient
 from service.providers.tether.mapping import (
     recipient_key,
     recipients_of,
@@ -55,6 +56,13 @@ class _Progress:
     campaigns: list[dict[str, Any]]
     attempts: int = 0
 
+    def add(self, created: CreateResult) -> None:
+        self.campaigns.append(created.data)
+        self.attempts += created.attempts
+
+
+Failure = CallFailure[TetherError]
+
 
 @dataclass(frozen=True, slots=True)
 class TetherCampaignHandler:
@@ -69,15 +77,13 @@ class TetherCampaignHandler:
         called_at = self.clock()
         since = _since(context.reconcile_since)
         progress = _Progress([])
+        create = self._segmented if data.quota == "segment" else self._single
         try:
-            if data.quota == "segment":
-                await self._segmented(self.client, data, since, progress)
-            else:
-                await self._single(self.client, data, since, progress)
-        except TetherError as exc:
-            if progress.campaigns:  # a split command stopped part-way
-                return _part_way(exc, progress, context, called_at)
-            return outcome_from_error(exc, context, called_at=called_at)
+            failure = await create(self.client, data, since, progress)
+        except TetherError as exc:  # a lookup or the quota check: it created nothing
+            failure = CallFailure(exc, attempts=0)
+        if failure is not None:
+            return _failed(failure, progress, context, called_at)
         created = tuple(_reported(c) for c in progress.campaigns)
         attempts = context.prior_attempts + max(progress.attempts, 1)
         event = tether_campaign_created_event(command, created, attempts=attempts)
@@ -89,17 +95,20 @@ class TetherCampaignHandler:
         data: TetherCampaignData,
         since: datetime | None,
         progress: _Progress,
-    ) -> None:
+    ) -> Failure | None:
+        """Create the one campaign, unless an earlier try did; its failure, if it failed."""
         body = to_campaign_body(data)
         found = await client.find_campaign(body, since) if since is not None else None
         if found is not None:
             progress.campaigns.append(found)
-            return
+            return None
         if data.quota == "check":
             await self._check(client, data)
         result = await client.create_campaign(body)
-        progress.campaigns.append(result.data)
-        progress.attempts += result.attempts
+        if isinstance(result, CallFailure):
+            return result
+        progress.add(result)
+        return None
 
     async def _check(self, client: TetherClient, data: TetherCampaignData) -> None:
         when = data.schedule_date or datetime.fromtimestamp(self.clock(), UTC)
@@ -115,7 +124,7 @@ class TetherCampaignHandler:
         data: TetherCampaignData,
         since: datetime | None,
         progress: _Progress,
-    ) -> None:
+    ) -> Failure | None:
         """One campaign per segment; after a retry, only the recipients no part holds yet."""
         if since is not None:
             campaigns = await client.list_campaigns()
@@ -123,7 +132,7 @@ class TetherCampaignHandler:
         covered = set().union(*(recipients(c) for c in progress.campaigns))
         remaining = [r for r in recipients_of(data) if recipient_key(r) not in covered]
         if not remaining:
-            return
+            return None
         when = data.schedule_date or datetime.fromtimestamp(self.clock(), UTC)
         answer = await client.auto_segment(auto_segment_body(when, len(remaining)))
         plan = segment_plan(answer, len(remaining))
@@ -134,24 +143,34 @@ class TetherCampaignHandler:
             name = segment_name(data.name, index, total)
             body = to_campaign_body(data, recipients=part, schedule=segment.schedule, name=name)
             result = await client.create_campaign(body)
-            progress.campaigns.append(result.data)
-            progress.attempts += result.attempts
+            if isinstance(result, CallFailure):
+                return result
+            progress.add(result)
+        return None
+
+
+def _failed(
+    failure: Failure, progress: _Progress, context: HandlerContext, called_at: float
+) -> Outcome:
+    if not progress.campaigns:
+        return outcome_from_error(
+            failure.error, context, attempts=failure.attempts, called_at=called_at
+        )
+    return _part_way(failure, progress, context, called_at)
 
 
 def _part_way(
-    error: TetherError, progress: _Progress, context: HandlerContext, called_at: float
+    failure: Failure, progress: _Progress, context: HandlerContext, called_at: float
 ) -> Outcome:
     """Some segments exist: a retry must find them, so it always reconciles first."""
-    made = ", ".join(str(c.get("_id")) for c in progress.campaigns)
-    info = ErrorInfo.from_exception(error)
-    if error.retryable:
+    info = error_info(failure.error)
+    attempts = progress.attempts + failure.attempts
+    if info.retryable:
         since = context.reconcile_since or called_at
-        return Deferred(info, attempts=error.attempts, reconcile_since=since)
+        return Deferred(info, attempts=attempts, reconcile_since=since)
+    made = ", ".join(str(c.get("_id")) for c in progress.campaigns)
     message = f"{info.message}; segments already created at Tether: {made}"
-    return Failed(
-        ErrorInfo(info.code, message, info.http_status, False, info.details),
-        attempts=context.prior_attempts + progress.attempts + error.attempts,
-    )
+    return Failed(replace(info, message=message), attempts=context.prior_attempts + attempts)
 
 
 def _reported(campaign: Mapping[str, Any]) -> CreatedCampaign:

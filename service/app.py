@@ -39,7 +39,6 @@ from service.providers.msgflash.client import MsgFlashClient
 from service.providers.msgflash.instances import InstanceResolver
 from service.providers.msgflash.quota import QuotaGate
 from service.providers.tether.client import TetherClient
-from service.providers.tether.retry import TetherRetry
 from service.providers.tether.setup import tether_account, tether_sandbox_app
 from service.settings import Settings
 from service.state.factory import build_state_store, open_store
@@ -408,7 +407,7 @@ def _tether(settings: Settings, metrics: Metrics) -> TetherParts | None:
     client = TetherClient.create(
         account=account,
         limiter=limiter,
-        retry=TetherRetry(max_attempts=settings.relay_retry_max_attempts),
+        policy=RetryPolicy(max_attempts=settings.relay_retry_max_attempts),
         metrics=metrics,
         timeout=settings.relay_tether_timeout,
     )

@@ -9,10 +9,10 @@ passwords never appear in an error, a repr or a log line.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import structlog
@@ -28,18 +28,16 @@ from service.contract.errors import (
 )
 from service.logs import redact_text
 from service.metrics import Metrics
+from service.providers.common.retry import CallFailure, Retrier, RetryPolicy, parse_retry_after
 from service.providers.tether import api
 from service.providers.tether.account import TetherAccount
 from service.providers.tether.auth import TokenKeeper
 from service.providers.tether.reconcile import campaigns_in, find_created_campaign
-from service.providers.tether.retry import TetherRetry, never
 
 if TYPE_CHECKING:
     from service.pacing import RateLimiter
 
 log = structlog.get_logger("service.providers.tether.client")
-
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +48,9 @@ class CreateResult:
     data: dict[str, Any]
     attempts: int
     reconciled: bool = False
+
+
+CreateOutcome = CreateResult | CallFailure[TetherError]
 
 
 def _may_have_landed(error: TetherError) -> bool:
@@ -69,7 +70,7 @@ class TetherClient:
         *,
         account: TetherAccount,
         limiter: RateLimiter,
-        retry: TetherRetry,
+        policy: RetryPolicy,
         metrics: Metrics,
         owns_session: bool = False,
     ) -> None:
@@ -77,7 +78,7 @@ class TetherClient:
         self._account = account
         self._base_url = account.base_url.rstrip("/")
         self._limiter = limiter
-        self._retry = retry
+        self._retrier = Retrier(policy, TetherError, metrics.tether_retries, "tether")
         self._metrics = metrics
         self._owns_session = owns_session
         self._tokens = TokenKeeper(account.credentials, self._login)
@@ -90,7 +91,7 @@ class TetherClient:
         *,
         account: TetherAccount,
         limiter: RateLimiter,
-        retry: TetherRetry,
+        policy: RetryPolicy,
         metrics: Metrics,
         timeout: float,
     ) -> TetherClient:
@@ -103,7 +104,7 @@ class TetherClient:
             session,
             account=account,
             limiter=limiter,
-            retry=retry,
+            policy=policy,
             metrics=metrics,
             owns_session=True,
         )
@@ -138,8 +139,9 @@ class TetherClient:
         log.info("tether_campaign_looked_up", found=found is not None, campaignId=_id(found))
         return found
 
-    async def create_campaign(self, body: Mapping[str, Any]) -> CreateResult:
-        """Create, retrying; after an unanswered attempt, look in the list before resending."""
+    async def create_campaign(self, body: Mapping[str, Any]) -> CreateOutcome:
+        """Create, retrying; after an unanswered attempt, look in the list before resending.
+        A failure is returned with its attempt count, not raised: the handler reports it."""
         landed_since: datetime | None = None
 
         async def once() -> tuple[dict[str, Any], bool]:
@@ -158,9 +160,12 @@ class TetherClient:
                 raise
             return _campaign(answer), False
 
-        (data, reconciled), attempts = await self._retried(
-            api.CREATE_CAMPAIGN, once, give_up=_is_outcome_unknown
+        answer, attempts = await self._retrier.run(
+            once, endpoint=api.CREATE_CAMPAIGN.label, give_up=_is_outcome_unknown
         )
+        if isinstance(answer, TetherError):
+            return CallFailure(answer, attempts)
+        data, reconciled = answer
         return CreateResult(data, attempts, reconciled)
 
     # --- machinery -----------------------------------------------------------------------
@@ -181,32 +186,16 @@ class TetherClient:
         json_body: Mapping[str, Any] | None = None,
         params: Mapping[str, str] | None = None,
     ) -> Any:
+        """One lookup or check, retried: its parsed answer, or its last error raised."""
+
         async def once() -> Any:
             return await self._authorized(endpoint, json_body, params)
 
-        give_up = _may_have_landed if endpoint.method == "POST" else never
-        answer, _ = await self._retried(endpoint, once, give_up=give_up)
+        give_up = _may_have_landed if endpoint.method == "POST" else None
+        answer, _ = await self._retrier.run(once, endpoint=endpoint.label, give_up=give_up)
+        if isinstance(answer, TetherError):
+            raise answer
         return answer
-
-    async def _retried(
-        self,
-        endpoint: api.Endpoint,
-        once: Callable[[], Awaitable[_T]],
-        *,
-        give_up: Callable[[TetherError], bool],
-    ) -> tuple[_T, int]:
-        attempts = 0
-        async for attempt in self._retry.retrying(
-            self._metrics, endpoint=endpoint.label, give_up=give_up
-        ):
-            with attempt:
-                attempts += 1
-                try:
-                    return await once(), attempts
-                except TetherError as error:
-                    error.attempts = attempts
-                    raise
-        raise AssertionError("tenacity stopped without an outcome")  # pragma: no cover
 
     async def _authorized(
         self,
@@ -240,12 +229,11 @@ class TetherClient:
         async def once() -> Any:
             return await self._exchange(api.LOGIN, body, None, None)
 
-        try:
-            answer, _ = await self._retried(api.LOGIN, once, give_up=never)
-        except TetherError as error:
-            if error.http_status is not None and 400 <= error.http_status < 500:
-                raise self._refused("TETHER_EMAIL/TETHER_PASSWORD", error) from error
-            raise
+        answer, _ = await self._retrier.run(once, endpoint=api.LOGIN.label)
+        if isinstance(answer, TetherError):
+            if answer.http_status is not None and 400 <= answer.http_status < 500:
+                raise self._refused("TETHER_EMAIL/TETHER_PASSWORD", answer) from answer
+            raise answer
         token = answer.get("token") if isinstance(answer, dict) else None
         if not isinstance(token, str) or not token:
             raise TetherError(TETHER_BAD_RESPONSE, "Tether's login answer holds no `token`")
@@ -287,7 +275,9 @@ class TetherClient:
             ) as response:
                 body = await response.read()
                 status = str(response.status)
-                retry_after = _seconds(response.headers.get("Retry-After"))
+                retry_after = parse_retry_after(
+                    response.headers.get("Retry-After"), now=datetime.now(UTC)
+                )
             return api.read_answer(
                 response.status, body, retry_after=retry_after, secrets=self._secrets
             )
@@ -321,10 +311,6 @@ class TetherClient:
             f"the request may have been processed",
             request_sent=True,
         )
-
-
-def _seconds(value: str | None) -> float | None:
-    return float(value) if value is not None and value.strip().isdigit() else None
 
 
 def _object(answer: Any, endpoint: api.Endpoint) -> dict[str, Any]:
