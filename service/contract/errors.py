@@ -54,13 +54,20 @@ QUOTA_CODES = frozenset({OUTBOUND_QUOTA, API_REQUEST_QUOTA})
 
 @dataclass(frozen=True, slots=True)
 class FieldProblem:
-    """One thing wrong with one field: the unit of every ``details`` list, ours or MsgFlash's."""
+    """One thing wrong with one field: the unit of every ``details`` list, ours or a provider's.
+
+    ``extra`` holds named values a problem may carry besides its message (the date a refused
+    Tether campaign would fit on), so ``details`` stays one type however much a problem says.
+    """
 
     field: str
     message: str
+    extra: tuple[tuple[str, str], ...] = ()
 
     def as_dict(self) -> dict[str, str]:
-        return {"field": self.field, "message": self.message}
+        """The wire item: ``field`` and ``message``, then the extra values by name (which can
+        never replace the first two)."""
+        return {**dict(self.extra), "field": self.field, "message": self.message}
 
     @classmethod
     def from_json(cls, item: object) -> FieldProblem:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import aiohttp
@@ -194,10 +195,16 @@ async def test_a_refused_quota_check_names_the_next_date_and_creates_nothing(
     [slot] = await tether.requests("/api/campaigns/next-available-slot")
     assert slot["query"] == {"contactCount": "2"}
     error = failed["data"]["error"]
-    [detail] = error["details"]
     assert error["code"] == "TETHER_DAILY_QUOTA_EXCEEDED"
-    assert detail["nextAvailableDate"] in error["message"]
-    assert (detail["remaining"], detail["limit"]) == (1, 3)
+    [detail] = error["details"]
+    next_date = date.fromisoformat(detail["nextAvailableDate"]).isoformat()
+    assert detail == {
+        "field": "data.scheduleDate",
+        "message": f"Only 1 SMS remaining on {DAY}",
+        "nextAvailableDate": next_date,
+    }
+    assert f"the next date with room for 2 is {next_date}" in error["message"]
+    assert "1 of the day's 3 SMS left" in error["message"]
     assert await tether.requests("/api/campaigns", "POST") == []
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from service.contract.errors import (
     TETHER_BAD_RESPONSE,
     TETHER_DAILY_QUOTA_EXCEEDED,
+    FieldProblem,
     TetherError,
 )
 from service.contract.wire import utc_millis
@@ -40,28 +41,30 @@ def fits(answer: Mapping[str, Any]) -> bool:
 def quota_exceeded(
     when: datetime, count: int, verdict: Mapping[str, Any], slot: Mapping[str, Any]
 ) -> TetherError:
-    """The failure of a campaign that does not fit its day, naming the next day it would."""
+    """The failure of a campaign that does not fit its day, naming the next day it would: the
+    date is in the message for people and in the ``scheduleDate`` problem for programs."""
     next_date = slot.get("nextAvailableDate")
-    remaining = verdict.get("remaining")
+    remaining, limit = verdict.get("remaining"), verdict.get("limit")
     reason = verdict.get("message") or f"only {remaining} SMS left on that day"
+    room = f"{remaining} of the day's {limit} SMS left" if _counts(remaining, limit) else None
     hint = (
         f"the next date with room for {count} is {next_date}: set `scheduleDate` to it, "
         if isinstance(next_date, str)
         else "Tether named no date with room for them: "
     )
-    detail: dict[str, Any] = {"field": "data.scheduleDate", "message": str(reason)}
-    if isinstance(next_date, str):
-        detail["nextAvailableDate"] = next_date
-    for key in ("remaining", "limit"):
-        if isinstance(verdict.get(key), int):
-            detail[key] = verdict[key]
+    extra = (("nextAvailableDate", next_date),) if isinstance(next_date, str) else ()
+    problem = FieldProblem("data.scheduleDate", str(reason), extra)
     return TetherError(
         TETHER_DAILY_QUOTA_EXCEEDED,
         f"Tether's daily SMS quota has no room for {count} recipients on {utc_millis(when)} "
-        f'({reason}); {hint}or set `quota` to "segment" to spread them over days',
-        http_status=None,
-        details=[detail],
+        f"({reason}{'; ' + room if room else ''}); {hint}"
+        'or set `quota` to "segment" to spread them over days',
+        details=(problem,),
     )
+
+
+def _counts(*values: object) -> bool:
+    return all(isinstance(value, int) for value in values)
 
 
 def auto_segment_body(when: datetime, total: int) -> dict[str, Any]:

@@ -187,9 +187,7 @@ def test_failures_go_to_campaign_failed_only_for_campaign_commands(
 
 
 def test_a_failure_event_carries_the_error_and_attempts() -> None:
-    error = error_info(
-        MsgFlashError("TEMPLATE_INVALID", "bad placeholder", http_status=400)
-    )
+    error = error_info(MsgFlashError("TEMPLATE_INVALID", "bad placeholder", http_status=400))
     event = failure_event(SEND.identity, error, attempts=3, event_id="evt-1", now=NOW)
     assert decoded(event) == envelope_of(
         "msgflash.message.failed",
@@ -225,6 +223,24 @@ def test_an_invalid_command_failure_lists_each_field_problem() -> None:
         },
         "attempts": 0,
     }
+
+
+def test_a_field_problem_carries_its_extra_values_into_the_failure_event() -> None:
+    problem = FieldProblem(
+        "data.scheduleDate",
+        "Only 1 SMS remaining",
+        (("nextAvailableDate", "2030-05-21"), ("field", "not this one")),
+    )
+    identity = CommandIdentity(id=None, source=None, type=None)
+    info = ErrorInfo("TETHER_DAILY_QUOTA_EXCEEDED", "no room", details=(problem,))
+    data = decoded(failure_event(identity, info, attempts=0))["data"]
+    assert data["error"]["details"] == [
+        {
+            "field": "data.scheduleDate",
+            "message": "Only 1 SMS remaining",
+            "nextAvailableDate": "2030-05-21",
+        }
+    ]
 
 
 @pytest.mark.parametrize(

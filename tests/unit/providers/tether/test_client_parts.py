@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service.contract.errors import RetryClass, TetherError
+from service.contract.errors import FieldProblem, RetryClass, TetherError, error_info
 from service.contract.tether import TetherCampaignData
 from service.providers.tether.account import TetherCredentials
 from service.providers.tether.api import read_answer
 from service.providers.tether.auth import TokenKeeper, jwt_expiry, renew_time
 from service.providers.tether.mapping import split, to_campaign_body
-from service.providers.tether.quota import auto_segment_body, fits, segment_plan
+from service.providers.tether.quota import auto_segment_body, fits, quota_exceeded, segment_plan
 from service.providers.tether.reconcile import campaigns_in, find_created_campaign, find_segments
 
 DATA = TetherCampaignData.model_validate(
@@ -124,6 +124,27 @@ def test_quota_answers_are_checked_not_trusted() -> None:
         "firstSegmentDate": "2030-05-20",
         "firstSegmentTime": "11:05",
     }
+
+
+def test_a_quota_refusal_names_the_next_date_in_its_message_and_its_details() -> None:
+    when = datetime(2030, 5, 20, 15, tzinfo=UTC)
+    verdict = {"available": False, "remaining": 1, "limit": 3, "message": "Only 1 SMS left"}
+    refused = error_info(quota_exceeded(when, 2, verdict, {"nextAvailableDate": "2030-05-21"}))
+    assert (refused.code, refused.retryable) == ("TETHER_DAILY_QUOTA_EXCEEDED", False)
+    assert "the next date with room for 2 is 2030-05-21" in refused.message
+    assert "1 of the day's 3 SMS left" in refused.message
+    assert refused.details == (
+        FieldProblem(
+            "data.scheduleDate", "Only 1 SMS left", (("nextAvailableDate", "2030-05-21"),)
+        ),
+    )
+
+
+def test_a_quota_refusal_without_a_next_date_says_so_and_adds_no_date() -> None:
+    when = datetime(2030, 5, 20, 15, tzinfo=UTC)
+    refused = quota_exceeded(when, 2, {"available": False}, {"nextAvailableDate": None})
+    assert "Tether named no date with room for them" in refused.message
+    assert [problem.extra for problem in refused.details] == [()]
 
 
 def test_the_campaign_a_lost_create_made_is_found_and_no_other() -> None:
