@@ -228,6 +228,35 @@ async def test_segment_creates_one_campaign_per_segment(
     assert created["data"]["recipients"] == 3
 
 
+@pytest.mark.parametrize("tether_config", [{"daily_limit": 1}])
+async def test_a_split_command_failing_part_way_creates_only_the_missing_segments_once(
+    relay_factory: RelayFactory, tether: TetherHandle, events: EventTap, producer: Producer
+) -> None:
+    # Matching POSTs: auto-segment, then the creates. Two pass, so the second create meets
+    # 503s until the in-process retries are spent and the command is deferred part-way.
+    fault = {"pass_count": 2, "error_count": 2, "error_statuses": [503], "methods": ["POST"]}
+    await tether.admin("PUT", "/_sandbox/faults", {**fault, "paths": ["/api/campaigns"]})
+    await tether_relay(relay_factory, tether, relay_retry_max_attempts=2)
+    extra = [{"firstName": "Ana", "phoneNumber": "+33612345678"}]
+    cmd = campaign(quota="segment", newContacts=[*DATA["newContacts"], *extra])
+    await producer.publish(cmd)
+    (created,) = await events.wait_for(outcome_of(cmd))
+    assert created["type"] == "tether.campaign.created"
+    held = await tether.admin("GET", "/_sandbox/campaigns")
+    assert [c["name"] for c in held] == [f"Q2 Lead Gen ({k}/3)" for k in (1, 2, 3)]
+    assert [c["_id"] for c in held] == [s["campaignId"] for s in created["data"]["segments"]]
+    assert [c["scheduleDate"][:10] for c in held] == ["2030-05-20", "2030-05-21", "2030-05-22"]
+    recipients = [
+        *(contact["phoneNumber"] for c in held for contact in c["newContacts"]),
+        *(contact["_id"] for c in held for contact in c["selectedExistingContacts"]),
+    ]
+    assert sorted(recipients) == sorted(["+14155550133", "+33612345678", EXISTING])
+    creates = await tether.requests("/api/campaigns", "POST")
+    assert [r["status"] for r in creates] == [200, 503, 503, 200, 200]
+    assert created["data"]["attempts"] == len(creates)
+    assert len(await tether.requests("/api/campaigns", "GET")) == 1  # the redelivery's look
+
+
 async def test_a_late_answer_is_found_in_the_list_and_never_created_twice(
     relay_factory: RelayFactory, tether: TetherHandle, events: EventTap, producer: Producer
 ) -> None:

@@ -30,6 +30,9 @@ class FaultSettings(BaseModel):
     late_answer_seconds: float = Field(0, ge=0)
     late_answer_count: int | None = Field(None, ge=0)  # None with seconds > 0: every request
     duration_seconds: float | None = Field(None, gt=0)
+    # The first N matching requests pass untouched before any fault strikes: how a test aims
+    # a fault at the k-th create of a split campaign.
+    pass_count: int = Field(0, ge=0)
     paths: tuple[str, ...] = ("/api/",)
     methods: tuple[str, ...] | None = None  # None: every method
     random_seed: int | None = None
@@ -59,12 +62,14 @@ class FaultInjector:
         self._settings: FaultSettings | None = None
         self._since = 0.0
         self._left: dict[str, int | None] = {}
+        self._passes = 0
         self._rng = random.Random()
 
     def configure(self, settings: FaultSettings | None) -> None:
         self._settings = settings
         self._since = self._clock()
         self._rng = random.Random(settings.random_seed if settings else None)
+        self._passes = settings.pass_count if settings else 0
         self._left = {
             "error": settings.error_count if settings else None,
             "429": settings.force_429_count if settings else None,
@@ -77,6 +82,9 @@ class FaultInjector:
         if s is None or not path.startswith(s.paths):
             return None
         if s.methods is not None and method.upper() not in s.methods:
+            return None
+        if self._passes > 0:
+            self._passes -= 1
             return None
         if self._take("429", 0.0):
             return FaultPlan(s.latency_ms / 1000, error_status=429)
@@ -103,7 +111,8 @@ class FaultInjector:
     def as_api(self) -> dict[str, Any]:
         settings = self._active()
         shown = (settings or FaultSettings()).model_dump(mode="json")
-        return {**shown, "active": settings is not None, "left": dict(self._left)}
+        left = {**self._left, "pass": self._passes}
+        return {**shown, "active": settings is not None, "left": left}
 
     def _active(self) -> FaultSettings | None:
         s = self._settings

@@ -29,6 +29,20 @@ async def test_counted_faults_strike_the_next_n_matching_requests(api: Api) -> N
     assert (await api.call("POST", "/api/campaigns", CAMPAIGN))[0] == 200
 
 
+async def test_pass_count_lets_the_first_matching_requests_through_before_a_fault(
+    api: Api,
+) -> None:
+    await api.ok(
+        "PUT",
+        "/_sandbox/faults",
+        {"pass_count": 2, "error_count": 1, "methods": ["POST"], "paths": ["/api/campaigns"]},
+    )
+    assert (await api.call("GET", "/api/campaigns"))[0] == 200  # not matched: not counted
+    statuses = [(await api.call("POST", "/api/campaigns", CAMPAIGN))[0] for _ in range(4)]
+    assert statuses == [200, 200, 503, 200]
+    assert len((await api.ok("GET", "/api/campaigns"))["data"]) == 3
+
+
 async def test_a_lost_answer_still_creates_the_campaign(api: Api) -> None:
     await api.ok("PUT", "/_sandbox/faults", {"drop_after_count": 1, "methods": ["POST"]})
     with pytest.raises(aiohttp.ClientError):
