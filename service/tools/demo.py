@@ -17,7 +17,7 @@ import structlog
 from service.contract.commands import ROUTING_KEYS, CommandType
 
 if TYPE_CHECKING:
-    from service.app import Relay
+    from service.wiring.relay import Relay
 
 log = structlog.get_logger("service.tools.demo")
 

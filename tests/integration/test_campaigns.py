@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from service.app import Relay
 from service.providers.msgflash.sandbox.seed import (
     CONTACT_ANA,
     CONTACT_BRUNO,
@@ -17,6 +16,7 @@ from service.providers.msgflash.sandbox.seed import (
     TEMPLATE_WELCOME,
 )
 from service.tools.send import add_arguments, build_command, publish_and_wait
+from service.wiring.relay import Relay
 from tests.conftest import EventTap, Producer, SandboxHandle, command
 
 CAMPAIGN = "msgflash.campaign.create"

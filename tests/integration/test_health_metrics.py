@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.app import Relay
+from service.wiring.relay import Relay
 from tests.conftest import AMQP_URL, EventTap, Producer, RelayFactory, command
 
 

@@ -32,11 +32,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from service.app import Relay
 from service.providers.msgflash.sandbox.delivery import sign
 from service.web.ingress import OPERATION as INGRESS
 from service.web.openapi import render_openapi
 from service.web.webhooks import OPERATION as WEBHOOK
+from service.wiring.relay import Relay
 from tests.conftest import RelayFactory
 
 SECRET = "whsec-schemathesis-0123456789"

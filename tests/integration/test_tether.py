@@ -12,13 +12,13 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from service.app import Relay
 from service.providers.tether.sandbox.app import create_tether_sandbox_app
 from service.providers.tether.sandbox.config import (
     DEFAULT_EMAIL,
     DEFAULT_PASSWORD,
     TetherSandboxConfig,
 )
+from service.wiring.relay import Relay
 from tests.conftest import EventTap, Producer, RelayFactory, command
 
 TETHER = "tether.campaign.create"

@@ -1,11 +1,50 @@
-"""The Tether account of the ``TETHER_*`` settings, and the embedded sandbox when asked for."""
+"""The Tether side of one relay, made from the ``TETHER_*`` settings: the account, its paced
+client and, with ``RELAY_SANDBOX=1``, the simulator to serve beside it. None of it when no
+account is configured.
+
+No I/O here beyond what ``TetherClient.create`` needs (a session made in the running loop).
+What turns these parts into a command handler lives with the relay's wiring, since providers
+may not import the consumers.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aiohttp import web
 
+from service.metrics import Metrics
+from service.pacing import RateLimiter, open_rate_limiter
+from service.providers.common.retry import RetryPolicy
 from service.providers.tether.account import TetherAccount, TetherCredentials
+from service.providers.tether.client import TetherClient
 from service.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class TetherParts:
+    """The client, the pacing it waits on, and the embedded sandbox's app when asked for."""
+
+    client: TetherClient
+    limiter: RateLimiter
+    sandbox: web.Application | None
+
+
+def tether_parts(settings: Settings, metrics: Metrics) -> TetherParts | None:
+    """The Tether side; None when no account is configured (its commands then fail
+    PROVIDER_NOT_CONFIGURED)."""
+    account = tether_account(settings)
+    if account is None:
+        return None
+    limiter = open_rate_limiter(settings.relay_state_url, account.rate_limit)
+    client = TetherClient.create(
+        account=account,
+        limiter=limiter,
+        policy=RetryPolicy(max_attempts=settings.relay_retry_max_attempts),
+        metrics=metrics,
+        timeout=settings.relay_tether_timeout,
+    )
+    return TetherParts(client, limiter, tether_sandbox_app(settings))
 
 
 def tether_account(settings: Settings) -> TetherAccount | None:
