@@ -80,7 +80,7 @@ class TetherCampaignHandler:
         create = self._segmented if data.quota == "segment" else self._single
         try:
             failure = await create(self.client, data, since, progress)
-        except TetherError as exc:  # a lookup or the quota check: it created nothing
+        except TetherError as exc:  # a lookup or the quota check: no create was attempted
             failure = CallFailure(exc, attempts=0)
         if failure is not None:
             return _failed(failure, progress, context, called_at)

@@ -68,6 +68,27 @@ def read_answer(
     )
 
 
+def answer_object(answer: Any, endpoint: Endpoint) -> dict[str, Any]:
+    """A route's answer that must be an object (the quota routes' answers)."""
+    if isinstance(answer, dict):
+        return answer
+    raise TetherError(
+        TETHER_BAD_RESPONSE, f"Tether answered {endpoint.label} with a list, expected an object"
+    )
+
+
+def created_campaign(answer: Any) -> dict[str, Any]:
+    """The campaign object of a create answer: ``{success, message, data: {...}}``."""
+    data = answer.get("data") if isinstance(answer, dict) else None
+    if isinstance(data, dict) and isinstance(data.get("_id"), str):
+        return data
+    raise TetherError(
+        TETHER_BAD_RESPONSE,
+        "Tether answered the campaign create without a campaign `data._id`; look for the "
+        "campaign in Tether before replaying the command",
+    )
+
+
 def error_fields(document: Any) -> tuple[str | None, str | None]:
     """``(code, message)`` from any of Tether's three error shapes; Nones when it is none."""
     if not isinstance(document, dict):

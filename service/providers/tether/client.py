@@ -118,15 +118,19 @@ class TetherClient:
 
     # --- calls ---------------------------------------------------------------------------
     async def validate_date(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        return _object(await self._call(api.VALIDATE_DATE, json_body=body), api.VALIDATE_DATE)
+        return api.answer_object(
+            await self._call(api.VALIDATE_DATE, json_body=body), api.VALIDATE_DATE
+        )
 
     async def next_available_slot(self, count: int) -> dict[str, Any]:
         params = {"contactCount": str(count)}
         answer = await self._call(api.NEXT_AVAILABLE_SLOT, params=params)
-        return _object(answer, api.NEXT_AVAILABLE_SLOT)
+        return api.answer_object(answer, api.NEXT_AVAILABLE_SLOT)
 
     async def auto_segment(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        return _object(await self._call(api.AUTO_SEGMENT, json_body=body), api.AUTO_SEGMENT)
+        return api.answer_object(
+            await self._call(api.AUTO_SEGMENT, json_body=body), api.AUTO_SEGMENT
+        )
 
     async def list_campaigns(self) -> list[dict[str, Any]]:
         return campaigns_in(await self._call(api.LIST_CAMPAIGNS))
@@ -158,7 +162,7 @@ class TetherClient:
                 if error.request_sent:
                     landed_since = sent_at
                 raise
-            return _campaign(answer), False
+            return api.created_campaign(answer), False
 
         answer, attempts = await self._retrier.run(
             once, endpoint=api.CREATE_CAMPAIGN.label, give_up=_is_outcome_unknown
@@ -311,26 +315,6 @@ class TetherClient:
             f"the request may have been processed",
             request_sent=True,
         )
-
-
-def _object(answer: Any, endpoint: api.Endpoint) -> dict[str, Any]:
-    if isinstance(answer, dict):
-        return answer
-    raise TetherError(
-        TETHER_BAD_RESPONSE, f"Tether answered {endpoint.label} with a list, expected an object"
-    )
-
-
-def _campaign(answer: Any) -> dict[str, Any]:
-    """The campaign object of a create answer: ``{success, message, data: {...}}``."""
-    data = answer.get("data") if isinstance(answer, dict) else None
-    if isinstance(data, dict) and isinstance(data.get("_id"), str):
-        return data
-    raise TetherError(
-        TETHER_BAD_RESPONSE,
-        "Tether answered the campaign create without a campaign `data._id`; look for the "
-        "campaign in Tether before replaying the command",
-    )
 
 
 def _id(campaign: Mapping[str, Any] | None) -> str | None:
