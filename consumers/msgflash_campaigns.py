@@ -19,7 +19,8 @@ from consumers.outcomes import (
 from service.contract.commands import Command, CreateCampaignData
 from service.contract.errors import MsgFlashError
 from service.contract.events import campaign_created_event, safety_warning_event
-from service.providers.msgflash.client import CallFailure, MsgFlashClient
+from service.providers.common.retry import CallFailure
+from service.providers.msgflash.client import MsgFlashClient
 from service.providers.msgflash.instances import InstanceResolver
 from service.providers.msgflash.mapping import to_campaign_payload
 from service.providers.msgflash.quota import QuotaGate

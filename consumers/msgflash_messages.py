@@ -22,7 +22,8 @@ from consumers.outcomes import (
 from service.contract.commands import Command, CommandType, ScheduleMessageData, SendMessageData
 from service.contract.errors import OUTCOME_UNKNOWN, ErrorInfo
 from service.contract.events import message_result_event, safety_warning_event
-from service.providers.msgflash.client import CallFailure, MsgFlashClient
+from service.providers.common.retry import CallFailure
+from service.providers.msgflash.client import MsgFlashClient
 from service.providers.msgflash.instances import InstanceResolver
 from service.providers.msgflash.mapping import to_message_payload
 from service.providers.msgflash.quota import QuotaGate

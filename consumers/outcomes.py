@@ -10,7 +10,7 @@ from service.contract.errors import (
     ErrorInfo,
     InstanceResolutionError,
     MsgFlashError,
-    MsgFlashNoResponse,
+    ProviderError,
     RetryClass,
     error_info,
 )
@@ -74,25 +74,24 @@ Handler = Callable[[Command, HandlerContext], Awaitable[Outcome]]
 
 
 def outcome_from_error(
-    error: MsgFlashError,
+    error: ProviderError,
     context: HandlerContext,
     instance_id: str | None = None,
     *,
     attempts: int = 0,
     called_at: float | None = None,
 ) -> Outcome:
-    """A failed MsgFlash call of ``attempts`` attempts at creating something (0 for a lookup):
-    retryable ones go to a retry tier, the rest fail for good."""
+    """A failed provider call of ``attempts`` attempts at creating something (0 for a
+    lookup): retryable ones go to a retry tier, the rest fail for good."""
     if error.retry_class is RetryClass.QUOTA:
         # Not transient: it lifts when the quota resets or the plan changes, so waiting for it
         # must not use up the retry tiers (the quota gate keeps calls from going out meanwhile).
         return Deferred(error_info(error), attempts=attempts, counts=False)
     if error.retryable:
-        unanswered = isinstance(error, MsgFlashNoResponse) and error.request_sent
         return Deferred(
             error_info(error),
             attempts=attempts,
-            reconcile_since=(context.reconcile_since or called_at) if unanswered else None,
+            reconcile_since=(context.reconcile_since or called_at) if error.unanswered else None,
         )
     return Failed(
         error_info(error),

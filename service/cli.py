@@ -21,7 +21,7 @@ log = structlog.get_logger("service.cli")
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = _parser(with_sandbox=bool(argv) and argv[0] == "sandbox")
+    parser = _parser(sandbox=_sandbox_provider(argv))
     args = parser.parse_args(argv)
     said = f"msgflash-relay {args.command}"
     try:
@@ -47,7 +47,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message}\nSee `{self.prog} --help`.\n")
 
 
-def _parser(*, with_sandbox: bool) -> argparse.ArgumentParser:
+def _sandbox_provider(argv: list[str]) -> str | None:
+    """Which simulator ``sandbox`` runs (its flags differ), or None for another command."""
+    if not argv or argv[0] != "sandbox":
+        return None
+    if "--provider=tether" in argv:
+        return "tether"
+    at = argv.index("--provider") if "--provider" in argv else -1
+    return "tether" if 0 < at < len(argv) - 1 and argv[at + 1] == "tether" else "msgflash"
+
+
+def _parser(*, sandbox: str | None) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="msgflash-relay",
         description="Relay between a RabbitMQ command bus and the MsgFlash WhatsApp API.",
@@ -62,13 +72,21 @@ def _parser(*, with_sandbox: bool) -> argparse.ArgumentParser:
     )
     run.set_defaults(func=_run)
 
-    sandbox = sub.add_parser("sandbox", help="run the MsgFlash simulator on its own port")
-    if with_sandbox:
-        # Only loaded when asked for: production paths never import the simulator.
+    simulator = sub.add_parser(
+        "sandbox", help="run the MsgFlash (or, with --provider tether, Tether) simulator"
+    )
+    simulator.add_argument("--provider", choices=("msgflash", "tether"), default="msgflash")
+    # Only loaded when asked for: production paths never import the simulators.
+    if sandbox == "tether":
+        from service.providers.tether.sandbox import server as tether_server
+
+        tether_server.add_arguments(simulator)
+        simulator.set_defaults(func=tether_server.run)
+    elif sandbox == "msgflash":
         from service.providers.msgflash.sandbox import server as sandbox_server
 
-        sandbox_server.add_arguments(sandbox)
-        sandbox.set_defaults(func=sandbox_server.run)
+        sandbox_server.add_arguments(simulator)
+        simulator.set_defaults(func=sandbox_server.run)
 
     from service import tools
 
@@ -82,6 +100,8 @@ def configured_settings(*, relay: bool = True) -> Settings:
     secrets = [settings.api_key, *settings.webhook_secrets, *settings.ingress_tokens]
     if settings.relay_redis_password is not None:
         secrets.append(settings.relay_redis_password.get_secret_value())
+    tether = (settings.tether_api_token, settings.tether_password)
+    secrets += [secret.get_secret_value() for secret in tether if secret is not None]
     configure_logging(
         log_format=settings.relay_log_format, level=settings.relay_log_level, secrets=secrets
     )

@@ -88,6 +88,25 @@ class Metrics:
             ["routing_key"],
             registry=r,
         )
+        self.tether_requests = Counter(
+            "relay_tether_requests_total",
+            "Tether HTTP calls, by endpoint and status code ('error' when no response).",
+            ["endpoint", "status"],
+            registry=r,
+        )
+        self.tether_latency = Histogram(
+            "relay_tether_request_seconds",
+            "Tether HTTP call latency, by endpoint.",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.tether_retries = Counter(
+            "relay_tether_retries_total",
+            "In-process retries of Tether calls, by reason (error code).",
+            ["reason"],
+            registry=r,
+        )
         # ``labels()`` validates, locks and hashes on every call; the per-command paths look
         # their children up here instead (label values come from small fixed sets).
         self.command_outcome = functools.cache(self.commands.labels)

@@ -54,7 +54,8 @@ class Settings(BaseSettings):
     )
     relay_sandbox: bool = Field(
         False,
-        description="1: start the embedded MsgFlash sandbox in-process and point the client at it",
+        description="1: start the embedded MsgFlash and Tether sandboxes in-process and point "
+        "the clients at them",
     )
     relay_http_host: str = Field(
         "0.0.0.0", description="public server: webhooks and ingress (bind address)"
@@ -70,6 +71,28 @@ class Settings(BaseSettings):
         ge=0,
         le=65535,
         description="admin server: /healthz, /readyz, /metrics; never exposed with the public port",
+    )
+    tether_base_url: str | None = Field(
+        None,
+        description="Tether API root (per-instance host); Tether commands fail with "
+        "PROVIDER_NOT_CONFIGURED if unset and not sandboxed",
+    )
+    tether_api_token: SecretStr | None = Field(
+        None,
+        description="static bearer token (an API key); or TETHER_EMAIL + TETHER_PASSWORD to log "
+        "in for a JWT (the token wins when both are set); never logged",
+    )
+    tether_email: SecretStr | None = Field(
+        None, description="login email for a Tether JWT (with TETHER_PASSWORD); never logged"
+    )
+    tether_password: SecretStr | None = Field(
+        None, description="login password for a Tether JWT (with TETHER_EMAIL); never logged"
+    )
+    tether_rate_limit: float = Field(
+        5.0,
+        gt=0,
+        le=100_000,
+        description="requests/second the relay allows itself per Tether account",
     )
     relay_prefetch: int = Field(
         64, ge=1, le=65535, description="AMQP prefetch per consumer (bounds in-flight commands)"
@@ -103,6 +126,12 @@ class Settings(BaseSettings):
     )
     relay_campaign_prefetch: int = Field(
         8, ge=1, le=65535, description="AMQP prefetch of the campaign consumer"
+    )
+    relay_tether_prefetch: int = Field(
+        8, ge=1, le=65535, description="AMQP prefetch of the Tether consumer"
+    )
+    relay_tether_timeout: float = Field(
+        10.0, gt=0, le=300, description="seconds before one Tether HTTP call is abandoned"
     )
     relay_max_body_bytes: int = Field(
         256 * 1024, ge=1024, description="largest command body accepted; larger is INVALID_EVENT"
@@ -164,6 +193,12 @@ class Settings(BaseSettings):
     relay_sandbox_port: int = Field(
         8090, ge=0, le=65535, description="port of the embedded sandbox when RELAY_SANDBOX=1"
     )
+    relay_tether_sandbox_port: int = Field(
+        8091,
+        ge=0,
+        le=65535,
+        description="port of the embedded Tether sandbox when RELAY_SANDBOX=1",
+    )
 
     @field_validator("msgflash_base_url")
     @classmethod
@@ -171,6 +206,16 @@ class Settings(BaseSettings):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("must be an http(s) URL such as https://srv.msgflash.com")
+        return value.rstrip("/")
+
+    @field_validator("tether_base_url")
+    @classmethod
+    def _tether_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http(s) URL such as https://crm.example.com")
         return value.rstrip("/")
 
     @field_validator("amqp_url")
@@ -200,6 +245,22 @@ class Settings(BaseSettings):
             raise ValueError(
                 "RELAY_SANDBOX_PORT must name a port when RELAY_SANDBOX=1 (the client is pointed "
                 "at the embedded sandbox before it listens): set a free port such as 8090"
+            )
+        if self.relay_sandbox and self.relay_tether_sandbox_port == 0:
+            raise ValueError(
+                "RELAY_TETHER_SANDBOX_PORT must name a port when RELAY_SANDBOX=1 (the Tether "
+                "client is pointed at it before it listens): set a free port such as 8091"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _one_tether_credential(self) -> Settings:
+        login = (self.tether_email is not None, self.tether_password is not None)
+        if self.tether_api_token is None and login[0] != login[1]:
+            missing = "TETHER_PASSWORD" if login[0] else "TETHER_EMAIL"
+            raise ValueError(
+                f"{missing} is missing: TETHER_EMAIL and TETHER_PASSWORD go together "
+                "(or set TETHER_API_TOKEN alone)"
             )
         return self
 
@@ -236,6 +297,16 @@ class Settings(BaseSettings):
         if self.relay_sandbox:
             return f"http://127.0.0.1:{self.relay_sandbox_port}"
         return self.msgflash_base_url
+
+    @property
+    def tether_url(self) -> str | None:
+        """Where the Tether client calls: TETHER_BASE_URL, else the embedded Tether sandbox when
+        RELAY_SANDBOX=1; None when Tether is not configured."""
+        if self.tether_base_url is not None:
+            return self.tether_base_url
+        if self.relay_sandbox:
+            return f"http://127.0.0.1:{self.relay_tether_sandbox_port}"
+        return None
 
     @property
     def retry_delays(self) -> tuple[float, ...]:

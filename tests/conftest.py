@@ -26,7 +26,7 @@ from service.contract.amqp import Topology
 from service.settings import DEFAULT_SANDBOX_API_KEY, load_settings
 
 if TYPE_CHECKING:  # imported lazily so the sandbox and unit suites load without the relay
-    from service.app import Relay
+    from service.wiring.relay import Relay
 
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -33,6 +33,7 @@ async def declare_topology(connection: AbstractConnection, topology: Topology) -
     await _exchange(connection, t.retry_exchange, ExchangeType.HEADERS)
     await _queue(connection, t.messages_queue, QUORUM, t.commands_exchange, ["message.*"])
     await _queue(connection, t.campaigns_queue, QUORUM, t.commands_exchange, ["campaign.*"])
+    await _queue(connection, t.tether_queue, QUORUM, t.commands_exchange, ["tether.#"])
     await _queue(connection, t.dead_letter_queue, QUORUM, None, [])
     for tier in t.retry_tiers:
         arguments = {

@@ -40,6 +40,10 @@ class Topology:
         return f"{self.prefix}.campaigns"
 
     @property
+    def tether_queue(self) -> str:
+        return f"{self.prefix}.tether"
+
+    @property
     def retry_exchange(self) -> str:
         return f"{self.prefix}.retry"
 
@@ -59,7 +63,13 @@ class Topology:
 
     def queues(self) -> tuple[str, ...]:
         tiers = tuple(tier.queue for tier in self.retry_tiers)
-        return (self.messages_queue, self.campaigns_queue, self.dead_letter_queue, *tiers)
+        return (
+            self.messages_queue,
+            self.campaigns_queue,
+            self.tether_queue,
+            self.dead_letter_queue,
+            *tiers,
+        )
 
 
 def _label(seconds: float) -> str:

@@ -43,6 +43,14 @@ RESULT_EVENTS: Mapping[CommandType, tuple[EventType, ...]] = {
     CommandType.SCHEDULE_MESSAGE: (EventType.MESSAGE_SCHEDULED, EventType.MESSAGE_FAILED),
     CommandType.SEND_MESSAGE: (EventType.MESSAGE_SENT, EventType.MESSAGE_FAILED),
     CommandType.CREATE_CAMPAIGN: (EventType.CAMPAIGN_CREATED, EventType.CAMPAIGN_FAILED),
+    CommandType.TETHER_CREATE_CAMPAIGN: (
+        EventType.TETHER_CAMPAIGN_CREATED,
+        EventType.TETHER_CAMPAIGN_FAILED,
+    ),
+}
+_PROVIDER_NAMES: Mapping[CommandType, str] = {
+    kind: "Tether" if kind is CommandType.TETHER_CREATE_CAMPAIGN else "MsgFlash"
+    for kind in CommandType
 }
 WEBHOOK_ADDRESS = routing_key_for(WEBHOOK_TYPE_PREFIX) + "{event}"
 
@@ -55,7 +63,9 @@ DESCRIPTION = (
     "the v1 convention (AMQP `message_id` = id, `type` property = type, `app_id` = source). "
     "`(source, id)` is the idempotency key. "
     "Every event carries `data.requestId`/`data.requestSource` of the command it answers "
-    "and the command's AMQP `correlation_id`. All names derive from RELAY_EXCHANGE_PREFIX."
+    "and the command's AMQP `correlation_id`. All names derive from RELAY_EXCHANGE_PREFIX. "
+    "Tether commands (`tether.*`) have a quorum queue of their own, so a Tether outage never "
+    "holds MsgFlash commands back."
 )
 
 
@@ -116,8 +126,7 @@ class _Document:
     def add_command(self, kind: CommandType, schema: dict[str, Any]) -> None:
         key = ROUTING_KEYS[kind]
         name = self._add_message(kind, schema, correlation="$message.payload#/id")
-        campaign = kind is CommandType.CREATE_CAMPAIGN
-        queue = self._topology.campaigns_queue if campaign else self._topology.messages_queue
+        queue = self._queue_of(kind)
         channel_id = f"commands.{key}"
         self._channels[channel_id] = {
             "address": key,
@@ -133,7 +142,7 @@ class _Document:
         self._operations[f"consume.{key}"] = {
             "action": "receive",
             "channel": {"$ref": f"#/channels/{channel_id}"},
-            "summary": f"The relay consumes {kind} commands and calls MsgFlash.",
+            "summary": f"The relay consumes {kind} commands and calls {_PROVIDER_NAMES[kind]}.",
             "messages": [{"$ref": f"#/channels/{channel_id}/messages/{name}"}],
             "reply": {
                 "address": {
@@ -145,6 +154,13 @@ class _Document:
             },
             "bindings": {"amqp": {"ack": True, "bindingVersion": AMQP_BINDING_VERSION}},
         }
+
+    def _queue_of(self, kind: CommandType) -> str:
+        if kind is CommandType.CREATE_CAMPAIGN:
+            return self._topology.campaigns_queue
+        if kind is CommandType.TETHER_CREATE_CAMPAIGN:
+            return self._topology.tether_queue
+        return self._topology.messages_queue
 
     # --- events (sent) --------------------------------------------------------------------
     def add_event(self, kind: str, schema: dict[str, Any]) -> None:
@@ -297,7 +313,7 @@ def _dead_letter_headers() -> dict[str, Any]:
         "properties": {
             ERROR_CODE_HEADER: {"type": "string", "description": "e.g. INVALID_EVENT"},
             ERROR_MESSAGE_HEADER: {"type": "string", "description": "why, at most 1000 chars"},
-            ATTEMPTS_HEADER: {"type": "integer", "description": "MsgFlash calls made"},
+            ATTEMPTS_HEADER: {"type": "integer", "description": "provider calls made"},
             FAILED_AT_HEADER: {"type": "string", "description": "when (ISO 8601, UTC)"},
             ROUTING_KEY_HEADER: {"type": "string", "description": "the command's routing key"},
         },

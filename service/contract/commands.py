@@ -28,6 +28,7 @@ from service.contract.campaigns import CreateCampaignData
 from service.contract.envelope import RawCommand, peek_attributes, read_envelope, summary
 from service.contract.errors import FieldProblem, InvalidCommand
 from service.contract.messages import MessageData, ScheduleMessageData, SendMessageData
+from service.contract.tether import TetherCampaignData
 from service.contract.wire import Instant, describe_error, field_path, utc_millis
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "RawCommand",
     "ScheduleMessageData",
     "SendMessageData",
+    "TetherCampaignData",
     "idempotency_key",
     "parse_command",
     "peek_identity",
@@ -52,6 +54,7 @@ class CommandType(StrEnum):
     SCHEDULE_MESSAGE = "msgflash.message.schedule"
     SEND_MESSAGE = "msgflash.message.send"
     CREATE_CAMPAIGN = "msgflash.campaign.create"
+    TETHER_CREATE_CAMPAIGN = "tether.campaign.create"
 
 
 ROUTING_KEYS: Mapping[CommandType, str] = MappingProxyType(
@@ -59,6 +62,7 @@ ROUTING_KEYS: Mapping[CommandType, str] = MappingProxyType(
         CommandType.SCHEDULE_MESSAGE: "message.schedule",
         CommandType.SEND_MESSAGE: "message.send",
         CommandType.CREATE_CAMPAIGN: "campaign.create",
+        CommandType.TETHER_CREATE_CAMPAIGN: "tether.campaign.create",
     }
 )
 
@@ -67,6 +71,7 @@ DATA_MODELS: Mapping[CommandType, type[BaseModel]] = MappingProxyType(
         CommandType.SCHEDULE_MESSAGE: ScheduleMessageData,
         CommandType.SEND_MESSAGE: SendMessageData,
         CommandType.CREATE_CAMPAIGN: CreateCampaignData,
+        CommandType.TETHER_CREATE_CAMPAIGN: TetherCampaignData,
     }
 )
 
@@ -108,7 +113,7 @@ class Command(BaseModel):
     time: Instant | None = None
     subject: Annotated[str, StringConstraints(max_length=1024)] | None = None
     traceparent: Annotated[str, StringConstraints(max_length=512)] | None = None
-    data: ScheduleMessageData | SendMessageData | CreateCampaignData
+    data: ScheduleMessageData | SendMessageData | CreateCampaignData | TetherCampaignData
 
     @field_validator("id")
     @classmethod
@@ -149,6 +154,16 @@ class Command(BaseModel):
     def is_campaign(self) -> bool:
         return self.type is CommandType.CREATE_CAMPAIGN
 
+    @property
+    def provider(self) -> str:
+        """Who the command is for: ``msgflash`` or ``tether`` (the type's first word)."""
+        return provider_of(self.type)
+
+
+def provider_of(command_type: str | None) -> str:
+    """The provider a command type belongs to; unknown types count as MsgFlash's (v1)."""
+    return "tether" if (command_type or "").startswith("tether.") else "msgflash"
+
 
 # --- parsing ------------------------------------------------------------------------------
 _COMMAND_TYPES = ", ".join(CommandType)
@@ -158,7 +173,7 @@ _HINTS: Mapping[tuple[str, str], str] = {
     ("id", "missing"): "is required: a unique id per command (with `source`, the idempotency key)",
     ("source", "missing"): "is required: a URI that names the producer, e.g. /orders-service",
     ("type", "missing"): f"is required: set it to one of {_COMMAND_TYPES}",
-    ("data", "missing"): "is required: the command's content (see the contract, §3.1 and §3.2)",
+    ("data", "missing"): "is required: the command's content (see the contract, §3 and §8)",
 }
 _BINARY_HINTS: Mapping[tuple[str, str], str] = {
     ("source", "missing"): "is required: in binary mode set the `cloudEvents_source` (or "

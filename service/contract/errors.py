@@ -20,6 +20,32 @@ MSGFLASH_UNREACHABLE = "MSGFLASH_UNREACHABLE"
 MSGFLASH_TIMEOUT = "MSGFLASH_TIMEOUT"
 MSGFLASH_BAD_RESPONSE = "MSGFLASH_BAD_RESPONSE"
 
+# Tether (contract §8): the relay's own codes; Tether's error codes pass through unchanged.
+TETHER_DAILY_QUOTA_EXCEEDED = "TETHER_DAILY_QUOTA_EXCEEDED"
+TETHER_AUTH_FAILED = "TETHER_AUTH_FAILED"
+PROVIDER_NOT_CONFIGURED = "PROVIDER_NOT_CONFIGURED"
+TETHER_UNREACHABLE = "TETHER_UNREACHABLE"
+TETHER_TIMEOUT = "TETHER_TIMEOUT"
+TETHER_BAD_RESPONSE = "TETHER_BAD_RESPONSE"
+
+# What a failure event's ``error.code`` may hold besides the providers' own codes.
+RELAY_ERROR_CODES = (
+    INVALID_EVENT,
+    INSTANCE_NOT_FOUND,
+    INSTANCE_AMBIGUOUS,
+    RETRIES_EXHAUSTED,
+    OUTCOME_UNKNOWN,
+    MSGFLASH_UNREACHABLE,
+    MSGFLASH_TIMEOUT,
+    MSGFLASH_BAD_RESPONSE,
+    TETHER_DAILY_QUOTA_EXCEEDED,
+    TETHER_AUTH_FAILED,
+    PROVIDER_NOT_CONFIGURED,
+    TETHER_UNREACHABLE,
+    TETHER_TIMEOUT,
+    TETHER_BAD_RESPONSE,
+)
+
 RATE_LIMITED = "API_RATE_LIMIT_EXCEEDED"
 OUTBOUND_QUOTA = "MONTHLY_OUTBOUND_QUOTA_EXCEEDED"
 API_REQUEST_QUOTA = "MONTHLY_API_REQUEST_QUOTA_EXCEEDED"
@@ -28,13 +54,20 @@ QUOTA_CODES = frozenset({OUTBOUND_QUOTA, API_REQUEST_QUOTA})
 
 @dataclass(frozen=True, slots=True)
 class FieldProblem:
-    """One thing wrong with one field: the unit of every ``details`` list, ours or MsgFlash's."""
+    """One thing wrong with one field: the unit of every ``details`` list, ours or a provider's.
+
+    ``extra`` holds named values a problem may carry besides its message (the date a refused
+    Tether campaign would fit on), so ``details`` stays one type however much a problem says.
+    """
 
     field: str
     message: str
+    extra: tuple[tuple[str, str], ...] = ()
 
     def as_dict(self) -> dict[str, str]:
-        return {"field": self.field, "message": self.message}
+        """The wire item: ``field`` and ``message``, then the extra values by name (which can
+        never replace the first two)."""
+        return {**dict(self.extra), "field": self.field, "message": self.message}
 
     @classmethod
     def from_json(cls, item: object) -> FieldProblem:
@@ -115,7 +148,7 @@ class NoQueueBound(RelayError):
 
 
 class RetryClass(Enum):
-    """How a failed MsgFlash call should be treated; the whole retry policy keys off this."""
+    """How a failed provider call should be treated; the whole retry policy keys off this."""
 
     PERMANENT = "permanent"  # retrying cannot help: report the failure
     RATE_LIMITED = "rate_limited"  # per-second limiter: short waits
@@ -130,6 +163,11 @@ _BY_CODE: dict[str, RetryClass] = {
     API_REQUEST_QUOTA: RetryClass.QUOTA,
     MSGFLASH_UNREACHABLE: RetryClass.TRANSIENT,
     MSGFLASH_TIMEOUT: RetryClass.TRANSIENT,
+    TETHER_UNREACHABLE: RetryClass.TRANSIENT,
+    TETHER_TIMEOUT: RetryClass.TRANSIENT,
+    TETHER_AUTH_FAILED: RetryClass.PERMANENT,
+    TETHER_DAILY_QUOTA_EXCEEDED: RetryClass.PERMANENT,
+    PROVIDER_NOT_CONFIGURED: RetryClass.PERMANENT,
     "INTERNAL_ERROR": RetryClass.TRANSIENT,
     "PROVIDER_TIMEOUT": RetryClass.TRANSIENT,
     "PROVIDER_UNAVAILABLE": RetryClass.TRANSIENT,
@@ -150,8 +188,12 @@ def classify(code: str | None, http_status: int | None) -> RetryClass:
     return RetryClass.PERMANENT
 
 
-class MsgFlashError(RelayError):
-    """A MsgFlash call that did not succeed, as data: code, HTTP status, retryability."""
+class ProviderError(RelayError):
+    """A provider call that did not succeed, as data: code, HTTP status, retryability.
+
+    The common base of ``MsgFlashError`` and ``TetherError``, so outcomes and failure events are
+    built the same way whichever provider failed.
+    """
 
     def __init__(
         self,
@@ -168,8 +210,17 @@ class MsgFlashError(RelayError):
         self.retry_after = retry_after
         self.retry_class = classify(code, http_status)
 
+    @property
+    def unanswered(self) -> bool:
+        """True when no answer came after the request went out: it may have been acted on."""
+        return False
+
     def __repr__(self) -> str:
-        return f"MsgFlashError(code={self.code!r}, http_status={self.http_status!r})"
+        return f"{type(self).__name__}(code={self.code!r}, http_status={self.http_status!r})"
+
+
+class MsgFlashError(ProviderError):
+    """A MsgFlash call that did not succeed."""
 
 
 class MsgFlashNoResponse(MsgFlashError):
@@ -184,12 +235,42 @@ class MsgFlashNoResponse(MsgFlashError):
         super().__init__(code, message)
         self.request_sent = request_sent
 
+    @property
+    def unanswered(self) -> bool:
+        return self.request_sent
+
 
 class MsgFlashOutcomeUnknown(MsgFlashNoResponse):
     """A creating call went unanswered and MsgFlash could not be asked whether it landed.
 
     Not retried in-process: a caller that retries later should first look for the message
     (``reconcile.find_created_message``), as this call would have.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(OUTCOME_UNKNOWN, message, request_sent=True)
+
+
+class TetherError(ProviderError):
+    """A Tether call that did not succeed (any of its three error-body shapes, read as one)."""
+
+
+class TetherNoResponse(TetherError):
+    """No HTTP answer from Tether; ``request_sent`` says whether Tether may have acted on it."""
+
+    def __init__(self, code: str, message: str, *, request_sent: bool) -> None:
+        super().__init__(code, message)
+        self.request_sent = request_sent
+
+    @property
+    def unanswered(self) -> bool:
+        return self.request_sent
+
+
+class TetherOutcomeUnknown(TetherNoResponse):
+    """A campaign create went unanswered and Tether's campaign list could not be read to check.
+
+    Not retried in-process: Tether has no idempotency key, so the next try looks first.
     """
 
     def __init__(self, message: str) -> None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Generic, Literal, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from service.contract.errors import RELAY_ERROR_CODES
 
 Number = int | float
 
@@ -44,8 +46,28 @@ class CampaignCreatedData(RequestRef):
     attempts: int
 
 
+class TetherSegmentData(EventModel):
+    """One of the campaigns a ``quota: segment`` command was split into."""
+
+    campaign_id: str | None = None
+    schedule_date: str | None = None
+    recipients: int
+
+
+class TetherCampaignCreatedData(RequestRef):
+    campaign_id: str | None = None
+    status: str | None = None
+    schedule_date: str | None = None
+    recipients: int
+    attempts: int
+    segments: tuple[TetherSegmentData, ...] | None = None  # only when split over days
+
+
 class ErrorData(EventModel):
-    code: str
+    code: str = Field(
+        description="The relay's own codes, or the provider's passed through unchanged",
+        examples=list(RELAY_ERROR_CODES),
+    )
     message: str
     http_status: int | None = None
     retryable: bool

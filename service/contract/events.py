@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel
 
 from service.contract.campaigns import CreateCampaignData
-from service.contract.commands import Command, CommandIdentity, CommandType
+from service.contract.commands import Command, CommandIdentity, CommandType, provider_of
 from service.contract.errors import ErrorInfo
 from service.contract.event_data import (
     AppliedLimits,
@@ -61,10 +61,13 @@ class EventType(StrEnum):
     CAMPAIGN_FAILED = "msgflash.campaign.failed"
     SAFETY_WARNING = "msgflash.safety.warning"
     QUOTA_EXHAUSTED = "msgflash.quota.exhausted"
+    TETHER_CAMPAIGN_CREATED = "tether.campaign.created"
+    TETHER_CAMPAIGN_FAILED = "tether.campaign.failed"
 
 
 def routing_key_for(event_type: str) -> str:
-    """Routing key on ``msgflash.events``: the type without its ``msgflash.`` prefix."""
+    """Routing key on ``msgflash.events``: the type without its ``msgflash.`` prefix (Tether
+    events keep theirs: ``tether.campaign.created``)."""
     return event_type.removeprefix("msgflash.")
 
 
@@ -106,7 +109,7 @@ def message_result_event(
         warnings=_texts(response.get("warnings")),
     )
     event_type = EventType.MESSAGE_SCHEDULED if scheduled_at else EventType.MESSAGE_SENT
-    return _build(event_type, result, message_id, command.traceparent, event_id, now)
+    return build_event(event_type, result, message_id, command.traceparent, event_id, now)
 
 
 def campaign_created_event(
@@ -132,7 +135,7 @@ def campaign_created_event(
         schedule=utc_millis(data.schedule),
         attempts=attempts,
     )
-    return _build(
+    return build_event(
         EventType.CAMPAIGN_CREATED, created, campaign_id, command.traceparent, event_id, now
     )
 
@@ -145,9 +148,9 @@ def failure_event(
     event_id: str | None = None,
     now: datetime | None = None,
 ) -> OutgoingEvent:
-    """``campaign.failed`` for campaign commands, ``message.failed`` for all others (even
-    commands of unknown type, whose producer still deserves an answer)."""
-    campaign = identity.type == CommandType.CREATE_CAMPAIGN
+    """``tether.campaign.failed`` for Tether commands, ``campaign.failed`` for MsgFlash campaign
+    commands, ``message.failed`` for all others (even commands of unknown type, whose producer
+    still deserves an answer)."""
     failure = FailureData(
         request_id=identity.id,
         request_source=identity.source,
@@ -160,8 +163,15 @@ def failure_event(
         ),
         attempts=attempts,
     )
-    event_type = EventType.CAMPAIGN_FAILED if campaign else EventType.MESSAGE_FAILED
-    return _build(event_type, failure, None, None, event_id, now)
+    return build_event(_failure_type(identity.type), failure, None, None, event_id, now)
+
+
+def _failure_type(command_type: str | None) -> EventType:
+    if command_type == CommandType.CREATE_CAMPAIGN:
+        return EventType.CAMPAIGN_FAILED
+    if provider_of(command_type) == "tether":
+        return EventType.TETHER_CAMPAIGN_FAILED
+    return EventType.MESSAGE_FAILED
 
 
 def safety_warning_event(
@@ -205,7 +215,9 @@ def safety_warning_event(
         or AppliedLimits.pick(health.get("warmupPolicy")),
         audience=Audience.pick(safety.get("audience")),
     )
-    return _build(EventType.SAFETY_WARNING, warning, subject_id, command.traceparent, event_id, now)
+    return build_event(
+        EventType.SAFETY_WARNING, warning, subject_id, command.traceparent, event_id, now
+    )
 
 
 class WebhookIdentity(NamedTuple):
@@ -245,7 +257,7 @@ def webhook_event(
         event=identity.event,
         payload=dict(payload),
     )
-    return _build(event_type, data, identity.message_id, None, event_id, now)
+    return build_event(event_type, data, identity.message_id, None, event_id, now)
 
 
 def webhook_event_name(event: str | None) -> str:
@@ -265,7 +277,7 @@ def quota_exhausted_event(
 ) -> OutgoingEvent:
     """``quota.exhausted``: a monthly quota of the API key ran out (not tied to one command)."""
     data = QuotaExhaustedData(code=code, key_fingerprint=key_fingerprint, message=message)
-    return _build(EventType.QUOTA_EXHAUSTED, data, key_fingerprint, None, event_id, now)
+    return build_event(EventType.QUOTA_EXHAUSTED, data, key_fingerprint, None, event_id, now)
 
 
 def decode_event(body: bytes) -> dict[str, Any]:
@@ -276,7 +288,7 @@ def decode_event(body: bytes) -> dict[str, Any]:
     return document
 
 
-def _build(
+def build_event(
     event_type: str,
     data: BaseModel,
     subject: str | None,

@@ -20,6 +20,7 @@ from service.contract.event_data import (
     MessageResultData,
     QuotaExhaustedData,
     SafetyWarningData,
+    TetherCampaignCreatedData,
     WebhookData,
 )
 from service.contract.events import (
@@ -39,6 +40,8 @@ _EVENT_DATA: Mapping[str, type[BaseModel]] = {
     EventType.CAMPAIGN_FAILED: FailureData,
     EventType.SAFETY_WARNING: SafetyWarningData,
     EventType.QUOTA_EXHAUSTED: QuotaExhaustedData,
+    EventType.TETHER_CAMPAIGN_CREATED: TetherCampaignCreatedData,
+    EventType.TETHER_CAMPAIGN_FAILED: FailureData,
     WEBHOOK_EVENT_KEY: WebhookData,
 }
 

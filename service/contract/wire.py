@@ -44,6 +44,7 @@ class WireModel(BaseModel):
 # ``[0-9]`` and not ``\d``: pydantic's regex engine treats ``\d`` as any Unicode digit.
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 E164_PATTERN = r"^\+[1-9][0-9]{7,14}$"
+OBJECT_ID_PATTERN = r"^[0-9a-fA-F]{24}$"  # Tether's ids: MongoDB ObjectIds
 VARIABLE_NAME_PATTERN = r"^[A-Za-z0-9_]+$"
 _ISO_DATE_TIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}")
 
@@ -53,6 +54,7 @@ NOT_BLANK_PATTERN = r"[^\s\x1c-\x1f]"
 
 Uuid = Annotated[str, StringConstraints(pattern=UUID_PATTERN)]
 E164Number = Annotated[str, StringConstraints(pattern=E164_PATTERN)]
+ObjectId = Annotated[str, StringConstraints(pattern=OBJECT_ID_PATTERN)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=NOT_BLANK_PATTERN)]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=NOT_BLANK_PATTERN)]
 ShortText = Annotated[
@@ -221,6 +223,8 @@ def field_problems(exc: ValidationError) -> tuple[FieldProblem, ...]:
 _PATTERN_MESSAGES = {
     E164_PATTERN: "must be an E.164 number: '+' then 8 to 15 digits, e.g. +33612345678",
     UUID_PATTERN: "must be a UUID such as 3f2b1c9e-8d4a-4e6b-9c1d-2a3b4c5d6e7f (the MsgFlash id)",
+    OBJECT_ID_PATTERN: "must be a Tether id: 24 hexadecimal characters, such as "
+    "665f1a0c0e0a4b001a2c9f01",
     VARIABLE_NAME_PATTERN: "variable names may only hold letters, digits and '_'",
     NOT_BLANK_PATTERN: "must not be blank: give some visible text",
 }

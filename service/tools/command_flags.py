@@ -25,6 +25,17 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--file", type=Path, help="JSON file: a whole CloudEvent, or its data")
+    parser.add_argument(
+        "--provider",
+        choices=("msgflash", "tether"),
+        default="msgflash",
+        help="tether: a tether.campaign.create command (--name, --text, --to, --at/--in, --quota)",
+    )
+    parser.add_argument("--first-name", default="Customer", help="tether: the contact's first name")
+    parser.add_argument(
+        "--contact-id", action="append", default=[], metavar="ID", help="tether: existing contact"
+    )
+    parser.add_argument("--quota", choices=("check", "segment", "skip"), help="tether quota policy")
     parser.add_argument("--campaign", action="store_true", help="build a campaign.create command")
     when = parser.add_mutually_exclusive_group()
     when.add_argument("--now", action="store_true", help="send now (message.send)")
@@ -81,7 +92,10 @@ def build_command(
     if args.caption is not None and not args.image:
         raise ConfigError("--caption goes with --image URL: add the image, or drop the caption")
     when = _when(args, now or datetime.now(UTC))
-    data = _campaign_data(args, when) if args.campaign else _message_data(args, when)
+    if args.provider == "tether":
+        data = _tether_data(args, when)
+    else:
+        data = _campaign_data(args, when) if args.campaign else _message_data(args, when)
     return _envelope(_type_of(args, data), data, args.id or command_id)
 
 
@@ -125,6 +139,10 @@ _FLAGS = (
     ("data.name", "--name"),
     ("data.recipients", "--recipients"),
     ("data.repeat", "--repeat"),
+    ("data.scheduleDate", "--at"),
+    ("data.newContacts", "--to"),
+    ("data.selectedExistingContacts", "--contact-id"),
+    ("data.quota", "--quota"),
     ("id", "--id"),
 )
 
@@ -137,6 +155,8 @@ def _when(args: argparse.Namespace, now: datetime) -> str | None:
 
 
 def _type_of(args: argparse.Namespace, data: Mapping[str, Any]) -> CommandType:
+    if args.provider == "tether":
+        return CommandType.TETHER_CREATE_CAMPAIGN
     if args.campaign:
         return CommandType.CREATE_CAMPAIGN
     if args.now or "scheduledAt" not in data:
@@ -193,6 +213,20 @@ def _campaign_data(args: argparse.Namespace, when: str | None) -> dict[str, Any]
     }
     optional = {"name": args.name, "schedule": when, "repeat": args.repeat}
     data.update({key: value for key, value in optional.items() if value is not None})
+    return data
+
+
+def _tether_data(args: argparse.Namespace, when: str | None) -> dict[str, Any]:
+    """Tether's own names: one new contact from --to, existing ones from --contact-id."""
+    data: dict[str, Any] = {"name": args.name, "message": args.text}
+    if args.to:
+        data["newContacts"] = [{"firstName": args.first_name, "phoneNumber": args.to}]
+    if args.contact_id:
+        data["selectedExistingContacts"] = [{"_id": cid} for cid in args.contact_id]
+    if when:
+        data["scheduleDate"] = when
+    if args.quota:
+        data["quota"] = args.quota
     return data
 
 

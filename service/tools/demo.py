@@ -17,12 +17,19 @@ import structlog
 from service.contract.commands import ROUTING_KEYS, CommandType
 
 if TYPE_CHECKING:
-    from service.app import Relay
+    from service.wiring.relay import Relay
 
 log = structlog.get_logger("service.tools.demo")
 
 DEMO_SOURCE = "msgflash-relay/demo"
-FINAL_TYPES = frozenset({"msgflash.webhook.message.read", "msgflash.message.failed"})
+FINAL_TYPES = frozenset(
+    {
+        "msgflash.webhook.message.read",
+        "msgflash.message.failed",
+        "tether.campaign.created",
+        "tether.campaign.failed",
+    }
+)
 
 
 def demo_command(now: datetime) -> dict[str, Any]:
@@ -36,6 +43,21 @@ def demo_command(now: datetime) -> dict[str, Any]:
             "to": "+33612345678",
             "scheduledAt": (now + timedelta(seconds=2)).isoformat(),
             "message": {"type": "text", "text": "Hello from msgflash-relay 👋"},
+        },
+    }
+
+
+def tether_demo_command(now: datetime) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": DEMO_SOURCE,
+        "type": CommandType.TETHER_CREATE_CAMPAIGN.value,
+        "data": {
+            "name": "Demo SMS campaign",
+            "message": "Hi {{firstName}}, this SMS went through msgflash-relay and Tether",
+            "newContacts": [{"firstName": "Ana", "phoneNumber": "+33612345678"}],
+            "scheduleDate": (now + timedelta(hours=1)).isoformat(),
         },
     }
 
@@ -59,6 +81,21 @@ async def run_demo(relay: Relay, *, timeout: float = 60.0) -> None:
         )
         _say(f"demo: published {command['type']} id={command['id']} to {command['data']['to']}")
         await _narrate(queue, str(command["id"]), timeout)
+        if relay.tether is not None:
+            # A queue of its own: the first one went with its consumer (auto-delete).
+            queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+            await queue.bind(relay.topology.events_exchange, routing_key="tether.#")
+            tether = tether_demo_command(datetime.now(UTC))
+            await exchange.publish(
+                aio_pika.Message(
+                    json.dumps(tether).encode(),
+                    content_type="application/cloudevents+json",
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                ),
+                ROUTING_KEYS[CommandType.TETHER_CREATE_CAMPAIGN],
+            )
+            _say(f"demo: published {tether['type']} id={tether['id']} (an SMS campaign)")
+            await _narrate(queue, str(tether["id"]), timeout)
     except TimeoutError:
         _say("demo: no more events within the timeout; is the webhook registered?")
     finally:
@@ -83,6 +120,7 @@ def _summary(data: dict[str, Any]) -> str:
     payload = data.get("payload") or {}
     fields = {
         "messageId": data.get("messageId") or payload.get("messageId"),
+        "campaignId": data.get("campaignId"),
         "status": data.get("status") or payload.get("status"),
         "error": (data.get("error") or {}).get("code"),
     }

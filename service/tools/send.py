@@ -25,7 +25,12 @@ from service.tools.command_flags import SOURCE, add_arguments, build_command, fl
 __all__ = ["SOURCE", "add_arguments", "build_command", "publish_and_wait", "run"]
 
 SUCCESS_TYPES = frozenset(
-    {"msgflash.message.scheduled", "msgflash.message.sent", "msgflash.campaign.created"}
+    {
+        "msgflash.message.scheduled",
+        "msgflash.message.sent",
+        "msgflash.campaign.created",
+        "tether.campaign.created",
+    }
 )
 
 

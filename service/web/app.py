@@ -75,8 +75,15 @@ def create_web_app(deps: WebDeps) -> web.Application:
     return app
 
 
-def create_admin_app(readiness: ReadinessChecks, metrics: Metrics) -> web.Application:
-    """The admin application: ``/healthz``, ``/readyz`` and ``/metrics``; nothing else."""
+def create_admin_app(
+    readiness: ReadinessChecks,
+    metrics: Metrics,
+    warnings: Callable[[], tuple[str, ...]] = tuple,
+) -> web.Application:
+    """The admin application: ``/healthz``, ``/readyz`` and ``/metrics``; nothing else.
+
+    ``warnings`` are shown on ``/readyz`` without failing it (refused provider credentials).
+    """
     app = web.Application()
-    app.add_routes(health_routes(readiness, metrics))
+    app.add_routes(health_routes(readiness, metrics, warnings))
     return app

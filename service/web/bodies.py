@@ -67,6 +67,11 @@ class Liveness(WireModel):
 class Readiness(WireModel):
     status: Literal["ready", "not ready"]
     checks: dict[str, bool] = Field(description="every readiness check; all true when ready")
+    warnings: tuple[str, ...] = Field(
+        (),
+        description="problems that fail some commands but not readiness, e.g. Tether "
+        "credentials that Tether refused (its commands fail with TETHER_AUTH_FAILED)",
+    )
 
 
 class WebhookDeliveryData(BaseModel):

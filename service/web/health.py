@@ -12,16 +12,24 @@ from service.web.bodies import Liveness, Readiness, reply
 from service.web.operations import Operation, Reply
 
 ReadinessChecks = Callable[[], Awaitable[dict[str, bool]]]
+ReadinessWarnings = Callable[[], tuple[str, ...]]
 
 
-def health_routes(readiness: ReadinessChecks, metrics: Metrics) -> list[web.RouteDef]:
+def _none() -> tuple[str, ...]:
+    return ()
+
+
+def health_routes(
+    readiness: ReadinessChecks, metrics: Metrics, warnings: ReadinessWarnings = _none
+) -> list[web.RouteDef]:
     async def healthz(_request: web.Request) -> web.Response:
         return reply(Liveness(status="ok"))
 
     async def readyz(_request: web.Request) -> web.Response:
         checks = await readiness()
         ready = all(checks.values())
-        body = Readiness(status="ready" if ready else "not ready", checks=checks)
+        status = "ready" if ready else "not ready"
+        body = Readiness(status=status, checks=checks, warnings=warnings())
         return reply(body, 200 if ready else 503)
 
     async def metrics_text(_request: web.Request) -> web.Response:

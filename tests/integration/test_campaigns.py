@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from service.app import Relay
 from service.contract.wire import utc_millis
 from service.providers.msgflash.sandbox.seed import (
     CONTACT_ANA,
@@ -19,6 +18,7 @@ from service.providers.msgflash.sandbox.seed import (
     TEMPLATE_WELCOME,
 )
 from service.tools.send import add_arguments, build_command, publish_and_wait
+from service.wiring.relay import Relay
 from tests.conftest import EventTap, Producer, SandboxHandle, command
 
 CAMPAIGN = "msgflash.campaign.create"

@@ -14,9 +14,9 @@ from cloudevents.core.bindings import rabbitmq as rabbitmq_binding
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
-from service.app import Relay
 from service.contract.amqp import Topology
 from service.providers.msgflash.sandbox.seed import INSTANCE_MAIN
+from service.wiring.relay import Relay
 from tests.conftest import EventTap, Producer, SandboxHandle, sends_by_text
 
 pytestmark = pytest.mark.usefixtures("relay")

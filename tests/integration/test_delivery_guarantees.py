@@ -13,11 +13,11 @@ from aio_pika.abc import AbstractConnection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.app import Relay
 from service.bus.deadletters import DeadLetterQueue
 from service.contract.amqp import RETRY_TIER_HEADER, Topology
 from service.contract.commands import RawCommand, parse_command
 from service.providers.msgflash.sandbox.seed import INSTANCE_MAIN
+from service.wiring.relay import Relay
 from tests.conftest import (
     REDIS_URL,
     RESULT_TYPES,

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from service.app import Relay
+from service.wiring.relay import Relay
 from tests.conftest import RelayFactory, SandboxHandle
 
 HEADER_TIMEOUT = 1

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.app import Relay
+from service.wiring.relay import Relay
 from tests.conftest import AMQP_URL, EventTap, Producer, RelayFactory, command
 
 
@@ -113,6 +113,7 @@ async def test_readiness_is_200_with_every_check_when_connected_and_consuming(
     assert body == {
         "status": "ready",
         "checks": {"broker": True, "consumers": True, "accepting": True, "stateStore": True},
+        "warnings": [],
     }
 
 

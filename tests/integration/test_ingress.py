@@ -17,9 +17,9 @@ import aiohttp
 import pytest
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 
-from service.app import Relay
 from service.contract.amqp import Topology
 from service.providers.msgflash.sandbox.seed import INSTANCE_MAIN
+from service.wiring.relay import Relay
 from tests.conftest import EventTap, RelayFactory, command
 
 CE_JSON = "application/cloudevents+json"

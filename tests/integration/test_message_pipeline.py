@@ -14,7 +14,6 @@ import structlog
 from aio_pika.abc import AbstractConnection
 from structlog.typing import EventDict
 
-from service.app import Relay
 from service.contract.amqp import Topology
 from service.contract.wire import utc_millis
 from service.providers.msgflash.sandbox.seed import (
@@ -23,6 +22,7 @@ from service.providers.msgflash.sandbox.seed import (
     INSTANCE_WARMING,
     TEMPLATE_WELCOME,
 )
+from service.wiring.relay import Relay
 from tests.conftest import EventTap, Producer, SandboxHandle, command, dead_letters
 
 TO = "+33612345678"

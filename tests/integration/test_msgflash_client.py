@@ -21,8 +21,8 @@ from service.contract.errors import (
 )
 from service.metrics import Metrics
 from service.pacing import LocalRateLimiter
-from service.providers.msgflash.client import CallFailure, CallOutcome, MsgFlashClient
-from service.providers.msgflash.retry import RetryPolicy
+from service.providers.common.retry import CallFailure, RetryPolicy
+from service.providers.msgflash.client import CallOutcome, MsgFlashClient
 from service.providers.msgflash.sandbox.faults import FaultInjector, FaultSettings
 from service.providers.msgflash.sandbox.seed import (
     INSTANCE_CONNECTING,

@@ -30,12 +30,12 @@ from schemathesis.checks import CHECKS as REGISTERED_CHECKS
 from schemathesis.checks import load_all_checks
 from schemathesis.core.parameters import ParameterLocation
 
-from service.app import Relay
 from service.contract.wire import utc_millis
 from service.providers.msgflash.sandbox.delivery import sign
 from service.web.ingress import OPERATION as INGRESS
 from service.web.openapi import ADMIN_OPERATIONS, render_openapi
 from service.web.webhooks import OPERATION as WEBHOOK
+from service.wiring.relay import Relay
 from tests.conftest import RelayFactory
 
 ADMIN_PATHS = {operation.path for operation in ADMIN_OPERATIONS}

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from aio_pika.abc import AbstractConnection
 
-from service.app import Relay
 from service.contract.amqp import ATTEMPTS_HEADER, DEFERRALS_HEADER, Topology
 from service.providers.msgflash.sandbox.seed import INSTANCE_MAIN
+from service.wiring.relay import Relay
 from tests.conftest import EventTap, Producer, RelayFactory, SandboxHandle, command, dead_letters
 from tests.integration.test_ingress import TOKENS, post
 

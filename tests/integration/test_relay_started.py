@@ -10,8 +10,9 @@ import pytest
 import structlog
 from structlog.typing import EventDict
 
-from service.app import Relay, build
+from service.app import build
 from service.settings import load_settings
+from service.wiring.relay import Relay
 from tests.conftest import AMQP_URL, SandboxHandle
 
 Spotter = Callable[[object, str, EventDict], EventDict]

@@ -7,7 +7,7 @@ import asyncio
 import structlog
 from structlog.typing import EventDict
 
-from service.app import Relay
+from service.wiring.relay import Relay
 from tests.conftest import Producer, command
 
 

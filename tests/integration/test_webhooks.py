@@ -19,10 +19,10 @@ import pytest
 import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.app import Relay
 from service.contract.wire import utc_millis
 from service.providers.msgflash.sandbox.delivery import sign
 from service.providers.msgflash.sandbox.seed import INSTANCE_MAIN
+from service.wiring.relay import Relay
 from tests.conftest import EventTap, Producer, RelayFactory, SandboxHandle, command
 
 SECRET = "whsec-current-0123456789"

@@ -136,3 +136,22 @@ def test_a_redis_password_from_its_own_variable_joins_the_state_url() -> None:
     assert redis.state_url == "redis://:p%40ss%2Fword@redis:6379/0"
     assert sqlite.state_url == "sqlite:///./x.db"
     assert "p@ss" not in repr(redis)
+def test_tether_defaults_leave_tether_unconfigured_and_paced_at_five_per_second() -> None:
+    s = load_settings({"MSGFLASH_API_KEY": KEY})
+    assert (s.tether_base_url, s.tether_api_token, s.tether_email) == (None, None, None)
+    assert s.tether_rate_limit == 5
+
+
+def test_a_tether_login_needs_both_email_and_password() -> None:
+    with pytest.raises(ConfigError, match="TETHER_PASSWORD is missing"):
+        load_settings({"MSGFLASH_API_KEY": KEY, "TETHER_EMAIL": "ops@example.com"})
+    with pytest.raises(ConfigError, match="TETHER_EMAIL is missing"):
+        load_settings({"MSGFLASH_API_KEY": KEY, "TETHER_PASSWORD": "pw"})
+
+
+def test_the_tether_base_url_must_be_http_and_no_secret_is_echoed() -> None:
+    with pytest.raises(ConfigError, match="TETHER_BASE_URL") as caught:
+        load_settings(
+            {"MSGFLASH_API_KEY": KEY, "TETHER_BASE_URL": "crm", "TETHER_API_TOKEN": "tk_secret"}
+        )
+    assert "tk_secret" not in caught.value.message

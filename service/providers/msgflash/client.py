@@ -27,6 +27,7 @@ from service.contract.errors import (
 )
 from service.logs import redact_text
 from service.metrics import Metrics
+from service.providers.common.retry import CallFailure, Retrier, RetryPolicy, parse_retry_after
 from service.providers.msgflash.api import (
     CREATE_CAMPAIGN,
     DELETE_WEBHOOK,
@@ -43,7 +44,6 @@ from service.providers.msgflash.api import (
     read_envelope,
 )
 from service.providers.msgflash.reconcile import find_created_message
-from service.providers.msgflash.retry import RetryPolicy, parse_retry_after
 
 if TYPE_CHECKING:
     from service.pacing import RateLimiter
@@ -67,15 +67,7 @@ class CallResult:
     reconciled: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class CallFailure:
-    """A creating call that did not succeed: its last error and how many attempts it took."""
-
-    error: MsgFlashError
-    attempts: int
-
-
-CallOutcome = CallResult | CallFailure
+CallOutcome = CallResult | CallFailure[MsgFlashError]
 
 
 def _may_have_landed(error: MsgFlashError) -> bool:
@@ -108,7 +100,7 @@ class MsgFlashClient:
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._limiter = limiter
-        self._policy = policy
+        self._retrier = Retrier(policy, MsgFlashError, metrics.retries, "msgflash")
         self._metrics = metrics
         # None: the session's own ClientTimeout applies.
         self._timeout = aiohttp.ClientTimeout(total=timeout) if timeout is not None else None
@@ -297,30 +289,8 @@ class MsgFlashClient:
         give_up: Callable[[MsgFlashError], bool] | None,
     ) -> tuple[_T | MsgFlashError, int]:
         """Run ``once`` under the retry policy: its answer, or the error that ended the call,
-        with the number of attempts made.
-
-        The first attempt runs bare: nearly every call succeeds at once, and building the
-        tenacity controller costs as much as the rest of the call's own code. Its failure is
-        replayed as tenacity's first attempt, so waits, logs and counts are exactly as if
-        tenacity had run it.
-        """
-        try:
-            return await once(), 1
-        except MsgFlashError as error:
-            first_failure: MsgFlashError | None = error
-        attempts = 0
-        retrying = self._policy.retrying(self._metrics, endpoint=endpoint.label, give_up=give_up)
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    attempts += 1
-                    if first_failure is not None:
-                        replayed, first_failure = first_failure, None
-                        raise replayed
-                    return await once(), attempts
-        except MsgFlashError as error:  # the policy re-raises the last one when it stops
-            return error, attempts
-        raise AssertionError("tenacity stopped without an outcome")  # pragma: no cover
+        with the number of attempts made."""
+        return await self._retrier.run(once, endpoint=endpoint.label, give_up=give_up)
 
     async def _attempt(
         self,

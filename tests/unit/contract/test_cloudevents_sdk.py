@@ -5,11 +5,13 @@ Consumers in other teams parse our events with it; if it refuses one, they lose 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from cloudevents.core.bindings import amqp as amqp_binding
 from cloudevents.core.formats.json import JSONFormat
 
-from service.contract.commands import CommandIdentity
+from service.contract.commands import CommandIdentity, RawCommand, parse_command
 from service.contract.errors import ErrorInfo, FieldProblem
 from service.contract.events import (
     Correlation,
@@ -22,9 +24,12 @@ from service.contract.events import (
     safety_warning_event,
     webhook_event,
 )
+from service.contract.tether_events import CreatedCampaign, tether_campaign_created_event
 from service.providers.msgflash.sandbox.seed import INSTANCE_MAIN
 from tests.unit.contract.test_events import CAMPAIGN, FLAT, SCHEDULE, SEND
+from tests.unit.contract.test_tether import DATA, envelope
 
+TETHER = parse_command(RawCommand(body=json.dumps(envelope(DATA)).encode()), max_bytes=65536)
 WARN = {"id": "m1", "status": "queued", "safety": {"decision": "warn"}, "warnings": ["warming"]}
 
 
@@ -44,6 +49,10 @@ def every_event_kind() -> list[OutgoingEvent]:
         ),
         webhook_event(FLAT, Correlation("req-1", "urn:a")),
         webhook_event({**FLAT, "event": "__main__"}, None),
+        tether_campaign_created_event(
+            TETHER, (CreatedCampaign("a" * 24, "scheduled", None, 1),), attempts=1
+        ),
+        failure_event(TETHER.identity, failure, attempts=1),
     ]
 
 

@@ -505,6 +505,7 @@ def test_routing_keys_follow_the_contract() -> None:
         CommandType.SCHEDULE_MESSAGE: "message.schedule",
         CommandType.SEND_MESSAGE: "message.send",
         CommandType.CREATE_CAMPAIGN: "campaign.create",
+        CommandType.TETHER_CREATE_CAMPAIGN: "tether.campaign.create",
     }
 
 

@@ -225,6 +225,24 @@ def test_an_invalid_command_failure_lists_each_field_problem() -> None:
     }
 
 
+def test_a_field_problem_carries_its_extra_values_into_the_failure_event() -> None:
+    problem = FieldProblem(
+        "data.scheduleDate",
+        "Only 1 SMS remaining",
+        (("nextAvailableDate", "2030-05-21"), ("field", "not this one")),
+    )
+    identity = CommandIdentity(id=None, source=None, type=None)
+    info = ErrorInfo("TETHER_DAILY_QUOTA_EXCEEDED", "no room", details=(problem,))
+    data = decoded(failure_event(identity, info, attempts=0))["data"]
+    assert data["error"]["details"] == [
+        {
+            "field": "data.scheduleDate",
+            "message": "Only 1 SMS remaining",
+            "nextAvailableDate": "2030-05-21",
+        }
+    ]
+
+
 @pytest.mark.parametrize(
     ("exc", "expected"),
     [
@@ -515,6 +533,8 @@ def test_every_event_type_has_a_schema() -> None:
         "msgflash.safety.warning",
         "msgflash.quota.exhausted",
         "msgflash.webhook.<event>",
+        "tether.campaign.created",
+        "tether.campaign.failed",
     }
     for schema in SCHEMAS.values():
         jsonschema.Draft202012Validator.check_schema(schema)

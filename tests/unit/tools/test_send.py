@@ -148,3 +148,19 @@ def test_flags_that_cannot_make_a_command_are_refused_naming_them(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         build_command(parse(*argv))
+def test_provider_tether_builds_a_tether_campaign_in_tethers_own_names() -> None:
+    cmd = build_command(
+        parse("--provider", "tether", "--name", "Launch", "--text", "Hi {{firstName}}",
+              "--to", "+14155550133", "--first-name", "Jamie",
+              "--contact-id", "665f1a0c0e0a4b001a2c9f01", "--at", "2030-05-20T15:00:00Z",
+              "--quota", "segment")
+    )  # fmt: skip
+    assert cmd["type"] == "tether.campaign.create"
+    assert cmd["data"] == {
+        "name": "Launch",
+        "message": "Hi {{firstName}}",
+        "newContacts": [{"firstName": "Jamie", "phoneNumber": "+14155550133"}],
+        "selectedExistingContacts": [{"_id": "665f1a0c0e0a4b001a2c9f01"}],
+        "scheduleDate": "2030-05-20T15:00:00Z",
+        "quota": "segment",
+    }

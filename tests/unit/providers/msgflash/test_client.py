@@ -17,6 +17,7 @@ from service.contract.errors import (
     RetryClass,
 )
 from service.metrics import Metrics
+from service.providers.common.retry import RetryPolicy
 from service.providers.msgflash.api import (
     GET_MESSAGE,
     INSTANCE_HEALTH,
@@ -24,7 +25,6 @@ from service.providers.msgflash.api import (
     read_envelope,
 )
 from service.providers.msgflash.client import MsgFlashClient
-from service.providers.msgflash.retry import RetryPolicy
 from service.secrets import fingerprint
 
 KEY = "msgf_live_" + "0123456789abcdef" * 3 + "0123456789a1b2c3"

@@ -1,4 +1,5 @@
-"""RetryPolicy: what is retried in-process, how long it waits, and how tenacity is driven."""
+"""The shared retry module: what is retried in-process, how long it waits, and how a call is
+run under the policy (the same for MsgFlash and Tether)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.contract.errors import MsgFlashError
+from service.contract.errors import MsgFlashError, TetherError
 from service.metrics import Metrics
-from service.providers.msgflash.retry import RetryPolicy, parse_retry_after
+from service.providers.common.retry import Retrier, RetryPolicy, parse_retry_after
 
 NOW = datetime(2026, 4, 1, 10, 0, 0, tzinfo=UTC)
 
@@ -133,49 +134,79 @@ def test_unreadable_retry_after_is_ignored(value: str | None) -> None:
     assert parse_retry_after(value, now=NOW) is None
 
 
-async def test_retrying_stops_after_max_attempts_and_counts_each_retry_by_code() -> None:
+def msgflash_retrier(metrics: Metrics, **overrides: object) -> Retrier[MsgFlashError]:
+    return Retrier(policy(0.0, **overrides), MsgFlashError, metrics.retries, "msgflash")
+
+
+class Attempts:
+    """A call that fails with each of ``errors`` in turn, then answers ``"ok"``."""
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    async def __call__(self) -> str:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return "ok"
+
+
+async def test_a_first_success_is_one_attempt() -> None:
+    call = Attempts()
+    assert await msgflash_retrier(Metrics()).run(call, endpoint="GET /x") == ("ok", 1)
+
+
+async def test_a_retried_success_counts_every_attempt_and_each_retry_by_code() -> None:
     metrics = Metrics()
-    calls = 0
-    with pytest.raises(MsgFlashError) as raised:
-        async for attempt in policy(0.0, max_attempts=3).retrying(metrics, endpoint="GET /x"):
-            with attempt:
-                calls += 1
-                raise error("HTTP_503", 503)
-    assert calls == 3
-    assert raised.value.code == "HTTP_503"
+    call = Attempts(error("HTTP_503", 503), error("HTTP_503", 503))
+    assert await msgflash_retrier(metrics).run(call, endpoint="GET /x") == ("ok", 3)
     assert (
         metrics.registry.get_sample_value("relay_msgflash_retries_total", {"reason": "HTTP_503"})
         == 2.0
     )
 
 
-async def test_retrying_raises_a_permanent_error_after_one_attempt() -> None:
-    calls = 0
-    with pytest.raises(MsgFlashError):
-        async for attempt in policy(0.0).retrying(Metrics(), endpoint="GET /x"):
-            with attempt:
-                calls += 1
-                raise error("VALIDATION_ERROR", 400)
-    assert calls == 1
+async def test_the_call_stops_after_max_attempts_and_returns_its_last_error() -> None:
+    call = Attempts(*(error("HTTP_503", 503) for _ in range(5)))
+    answer, attempts = await msgflash_retrier(Metrics(), max_attempts=3).run(
+        call, endpoint="GET /x"
+    )
+    assert isinstance(answer, MsgFlashError) and answer.code == "HTTP_503"
+    assert (call.calls, attempts) == (3, 3)
+
+
+async def test_a_permanent_error_ends_the_call_after_one_attempt() -> None:
+    call = Attempts(error("VALIDATION_ERROR", 400))
+    answer, attempts = await msgflash_retrier(Metrics()).run(call, endpoint="GET /x")
+    assert isinstance(answer, MsgFlashError) and (call.calls, attempts) == (1, 1)
 
 
 async def test_give_up_vetoes_a_retry_the_table_would_allow() -> None:
-    calls = 0
-    with pytest.raises(MsgFlashError):
-        async for attempt in policy(0.0).retrying(
-            Metrics(), endpoint="POST /x", give_up=lambda e: e.code == "MSGFLASH_TIMEOUT"
-        ):
-            with attempt:
-                calls += 1
-                raise error("MSGFLASH_TIMEOUT", None)
-    assert calls == 1
+    call = Attempts(error("MSGFLASH_TIMEOUT", None))
+    answer, attempts = await msgflash_retrier(Metrics()).run(
+        call, endpoint="POST /x", give_up=lambda e: e.code == "MSGFLASH_TIMEOUT"
+    )
+    assert isinstance(answer, MsgFlashError) and (call.calls, attempts) == (1, 1)
 
 
-async def test_errors_that_are_not_msgflash_errors_are_never_retried() -> None:
-    calls = 0
+async def test_errors_of_another_type_are_raised_not_retried() -> None:
+    call = Attempts(KeyError("bug"))
     with pytest.raises(KeyError):
-        async for attempt in policy(0.0).retrying(Metrics(), endpoint="GET /x"):
-            with attempt:
-                calls += 1
-                raise KeyError("bug")
-    assert calls == 1
+        await msgflash_retrier(Metrics()).run(call, endpoint="GET /x")
+    assert call.calls == 1
+
+
+async def test_a_tether_retrier_retries_tether_errors_on_its_own_counter() -> None:
+    metrics = Metrics()
+    retrier = Retrier(policy(0.0), TetherError, metrics.tether_retries, "tether")
+    call = Attempts(TetherError("HTTP_503", "down", http_status=503))
+    assert await retrier.run(call, endpoint="POST /api/campaigns") == ("ok", 2)
+    assert (
+        metrics.registry.get_sample_value("relay_tether_retries_total", {"reason": "HTTP_503"})
+        == 1.0
+    )
+    assert (
+        metrics.registry.get_sample_value("relay_msgflash_retries_total", {"reason": "HTTP_503"})
+        is None
+    )

@@ -1,0 +1,111 @@
+"""Tether's daily SMS quota, as pure decisions over its answers.
+
+``check`` asks ``POST /api/campaigns/validate-date`` whether the recipients fit on the
+campaign's date; when they do not, ``GET /api/campaigns/next-available-slot`` says when they
+would, and the command fails with that date. ``segment`` asks ``POST
+/api/campaigns/auto-segment`` how to spread the recipients over days.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from service.contract.errors import (
+    TETHER_BAD_RESPONSE,
+    TETHER_DAILY_QUOTA_EXCEEDED,
+    FieldProblem,
+    TetherError,
+)
+from service.contract.wire import utc_millis
+
+
+def validate_date_body(when: datetime, count: int) -> dict[str, Any]:
+    return {"scheduledISO": utc_millis(when), "contactCount": count}
+
+
+def fits(answer: Mapping[str, Any]) -> bool:
+    """validate-date's verdict; an answer without a boolean ``available`` is not trusted."""
+    available = answer.get("available")
+    if not isinstance(available, bool):
+        raise TetherError(
+            TETHER_BAD_RESPONSE,
+            "Tether's validate-date answer has no boolean `available`; set the command's "
+            '`quota` to "skip" to create without the check',
+        )
+    return available
+
+
+def quota_exceeded(
+    when: datetime, count: int, verdict: Mapping[str, Any], slot: Mapping[str, Any]
+) -> TetherError:
+    """The failure of a campaign that does not fit its day, naming the next day it would: the
+    date is in the message for people and in the ``scheduleDate`` problem for programs."""
+    next_date = slot.get("nextAvailableDate")
+    remaining, limit = verdict.get("remaining"), verdict.get("limit")
+    reason = verdict.get("message") or f"only {remaining} SMS left on that day"
+    room = f"{remaining} of the day's {limit} SMS left" if _counts(remaining, limit) else None
+    hint = (
+        f"the next date with room for {count} is {next_date}: set `scheduleDate` to it, "
+        if isinstance(next_date, str)
+        else "Tether named no date with room for them: "
+    )
+    extra = (("nextAvailableDate", next_date),) if isinstance(next_date, str) else ()
+    problem = FieldProblem("data.scheduleDate", str(reason), extra)
+    return TetherError(
+        TETHER_DAILY_QUOTA_EXCEEDED,
+        f"Tether's daily SMS quota has no room for {count} recipients on {utc_millis(when)} "
+        f"({reason}{'; ' + room if room else ''}); {hint}"
+        'or set `quota` to "segment" to spread them over days',
+        details=(problem,),
+    )
+
+
+def _counts(*values: object) -> bool:
+    return all(isinstance(value, int) for value in values)
+
+
+def auto_segment_body(when: datetime, total: int) -> dict[str, Any]:
+    """Tether reads the first date and time as the browser's local ones; the relay's are UTC."""
+    moment = when.astimezone(UTC)
+    return {
+        "totalContacts": total,
+        "firstSegmentDate": moment.strftime("%Y-%m-%d"),
+        "firstSegmentTime": moment.strftime("%H:%M"),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    schedule: datetime
+    count: int
+
+
+def segment_plan(answer: Mapping[str, Any], total: int) -> tuple[Segment, ...]:
+    """auto-segment's segments, checked to cover exactly ``total`` recipients."""
+    items = answer.get("segments")
+    plan: list[Segment] = []
+    for item in items if isinstance(items, list) else []:
+        count = item.get("contactCount") if isinstance(item, dict) else None
+        when = _instant(item.get("scheduledDate")) if isinstance(item, dict) else None
+        if isinstance(count, int) and count > 0 and when is not None:
+            plan.append(Segment(when, count))
+    if not plan or sum(s.count for s in plan) != total:
+        raise TetherError(
+            TETHER_BAD_RESPONSE,
+            f"Tether's auto-segment answer does not split {total} recipients into dated "
+            f"segments (got {len(plan)} usable segments); nothing was created",
+        )
+    return tuple(plan)
+
+
+def _instant(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None

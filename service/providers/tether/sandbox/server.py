@@ -1,0 +1,106 @@
+"""``msgflash-relay sandbox --provider tether``: the Tether simulator on its own port.
+
+Also runnable as ``python -m service.providers.tether.sandbox.server``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from typing import Any
+
+from aiohttp import web
+
+from service.contract.errors import ConfigError
+from service.providers.tether.sandbox.app import create_tether_sandbox_app
+from service.providers.tether.sandbox.config import (
+    DEFAULT_API_TOKEN,
+    DEFAULT_EMAIL,
+    DEFAULT_PASSWORD,
+    TetherSandboxConfig,
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8091, help="port (default 8091; 0 = any)")
+    parser.add_argument("--config", metavar="FILE", help="JSON or YAML sandbox config file")
+    parser.add_argument("--daily-limit", help="daily SMS quota, or 'none' for unlimited (500)")
+    parser.add_argument("--error-shape", choices=("string", "nested", "flat"), help="(nested)")
+    parser.add_argument("--token-expiry-seconds", type=float, help="login token lifetime (86400)")
+    parser.add_argument("--faults", metavar="JSON", help='e.g. {"error_rate": 0.1}')
+
+
+def config_from_args(args: argparse.Namespace) -> TetherSandboxConfig:
+    base = TetherSandboxConfig.from_file(args.config) if args.config else TetherSandboxConfig()
+    overrides: dict[str, Any] = {}
+    if args.daily_limit is not None:
+        limit = args.daily_limit.strip().lower()
+        overrides["daily_limit"] = None if limit in ("none", "unlimited") else limit
+    if args.error_shape is not None:
+        overrides["error_shape"] = args.error_shape
+    if args.token_expiry_seconds is not None:
+        overrides["token_expiry_seconds"] = args.token_expiry_seconds
+    if args.faults is not None:
+        try:
+            overrides["faults"] = json.loads(args.faults)
+        except ValueError as exc:
+            raise ConfigError(f"--faults: not JSON ({exc})") from None
+    merged = {**base.model_dump(exclude_unset=True), **overrides}
+    return TetherSandboxConfig.from_mapping(merged, origin="command line")
+
+
+def describe(config: TetherSandboxConfig, url: str) -> str:
+    limit = "unlimited" if config.daily_limit is None else f"{config.daily_limit}/day"
+    lines = [f"Tether sandbox listening on {url}  (admin: {url}/_sandbox/requests)"]
+    if any(u.email == DEFAULT_EMAIL and u.password == DEFAULT_PASSWORD for u in config.users):
+        lines.append(f"login (public sandbox default): {DEFAULT_EMAIL} / {DEFAULT_PASSWORD}")
+    if DEFAULT_API_TOKEN in config.api_tokens:
+        lines.append(f"API token (public sandbox default): {DEFAULT_API_TOKEN}")
+    lines.append(
+        f"daily SMS quota {limit} ({config.timezone}); errors in the {config.error_shape} shape"
+    )
+    return "\n".join(lines)
+
+
+async def serve(config: TetherSandboxConfig, host: str, port: int) -> None:
+    runner = web.AppRunner(create_tether_sandbox_app(config), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        bound_host, bound_port = runner.addresses[0][:2]
+        print(describe(config, f"http://{bound_host}:{bound_port}"), flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = config_from_args(args)
+    except ConfigError as exc:
+        print(exc.message, file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve(config, args.host, args.port))
+    except OSError as exc:
+        print(f"tether sandbox: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tether-sandbox", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""The create-campaign body rules (fact sheet C1, rule R6). Pure: body in, problems out."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+OBJECT_ID = re.compile(r"^[0-9a-fA-F]{24}$")
+# K4/G7: no phone rule is published; the sandbox's choice is strict E.164.
+PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+_TYPES: Mapping[str, tuple[type, ...]] = {
+    "name": (str,),
+    "message": (str,),
+    "newContacts": (list,),
+    "selectedExistingContacts": (list,),
+    "userIds": (list,),
+    "scheduleDate": (str,),
+    "process": (str,),
+    "status": (str,),
+    "isAutopilot": (bool,),
+    "type": (str,),
+    "segmentation": (dict,),
+    "assignment": (dict,),
+    "rawCsvData": (dict,),
+}
+
+
+def parse_instant(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def campaign_problems(body: Any) -> list[str]:
+    if not isinstance(body, dict):
+        return ["the body must be a JSON object"]
+    problems = [
+        f"{name} must be of type {kinds[0].__name__}"
+        for name, kinds in _TYPES.items()
+        if name in body and not isinstance(body[name], kinds)
+    ]
+    if problems:
+        return problems
+    for required in ("name", "message"):
+        if not str(body.get(required) or "").strip():
+            problems.append(f"Missing required field: {required}")
+    problems += _contact_problems(body)
+    if "scheduleDate" in body and parse_instant(body["scheduleDate"]) is None:
+        problems.append("scheduleDate must be an ISO 8601 date-time with a UTC offset")
+    return problems
+
+
+def _contact_problems(body: Mapping[str, Any]) -> list[str]:
+    problems: list[str] = []
+    new = body.get("newContacts") or []
+    existing = body.get("selectedExistingContacts") or []
+    user_ids = body.get("userIds") or []
+    for i, contact in enumerate(new):
+        phone = contact.get("phoneNumber") if isinstance(contact, dict) else None
+        if not isinstance(phone, str) or not PHONE.match(phone):
+            problems.append(f"newContacts[{i}].phoneNumber must be an E.164 phone number")
+    for i, contact in enumerate(existing):
+        oid = contact.get("_id") if isinstance(contact, dict) else None
+        if not isinstance(oid, str) or not OBJECT_ID.match(oid):
+            problems.append(f"selectedExistingContacts[{i}]._id must be a 24-hex ObjectId")
+    for i, oid in enumerate(user_ids):
+        if not isinstance(oid, str) or not OBJECT_ID.match(oid):
+            problems.append(f"userIds[{i}] must be a 24-hex ObjectId")
+    if not (new or existing or user_ids):
+        problems.append("A campaign needs at least one contact")
+    return problems

@@ -1,0 +1,341 @@
+"""tether.campaign.create end to end: real RabbitMQ, the Tether sandbox, a real relay."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from service.providers.tether.sandbox.app import create_tether_sandbox_app
+from service.providers.tether.sandbox.config import (
+    DEFAULT_EMAIL,
+    DEFAULT_PASSWORD,
+    TetherSandboxConfig,
+)
+from service.wiring.relay import Relay
+from tests.conftest import EventTap, Producer, RelayFactory, command
+
+TETHER = "tether.campaign.create"
+EXISTING = "665f1a0c0e0a4b001a2c9f01"
+DAY = "2030-05-20"
+DATA: dict[str, Any] = {
+    "name": "Q2 Lead Gen",
+    "message": "Hi {{firstName}}, are you still interested?",
+    "newContacts": [{"firstName": "Jamie", "lastName": "Doe", "phoneNumber": "+14155550133"}],
+    "selectedExistingContacts": [{"_id": EXISTING, "firstName": "Casey"}],
+    "scheduleDate": "2030-05-20T11:00:00-04:00",
+}
+
+
+@dataclass
+class TetherHandle:
+    url: str
+    session: aiohttp.ClientSession
+
+    async def admin(self, method: str, path: str, body: Any = None) -> Any:
+        async with self.session.request(method, f"{self.url}{path}", json=body) as response:
+            assert response.status < 300, await response.text()
+            return (await response.json())["data"]
+
+    async def requests(self, path: str = "/api/", method: str | None = None) -> list[Any]:
+        """Requests under ``path``; with ``method``, those to exactly ``path``."""
+        entries = await self.admin("GET", f"/_sandbox/requests?path={path}")
+        if method is None:
+            return list(entries)
+        return [e for e in entries if e["method"] == method and e["path"] == path]
+
+
+@pytest.fixture
+def tether_config() -> dict[str, Any]:
+    return {}
+
+
+@pytest.fixture
+async def tether(tether_config: dict[str, Any]) -> AsyncIterator[TetherHandle]:
+    app = create_tether_sandbox_app(TetherSandboxConfig(**tether_config))
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    async with aiohttp.ClientSession() as session:
+        yield TetherHandle(str(server.make_url("")).rstrip("/"), session)
+    await server.close()
+
+
+async def tether_relay(relay_factory: RelayFactory, tether: TetherHandle, **env: Any) -> Relay:
+    settings = {
+        "tether_base_url": tether.url,
+        "tether_email": DEFAULT_EMAIL,
+        "tether_password": DEFAULT_PASSWORD,
+        "tether_rate_limit": 1000,
+        **env,
+    }
+    return await relay_factory(**settings)
+
+
+def campaign(**data: Any) -> dict[str, Any]:
+    return command(TETHER, {**DATA, **data})
+
+
+def outcome_of(cmd: dict[str, Any]) -> Any:
+    return lambda e: e["data"].get("requestId") == cmd["id"] and e["type"].startswith("tether.")
+
+
+async def test_the_command_maps_exactly_onto_tethers_request(
+    relay_factory: RelayFactory, tether: TetherHandle, events: EventTap, producer: Producer
+) -> None:
+    await tether_relay(relay_factory, tether)
+    cmd = campaign(isAutopilot=True, process="64eea1110000000000000001")
+    await producer.publish(cmd)
+    (created,) = await events.wait_for(outcome_of(cmd))
+    assert created["type"] == "tether.campaign.created", created
+    [check] = await tether.requests("/api/campaigns/validate-date")
+    assert check["body"] == {"scheduledISO": "2030-05-20T15:00:00.000Z", "contactCount": 2}
+    [create] = await tether.requests("/api/campaigns", "POST")
+    assert create["path"] == "/api/campaigns" and create["auth"] == "jwt"
+    assert create["body"] == {
+        "name": "Q2 Lead Gen",
+        "message": "Hi {{firstName}}, are you still interested?",
+        "newContacts": [{"firstName": "Jamie", "lastName": "Doe", "phoneNumber": "+14155550133"}],
+        "selectedExistingContacts": [{"_id": EXISTING, "firstName": "Casey"}],
+        "type": "sms",
+        "isAutopilot": True,
+        "scheduleDate": "2030-05-20T15:00:00.000Z",
+        "process": "64eea1110000000000000001",
+    }
+    [held] = await tether.admin("GET", "/_sandbox/campaigns")
+    data = created["data"]
+    assert (data["campaignId"], data["status"]) == (held["_id"], "scheduled")
+    assert (data["scheduleDate"], data["recipients"], data["attempts"]) == (
+        "2030-05-20T15:00:00.000Z",
+        2,
+        1,
+    )
+
+
+async def test_many_commands_share_one_login(
+    relay_factory: RelayFactory, tether: TetherHandle, events: EventTap, producer: Producer
+) -> None:
+    await tether_relay(relay_factory, tether)
+    commands = [campaign(name=f"Batch {i}", quota="skip") for i in range(6)]
+    for cmd in commands:
+        await producer.publish(cmd)
+    await events.wait_for(lambda e: e["type"] == "tether.campaign.created", count=6)
+    assert len(await tether.requests("/api/auth/login")) == 1
+
+
+async def test_an_expired_token_costs_one_new_login(
+    relay_factory: RelayFactory, tether: TetherHandle, events: EventTap, producer: Producer
+) -> None:
+    await tether_relay(relay_factory, tether)
+    first, second = campaign(name="One", quota="skip"), campaign(name="Two", quota="skip")
+    await producer.publish(first)
+    await events.wait_for(outcome_of(first))
+    await tether.admin("POST", "/_sandbox/tokens/expire")
+    await producer.publish(second)
+    (created,) = await events.wait_for(outcome_of(second))
+    assert created["type"] == "tether.campaign.created"
+    assert len(await tether.requests("/api/auth/login")) == 2
+    creates = await tether.requests("/api/campaigns", "POST")
+    assert [c["status"] for c in creates] == [200, 401, 200]
+
+
+async def test_refused_credentials_fail_the_command_without_retrying(
+    relay_factory: RelayFactory, tether: TetherHandle, events: EventTap, producer: Producer
+) -> None:
+    relay = await tether_relay(relay_factory, tether, tether_password="not-the-password")
+    cmd = campaign()
+    await producer.publish(cmd)
+    (failed,) = await events.wait_for(outcome_of(cmd))
+    assert failed["type"] == "tether.campaign.failed"
+    error = failed["data"]["error"]
+    assert (error["code"], error["retryable"]) == ("TETHER_AUTH_FAILED", False)
+    assert "TETHER_EMAIL" in error["message"] and "not-the-password" not in error["message"]
+    assert len(await tether.requests("/api/")) == 1  # one login, nothing else
+    assert any("refused" in w for w in relay.readiness_warnings())
+
+
+@pytest.mark.parametrize(
+    ("shape", "code"),
+    [("string", "HTTP_400"), ("nested", "daily_quota_exceeded"), ("flat", "daily_quota_exceeded")],
+)
+async def test_each_error_shape_reaches_the_failure_event(
+    relay_factory: RelayFactory,
+    tether: TetherHandle,
+    events: EventTap,
+    producer: Producer,
+    shape: str,
+    code: str,
+) -> None:
+    await tether.admin("PUT", "/_sandbox/error-shape", {"shape": shape})
+    await tether.admin("PUT", "/_sandbox/quota", {"sent": {DAY: 500}})
+    await tether_relay(relay_factory, tether)
+    cmd = campaign(quota="skip")  # the create itself is refused
+    await producer.publish(cmd)
+    (failed,) = await events.wait_for(outcome_of(cmd))
+    error = failed["data"]["error"]
+    assert (error["code"], error["httpStatus"]) == (code, 400)
+    assert error["message"].startswith("Not enough daily SMS quota on 2030-05-20")
+
+
+@pytest.mark.parametrize("tether_config", [{"daily_limit": 3}])
+async def test_a_refused_quota_check_names_the_next_date_and_creates_nothing(
+    relay_factory: RelayFactory, tether: TetherHandle, events: EventTap, producer: Producer
+) -> None:
+    await tether.admin("PUT", "/_sandbox/quota", {"sent": {DAY: 2}})
+    await tether_relay(relay_factory, tether)
+    cmd = campaign()
+    await producer.publish(cmd)
+    (failed,) = await events.wait_for(outcome_of(cmd))
+    assert failed["type"] == "tether.campaign.failed"
+    [slot] = await tether.requests("/api/campaigns/next-available-slot")
+    assert slot["query"] == {"contactCount": "2"}
+    error = failed["data"]["error"]
+    assert error["code"] == "TETHER_DAILY_QUOTA_EXCEEDED"
+    [detail] = error["details"]
+    next_date = date.fromisoformat(detail["nextAvailableDate"]).isoformat()
+    assert detail == {
+        "field": "data.scheduleDate",
+        "message": f"Only 1 SMS remaining on {DAY}",
+        "nextAvailableDate": next_date,
+    }
+    assert f"the next date with room for 2 is {next_date}" in error["message"]
+    assert "1 of the day's 3 SMS left" in error["message"]
+    assert await tether.requests("/api/campaigns", "POST") == []
+
+
+@pytest.mark.parametrize("tether_config", [{"daily_limit": 2}])
+async def test_segment_creates_one_campaign_per_segment(
+    relay_factory: RelayFactory, tether: TetherHandle, events: EventTap, producer: Producer
+) -> None:
+    await tether_relay(relay_factory, tether)
+    extra = [{"firstName": "Ana", "phoneNumber": "+33612345678"}]
+    cmd = campaign(quota="segment", newContacts=[*DATA["newContacts"], *extra])
+    await producer.publish(cmd)
+    (created,) = await events.wait_for(outcome_of(cmd))
+    segments = created["data"]["segments"]
+    assert [(s["scheduleDate"], s["recipients"]) for s in segments] == [
+        ("2030-05-20T15:00:00.000Z", 2),
+        ("2030-05-21T15:00:00.000Z", 1),
+    ]
+    held = await tether.admin("GET", "/_sandbox/campaigns")
+    assert [c["name"] for c in held] == ["Q2 Lead Gen (1/2)", "Q2 Lead Gen (2/2)"]
+    assert [c["_id"] for c in held] == [s["campaignId"] for s in segments]
+    assert created["data"]["recipients"] == 3
+
+
+@pytest.mark.parametrize("tether_config", [{"daily_limit": 1}])
+async def test_a_split_command_failing_part_way_creates_only_the_missing_segments_once(
+    relay_factory: RelayFactory, tether: TetherHandle, events: EventTap, producer: Producer
+) -> None:
+    # Matching POSTs: auto-segment, then the creates. Two pass, so the second create meets
+    # 503s until the in-process retries are spent and the command is deferred part-way.
+    fault = {"pass_count": 2, "error_count": 2, "error_statuses": [503], "methods": ["POST"]}
+    await tether.admin("PUT", "/_sandbox/faults", {**fault, "paths": ["/api/campaigns"]})
+    await tether_relay(relay_factory, tether, relay_retry_max_attempts=2)
+    extra = [{"firstName": "Ana", "phoneNumber": "+33612345678"}]
+    cmd = campaign(quota="segment", newContacts=[*DATA["newContacts"], *extra])
+    await producer.publish(cmd)
+    (created,) = await events.wait_for(outcome_of(cmd))
+    assert created["type"] == "tether.campaign.created"
+    held = await tether.admin("GET", "/_sandbox/campaigns")
+    assert [c["name"] for c in held] == [f"Q2 Lead Gen ({k}/3)" for k in (1, 2, 3)]
+    assert [c["_id"] for c in held] == [s["campaignId"] for s in created["data"]["segments"]]
+    assert [c["scheduleDate"][:10] for c in held] == ["2030-05-20", "2030-05-21", "2030-05-22"]
+    recipients = [
+        *(contact["phoneNumber"] for c in held for contact in c["newContacts"]),
+        *(contact["_id"] for c in held for contact in c["selectedExistingContacts"]),
+    ]
+    assert sorted(recipients) == sorted(["+14155550133", "+33612345678", EXISTING])
+    creates = await tether.requests("/api/campaigns", "POST")
+    assert [r["status"] for r in creates] == [200, 503, 503, 200, 200]
+    assert created["data"]["attempts"] == len(creates)
+    assert len(await tether.requests("/api/campaigns", "GET")) == 1  # the redelivery's look
+
+
+async def test_a_late_answer_is_found_in_the_list_and_never_created_twice(
+    relay_factory: RelayFactory, tether: TetherHandle, events: EventTap, producer: Producer
+) -> None:
+    late = {"late_answer_seconds": 30, "late_answer_count": 1, "methods": ["POST"]}
+    await tether.admin("PUT", "/_sandbox/faults", {**late, "paths": ["/api/campaigns"]})
+    await tether_relay(relay_factory, tether, relay_tether_timeout=1)
+    cmd = campaign(quota="skip")
+    await producer.publish(cmd)
+    (created,) = await events.wait_for(outcome_of(cmd))
+    assert created["type"] == "tether.campaign.created"
+    [held] = await tether.admin("GET", "/_sandbox/campaigns")
+    assert created["data"]["campaignId"] == held["_id"]
+    assert len(await tether.requests("/api/campaigns", "POST")) == 1
+    assert len(await tether.requests("/api/campaigns", "GET")) == 1
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"newContacts": [], "selectedExistingContacts": []},
+        {"newContacts": [{"firstName": "J", "phoneNumber": "0612345678"}]},
+        {"selectedExistingContacts": [{"_id": "665f1a0c-not-hex"}]},
+    ],
+    ids=["no-recipient", "bad-phone", "non-hex-id"],
+)
+async def test_an_invalid_command_fails_before_anything_is_called(
+    relay_factory: RelayFactory,
+    tether: TetherHandle,
+    events: EventTap,
+    producer: Producer,
+    data: dict[str, Any],
+) -> None:
+    await tether_relay(relay_factory, tether)
+    cmd = campaign(**data)
+    await producer.publish(cmd)
+    (failed,) = await events.wait_for(outcome_of(cmd))
+    assert failed["type"] == "tether.campaign.failed"
+    assert failed["data"]["error"]["code"] == "INVALID_EVENT"
+    assert await tether.requests("/api/") == []
+
+
+async def test_without_a_tether_account_commands_fail_as_not_configured(
+    relay: Relay, events: EventTap, producer: Producer
+) -> None:
+    cmd = campaign()
+    await producer.publish(cmd)
+    (failed,) = await events.wait_for(outcome_of(cmd))
+    assert failed["data"]["error"]["code"] == "PROVIDER_NOT_CONFIGURED"
+    assert "TETHER_BASE_URL" in failed["data"]["error"]["message"]
+
+
+async def test_a_tether_503_storm_does_not_hold_msgflash_commands_back(
+    relay_factory: RelayFactory, tether: TetherHandle, events: EventTap, producer: Producer
+) -> None:
+    await tether.admin("PUT", "/_sandbox/faults", {"error_rate": 1.0, "error_statuses": [503]})
+    await tether_relay(relay_factory, tether, relay_tether_prefetch=2)
+    stuck = [campaign(name=f"Storm {i}", quota="skip") for i in range(6)]
+    for cmd in stuck:
+        await producer.publish(cmd)
+    # Tether is being hammered with retries before any MsgFlash command is published.
+    await _until(lambda: _count(tether, "/api/"), at_least=2)
+    flowing = [command(command_id=str(uuid.uuid4())) for _ in range(10)]
+    for cmd in flowing:
+        await producer.publish(cmd)
+    sent = await events.wait_for(lambda e: e["type"] == "msgflash.message.sent", count=10)
+    assert {e["data"]["requestId"] for e in sent} == {c["id"] for c in flowing}
+    # Every MsgFlash command finished while Tether still had not answered one of its own.
+    assert not [e for e in events.events if e["type"].startswith("tether.")]
+
+
+async def _count(tether: TetherHandle, path: str) -> int:
+    return len(await tether.requests(path))
+
+
+async def _until(probe: Any, *, at_least: int) -> None:
+    import asyncio
+
+    for _ in range(1000):
+        if await probe() >= at_least:
+            return
+        await asyncio.sleep(0.02)
+    pytest.fail(f"fewer than {at_least} Tether calls were made")
