@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from service.contract.wire import (
     E164Number,
@@ -46,7 +46,21 @@ class ExistingContact(WireModel):
     email: Email | None = None
 
 
+# ``_has_recipients`` as JSON Schema, so the documents refuse what the parser refuses.
+RECIPIENTS_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"required": ["newContacts"], "properties": {"newContacts": {"minItems": 1}}},
+        {
+            "required": ["selectedExistingContacts"],
+            "properties": {"selectedExistingContacts": {"minItems": 1}},
+        },
+    ]
+}
+
+
 class TetherCampaignData(WireModel):
+    model_config = ConfigDict(json_schema_extra=RECIPIENTS_SCHEMA)
+
     name: ShortText
     message: Text  # placeholders such as {{firstName}} are Tether's to render
     schedule_date: Instant | None = None  # absent: now
