@@ -24,6 +24,7 @@ class Sizes:
     latency_seconds: float
     pacing_commands: int
     backoff_commands: int
+    crash_commands: int
 
     @classmethod
     def full(cls) -> Sizes:
@@ -33,6 +34,7 @@ class Sizes:
             latency_seconds=15.0,
             pacing_commands=600,
             backoff_commands=1_000,
+            crash_commands=300,
         )
 
     @classmethod
@@ -43,6 +45,7 @@ class Sizes:
             latency_seconds=5.0,
             pacing_commands=100,
             backoff_commands=200,
+            crash_commands=100,
         )
 
 

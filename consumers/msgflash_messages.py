@@ -11,12 +11,14 @@ from typing import Any, Literal
 import structlog
 
 from consumers.outcomes import (
-    Deferred,
+    DEFAULT_QUOTA_DEADLINE,
     Failed,
     HandlerContext,
     Outcome,
+    QuotaDeadline,
     Succeeded,
     outcome_from_error,
+    quota_wait,
     resolve_instance,
 )
 from service.contract.commands import Command, CommandType, ScheduleMessageData, SendMessageData
@@ -40,6 +42,7 @@ class MessageHandler:
     store: StateStore
     quota: QuotaGate
     outcome_unknown_policy: Literal["fail", "resend"] = "fail"
+    quota_deadline: QuotaDeadline = DEFAULT_QUOTA_DEADLINE
 
     async def __call__(self, command: Command, context: HandlerContext) -> Outcome:
         data = command.data
@@ -68,19 +71,26 @@ class MessageHandler:
                     instance_id=instance_id,
                 )
 
+        starts_at = data.scheduled_at.timestamp() if isinstance(data, ScheduleMessageData) else None
+        give_up_at = self.quota_deadline.give_up_at(context, starts_at)
         if not self.quota.allows_call():
-            return Deferred(self.quota.error_info(), counts=False)
+            return quota_wait(self.quota.error_info(), context, give_up_at=give_up_at)
         call = (
             self.client.schedule_message
             if command.type is CommandType.SCHEDULE_MESSAGE
             else self.client.send_message
         )
         called_at = time.time()
-        result = await call(payload)
+        result = await call(payload, before_send=context.calling)
         if isinstance(result, CallFailure):
             await self.quota.observe(result.error)
             return outcome_from_error(
-                result.error, context, instance_id, attempts=result.attempts, called_at=called_at
+                result.error,
+                context,
+                instance_id,
+                attempts=result.attempts,
+                called_at=called_at,
+                give_up_at=give_up_at,
             )
         self.quota.record_success()
         return self._succeeded(

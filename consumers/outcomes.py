@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from service.contract.commands import Command
 from service.contract.errors import (
@@ -56,6 +57,13 @@ class Deferred:
 Outcome = Succeeded | Failed | Deferred
 
 
+Calling = Callable[[], Awaitable[None]]
+
+
+async def _not_recorded() -> None:
+    """Handlers run without a pipeline (unit tests) record nothing."""
+
+
 @dataclass(frozen=True, slots=True)
 class HandlerContext:
     """What the pipeline knows about this delivery that a handler may need."""
@@ -68,6 +76,11 @@ class HandlerContext:
     # True when that earlier try was a holder that died: then RELAY_OUTCOME_UNKNOWN_POLICY
     # decides what to do when MsgFlash shows nothing.
     lease_expired: bool = False
+    # Epoch seconds the relay first handled this command (earlier deliveries included).
+    first_seen_at: float = field(default_factory=time.time)
+    # Awaited right before every creating provider request leaves (after pacing): records that
+    # the command may now exist at the provider. Raises ClaimLost if the claim was taken over.
+    calling: Calling = field(default=_not_recorded, repr=False, compare=False)
 
 
 Handler = Callable[[Command, HandlerContext], Awaitable[Outcome]]
@@ -80,13 +93,16 @@ def outcome_from_error(
     *,
     attempts: int = 0,
     called_at: float | None = None,
+    give_up_at: float | None = None,
 ) -> Outcome:
     """A failed provider call of ``attempts`` attempts at creating something (0 for a
     lookup): retryable ones go to a retry tier, the rest fail for good."""
     if error.retry_class is RetryClass.QUOTA:
         # Not transient: it lifts when the quota resets or the plan changes, so waiting for it
         # must not use up the retry tiers (the quota gate keeps calls from going out meanwhile).
-        return Deferred(error_info(error), attempts=attempts, counts=False)
+        if give_up_at is None:
+            return Deferred(error_info(error), attempts=attempts, counts=False)
+        return quota_wait(error_info(error), context, give_up_at=give_up_at, attempts=attempts)
     if error.retryable:
         return Deferred(
             error_info(error),
@@ -97,6 +113,49 @@ def outcome_from_error(
         error_info(error),
         attempts=context.prior_attempts + attempts,
         instance_id=instance_id,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaDeadline:
+    """How long a command may wait for a used-up quota to lift before it fails: a "send now"
+    ``max_wait_seconds`` after it first arrived; anything with a start time (a schedule, a
+    campaign) at least until that time, since it can still go out on time."""
+
+    max_wait_seconds: float
+
+    def give_up_at(self, context: HandlerContext, starts_at: float | None = None) -> float:
+        bound = context.first_seen_at + self.max_wait_seconds
+        return bound if starts_at is None else max(bound, starts_at)
+
+
+# The documented default of RELAY_QUOTA_MAX_WAIT_SECONDS.
+DEFAULT_QUOTA_DEADLINE = QuotaDeadline(max_wait_seconds=900.0)
+
+
+def quota_wait(
+    error: ErrorInfo,
+    context: HandlerContext,
+    *,
+    give_up_at: float,
+    attempts: int = 0,
+    now: Callable[[], float] = time.time,
+) -> Outcome:
+    """Wait for a used-up quota (deferred, no retry tier used) until ``give_up_at``; then fail
+    with the provider's code, parked for a replay once the quota is raised."""
+    if now() < give_up_at:
+        return Deferred(error, attempts=attempts, counts=False)
+    waited = max(0.0, now() - context.first_seen_at)
+    return Failed(
+        ErrorInfo(
+            error.code,
+            f"{error.code}: the command waited {waited:.0f} s for the quota to lift, past its "
+            "bound (RELAY_QUOTA_MAX_WAIT_SECONDS, or its start time); raise the plan's quota, "
+            f"then replay it with `msgflash-relay dlq replay --code {error.code}`",
+            http_status=error.http_status or 429,
+            retryable=False,
+        ),
+        attempts=context.prior_attempts + attempts,
     )
 
 

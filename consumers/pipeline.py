@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
+from consumers.leases import Leases
 from consumers.outcomes import Deferred, Failed, Handler, HandlerContext, Outcome
 from consumers.results import decode_events, encode_result, result_failed
 from service.bus.acks import Acks, ChannelAcks
@@ -29,6 +30,7 @@ from service.bus.publisher import OriginalMessage, Publisher
 from service.contract.amqp import (
     ATTEMPTS_HEADER,
     DEFERRALS_HEADER,
+    FIRST_SEEN_HEADER,
     RECONCILE_HEADER,
     REPLAYED_HEADER,
     RETRY_TIER_HEADER,
@@ -44,6 +46,7 @@ from service.contract.commands import (
 from service.contract.errors import (
     RETRIES_EXHAUSTED,
     BrokerUnavailable,
+    ClaimLost,
     ErrorInfo,
     InvalidCommand,
     error_info,
@@ -66,6 +69,7 @@ _TRANSIT_HEADERS = frozenset(
         "x-last-death-reason",
         "x-delivery-count",
         RETRY_TIER_HEADER,
+        FIRST_SEEN_HEADER,
         DEFERRALS_HEADER,
         ATTEMPTS_HEADER,
         REPLAYED_HEADER,
@@ -105,6 +109,7 @@ class Delivery:
     # What the outcome line adds to the bound context (instanceId, attempts, code, tier).
     outcome_fields: dict[str, object] = field(default_factory=dict)
     acked: bool = False
+    received_at: float = field(default_factory=time.time)
 
     @property
     def tag(self) -> int:
@@ -119,6 +124,11 @@ class Delivery:
         if not self.acked:
             self.acks.ack(self.tag)
             self.acked = True
+
+    @property
+    def first_seen_at(self) -> float:
+        """When the relay first handled this command, across deferrals."""
+        return self.header_float(FIRST_SEEN_HEADER) or self.received_at
 
     def header_float(self, name: str) -> float | None:
         value = self.original.headers.get(name)
@@ -158,6 +168,7 @@ class CommandPipeline:
         self._tasks: set[asyncio.Task[None]] = set()
         self._published_here: OrderedDict[str, None] = OrderedDict()
         self._acks = Acks()
+        self._leases = Leases(store, config.lease_seconds)
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -203,6 +214,7 @@ class CommandPipeline:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self._leases.close()
         # Commands that finished since the drain bound ran out: their acks, before the broker
         # connection closes (bounded: a dead connection takes none).
         with contextlib.suppress(TimeoutError):
@@ -258,6 +270,11 @@ class CommandPipeline:
             label = await self._run(delivery, command)
         except BrokerUnavailable:
             raise
+        except ClaimLost:
+            # The holder that took it over has a delivery of its own: this one just goes.
+            log.warning("command_claim_lost")
+            delivery.ack()
+            label = "taken_over"
         except Exception as exc:  # a bug or a store outage must not lose the command
             log.exception("command_crashed")
             crash = Deferred(ErrorInfo("RELAY_INTERNAL_ERROR", f"{type(exc).__name__}: {exc}"))
@@ -297,9 +314,15 @@ class CommandPipeline:
             if expired
             else delivery.header_float(RECONCILE_HEADER),
             lease_expired=expired,
+            first_seen_at=delivery.first_seen_at,
+            calling=self._leases.calling(key, delivery.owner),
         )
-        outcome = await self._handlers[command.type](command, context)
-        return await self._apply(delivery, command, outcome)
+        self._leases.hold(key, delivery.owner)
+        try:
+            outcome = await self._handlers[command.type](command, context)
+            return await self._apply(delivery, command, outcome)
+        finally:
+            self._leases.let_go(key, delivery.owner)
 
     async def _apply(self, delivery: Delivery, command: Command, outcome: Outcome) -> str:
         if isinstance(outcome, Deferred):
@@ -364,9 +387,10 @@ class CommandPipeline:
         headers: dict[str, object] = {
             ATTEMPTS_HEADER: total,
             DEFERRALS_HEADER: tier + 1 if deferred.counts else tier,
+            FIRST_SEEN_HEADER: _exact(delivery.first_seen_at),
         }
         if deferred.reconcile_since is not None:
-            headers[RECONCILE_HEADER] = deferred.reconcile_since
+            headers[RECONCILE_HEADER] = _exact(deferred.reconcile_since)
         queue_tier = min(tier, self._config.retry_tiers - 1)
         await self._publisher.defer(delivery.original, tier=queue_tier, headers=headers)
         delivery.ack()
@@ -405,6 +429,12 @@ def _arrival(delivery: Delivery) -> datetime | None:
 
 
 _RETURN_HEADERS = (DEFERRALS_HEADER, ATTEMPTS_HEADER, REPLAYED_HEADER, RETRY_TIER_HEADER)
+
+
+def _exact(epoch_seconds: float) -> str:
+    """A time for a header, as text: a float header may travel as 32 bits, which rounds an
+    epoch time to about two minutes and would move a reconciliation's horizon by as much."""
+    return repr(epoch_seconds)
 
 
 def _parked(original: OriginalMessage) -> OriginalMessage:

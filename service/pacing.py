@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 
 from service.secrets import fingerprint
 from service.state.redis import DEFAULT_KEY_PREFIX, redis_from_state_url
+from service.throttle import REDIS_RECOVERED, REDIS_SLOWED, Throttle, recovered, slowed
 
 # Slots are scheduled a little below the allowed rate. At exactly the limit, the request after
 # a full second's worth lands exactly one second after the first, so any network jitter puts
@@ -44,6 +45,13 @@ class RateLimiter(Protocol):
     async def acquire(self, key: str) -> float:
         """Wait until a request with API key ``key`` may go; return the seconds waited."""
 
+    async def slow_down(self, key: str, retry_after: float | None) -> None:
+        """The provider refused a request of ``key`` as too many (``throttle.slowed``)."""
+
+    async def recovered(self, key: str) -> None:
+        """The provider accepted a request of ``key`` (``throttle.recovered``); cheap when the
+        key runs at its configured rate."""
+
     async def close(self) -> None: ...
 
 
@@ -56,10 +64,12 @@ def slot_interval_us(rate_per_second: float) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Slot:
-    """A booked slot: when it is (in its book's microsecond clock) and how far away it was."""
+    """A booked slot: when it is (in its book's microsecond clock), how far away it was, and
+    the next free slot its booking set (what giving it back restores from)."""
 
     at_us: int
     delay_seconds: float
+    next_us: int
 
 
 class SlotBook(Protocol):
@@ -77,6 +87,10 @@ class SlotBook(Protocol):
     async def give_back(self, key: str, slot: Slot) -> None:
         """Unbook ``slot`` if it is still the last one booked for ``key``."""
 
+    async def slow_down(self, key: str, retry_after: float | None) -> None: ...
+
+    async def recovered(self, key: str) -> None: ...
+
 
 class LocalSlotBook:
     """Slots in a dict, on the given clock; atomic because nothing in it awaits."""
@@ -85,29 +99,53 @@ class LocalSlotBook:
         self._interval = slot_interval_us(rate_per_second)
         self._clock = clock
         self._next_free: dict[str, int] = {}
+        self._throttles: dict[str, Throttle] = {}
 
     async def reserve(self, key: str) -> Slot:
         now = round(self._clock() * MICROSECONDS)
-        at = max(now, self._next_free.get(key, now))
-        self._next_free[key] = at + self._interval
-        return Slot(at_us=at, delay_seconds=(at - now) / MICROSECONDS)
+        throttle = self._throttles.get(key, Throttle())
+        paused = round(throttle.pause_until * MICROSECONDS)
+        at = max(now, self._next_free.get(key, now), paused)
+        self._next_free[key] = at + round(self._interval / throttle.factor)
+        return Slot(at_us=at, delay_seconds=(at - now) / MICROSECONDS, next_us=self._next_free[key])
 
     async def give_back(self, key: str, slot: Slot) -> None:
-        if self._next_free.get(key) == slot.at_us + self._interval:
+        if self._next_free.get(key) == slot.next_us:
             self._next_free[key] = slot.at_us
 
+    async def slow_down(self, key: str, retry_after: float | None) -> None:
+        state = self._throttles.get(key, Throttle())
+        self._throttles[key] = slowed(state, now=self._clock(), retry_after=retry_after)
 
-# KEYS[1]: next free slot (µs on the Redis server clock). ARGV[1]: interval µs, ARGV[2]: grace
-# ms. Returns {slot, now}. string.format keeps all 16 digits (tostring would round them).
+    async def recovered(self, key: str) -> None:
+        state = self._throttles.get(key)
+        if state is None:
+            return
+        state = recovered(state)
+        if state.throttled:
+            self._throttles[key] = state
+        else:
+            del self._throttles[key]
+
+
+# KEYS[1]: next free slot (µs on the Redis server clock), KEYS[2]: the key's throttle hash.
+# ARGV[1]: interval µs at the configured rate, ARGV[2]: grace ms. Returns {slot, now, next free,
+# factor}. string.format keeps all 16 digits (tostring would round them).
 _RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local at = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'))
-local next_free = at + tonumber(ARGV[1])
+local throttle = redis.call('HMGET', KEYS[2], 'factor', 'pause_until')
+local factor = tonumber(throttle[1] or '1')
+local at = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'), tonumber(throttle[2] or '0'))
+local next_free = at + math.floor(tonumber(ARGV[1]) / factor + 0.5)
 local ttl = math.ceil((next_free - now) / 1000) + tonumber(ARGV[2])
 redis.call('SET', KEYS[1], string.format('%d', next_free), 'PX', ttl)
-return {at, now}
+return {at, now, string.format('%d', next_free), tostring(factor)}
 """
+
+# A throttled key's state outlives its last change by this much, then the key is back at its
+# configured rate whatever happened (a replica that died mid-storm cannot leave it slow).
+THROTTLE_TTL_MS = 60_000
 
 # KEYS[1]: next free slot. ARGV: the value our booking set, the slot to restore.
 _GIVE_BACK = """
@@ -128,19 +166,43 @@ class RedisSlotBook:
         self._prefix = prefix
         self._reserve = redis.register_script(_RESERVE)
         self._give_back = redis.register_script(_GIVE_BACK)
+        self._slowed = redis.register_script(REDIS_SLOWED)
+        self._recovered = redis.register_script(REDIS_RECOVERED)
+        # Keys last seen throttled: only they pay a round trip for an accepted request.
+        self._throttled: set[str] = set()
 
     def redis_key(self, key: str) -> str:
         return f"{self._prefix}:pace:{fingerprint(key)}"
 
+    def throttle_key(self, key: str) -> str:
+        return f"{self._prefix}:throttle:{fingerprint(key)}"
+
     async def reserve(self, key: str) -> Slot:
-        at, now = await self._reserve(
-            keys=[self.redis_key(key)], args=[self._interval, IDLE_KEY_GRACE_MS]
+        at, now, next_free, factor = await self._reserve(
+            keys=[self.redis_key(key), self.throttle_key(key)],
+            args=[self._interval, IDLE_KEY_GRACE_MS],
         )
-        return Slot(at_us=int(at), delay_seconds=(int(at) - int(now)) / MICROSECONDS)
+        self._note(key, factor)
+        delay = (int(at) - int(now)) / MICROSECONDS
+        return Slot(at_us=int(at), delay_seconds=delay, next_us=int(next_free))
 
     async def give_back(self, key: str, slot: Slot) -> None:
-        booked = slot.at_us + self._interval
-        await self._give_back(keys=[self.redis_key(key)], args=[booked, slot.at_us])
+        await self._give_back(keys=[self.redis_key(key)], args=[slot.next_us, slot.at_us])
+
+    async def slow_down(self, key: str, retry_after: float | None) -> None:
+        pause_us = round((retry_after or 0.0) * MICROSECONDS)
+        factor = await self._slowed(keys=[self.throttle_key(key)], args=[pause_us, THROTTLE_TTL_MS])
+        self._note(key, factor)
+
+    async def recovered(self, key: str) -> None:
+        if key in self._throttled:
+            self._note(key, await self._recovered(keys=[self.throttle_key(key)]))
+
+    def _note(self, key: str, factor: bytes | str) -> None:
+        if float(factor) < 1.0:
+            self._throttled.add(key)
+        else:
+            self._throttled.discard(key)
 
 
 class PacedTurns:
@@ -160,6 +222,15 @@ class PacedTurns:
         self._clock = clock
         self._sleep = sleep
         self._turns: dict[str, asyncio.Lock] = {}
+
+    async def slow_down(self, key: str, retry_after: float | None) -> None:
+        # Hints: an unreachable Redis leaves the pace as it was, the request's answer stands.
+        with contextlib.suppress(RedisError, OSError):
+            await self._book.slow_down(key, retry_after)
+
+    async def recovered(self, key: str) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            await self._book.recovered(key)
 
     async def acquire(self, key: str) -> float:
         started = self._clock()
@@ -216,6 +287,12 @@ class LocalRateLimiter:
     async def acquire(self, key: str) -> float:
         return await self._turns.acquire(key)
 
+    async def slow_down(self, key: str, retry_after: float | None) -> None:
+        await self._turns.slow_down(key, retry_after)
+
+    async def recovered(self, key: str) -> None:
+        await self._turns.recovered(key)
+
     async def close(self) -> None:
         """Nothing to release."""
 
@@ -241,6 +318,12 @@ class RedisRateLimiter:
 
     async def acquire(self, key: str) -> float:
         return await self._turns.acquire(key)
+
+    async def slow_down(self, key: str, retry_after: float | None) -> None:
+        await self._turns.slow_down(key, retry_after)
+
+    async def recovered(self, key: str) -> None:
+        await self._turns.recovered(key)
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -151,7 +151,10 @@ class Settings(BaseSettings):
         description="seconds of each deferred-retry tier (msgflash.retry queues), comma-separated",
     )
     relay_lease_seconds: float = Field(
-        120.0, gt=0, description="idempotency claim lease; a holder silent longer is presumed dead"
+        15.0,
+        gt=0,
+        description="idempotency claim lease, renewed by its live holder every third of it; a "
+        "holder silent longer is presumed dead and its commands are taken over",
     )
     relay_state_retention_seconds: float = Field(
         7 * 24 * 3600.0, gt=0, description="how long command outcomes and correlations are kept"
@@ -162,6 +165,12 @@ class Settings(BaseSettings):
     )
     relay_quota_probe_seconds: float = Field(
         300.0, gt=0, description="how often a quota-gated API key is probed again"
+    )
+    relay_quota_max_wait_seconds: float = Field(
+        900.0,
+        ge=0,
+        description="how long a command waits for a used-up monthly quota before it fails with "
+        "MsgFlash's code and is dead-lettered (a schedule or campaign at least until its time)",
     )
     relay_drain_seconds: float = Field(
         25.0, ge=0, le=600, description="bound on finishing in-flight commands after SIGTERM"

@@ -91,12 +91,18 @@ class DeadLetterQueue:
     async def replay(
         self, publisher: Publisher, select: Callable[[ParkedCommand], bool], *, limit: int = 10_000
     ) -> list[ParkedCommand]:
-        """Send every selected command back to the commands exchange, without reason headers."""
+        """Send every selected command back to the commands exchange, without reason headers.
+
+        Each command parked when the run starts is looked at once: a replayed command that fails
+        again is parked behind them, so reading only as many as were there never reaches it, and
+        one run never replays a command twice.
+        """
         channel = await self._connection.channel()
         replayed: list[ParkedCommand] = []
         try:
-            queue = await channel.get_queue(self._topology.dead_letter_queue)
-            for _ in range(limit):
+            queue = await channel.declare_queue(self._topology.dead_letter_queue, passive=True)
+            parked_now = queue.declaration_result.message_count or 0
+            for _ in range(min(limit, parked_now)):
                 message = await queue.get(fail=False, no_ack=False)
                 if message is None:
                     break

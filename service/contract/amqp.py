@@ -108,4 +108,8 @@ REPLAYED_HEADER = "x-relay-replayed"
 RECONCILE_HEADER = "x-relay-reconcile-since"
 
 
+# Epoch seconds the relay first handled a deferred command: what bounded waits count from.
+FIRST_SEEN_HEADER = "x-relay-first-seen-at"
+
+
 REASON_HEADERS = (ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, ATTEMPTS_HEADER, FAILED_AT_HEADER)

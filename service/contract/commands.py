@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from service.contract.campaigns import CreateCampaignData
+from service.contract.echo import TYPE_ECHO_BYTES, bounded
 from service.contract.envelope import RawCommand, peek_attributes, read_envelope, summary
 from service.contract.errors import FieldProblem, InvalidCommand
 from service.contract.messages import MessageData, ScheduleMessageData, SendMessageData
@@ -258,7 +259,8 @@ def _hint(path: str, error: ErrorDetails, command_type: object, *, binary: bool)
     if (path, kind) in _HINTS:
         return _HINTS[path, kind]
     if path == "type" and kind == "enum":
-        return f"{error['input']!r} is not a command the relay knows: use one of {_COMMAND_TYPES}"
+        shown = bounded(repr(error["input"]), TYPE_ECHO_BYTES)
+        return f"{shown} is not a command the relay knows: use one of {_COMMAND_TYPES}"
     if path == "data.scheduledAt" and kind == "extra_forbidden":
         return _MISPLACED_SCHEDULED_AT.get(str(command_type), describe_error(error))
     return describe_error(error)

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic_core import from_json
 
+from service.contract.echo import ID_ECHO_BYTES, SOURCE_ECHO_BYTES, TYPE_ECHO_BYTES, bounded
 from service.contract.errors import FieldProblem, InvalidCommand
 
 
@@ -167,15 +168,23 @@ def peek_attributes(raw: RawCommand) -> tuple[str | None, str | None, str | None
         envelope = {}
     if _is_binary(raw, envelope):
         binary = _binary_envelope(raw, None)
-        return (
+        found = (
             _identity_text(binary.get("id")),
             _identity_text(binary.get("source")),
             _identity_text(binary.get("type")),
         )
+    else:
+        found = (
+            _identity_text(envelope.get("id")) or raw.message_id or None,
+            _identity_text(envelope.get("source")) or raw.app_id or None,
+            _identity_text(envelope.get("type")) or raw.type or None,
+        )
+    # Echoed into the failure event and the log line: never whole when oversized.
+    id_, source, type_ = found
     return (
-        _identity_text(envelope.get("id")) or raw.message_id or None,
-        _identity_text(envelope.get("source")) or raw.app_id or None,
-        _identity_text(envelope.get("type")) or raw.type or None,
+        bounded(id_, ID_ECHO_BYTES),
+        bounded(source, SOURCE_ECHO_BYTES),
+        bounded(type_, TYPE_ECHO_BYTES),
     )
 
 

@@ -147,6 +147,13 @@ class NoQueueBound(RelayError):
     code = "NO_QUEUE_BOUND"
 
 
+class ClaimLost(RelayError):
+    """This holder's claim on a command was taken over (it was presumed dead): it must not call
+    the provider, since the new holder may be calling already."""
+
+    code = "CLAIM_LOST"
+
+
 class RetryClass(Enum):
     """How a failed provider call should be treated; the whole retry policy keys off this."""
 

@@ -142,9 +142,18 @@ class WebhookData(RequestRef):
 
 
 class QuotaExhaustedData(EventModel):
+    """What a consumer of ``quota.exhausted`` needs to act: which key, which quota, when the
+    relay tries again, and how long commands wait before they fail and are dead-lettered."""
+
     code: str
     key_fingerprint: str  # never the key itself
     message: str
+    http_status: int | None = None
+    probe_seconds: float | None = None  # the relay tries one call this often
+    next_probe_at: str | None = None  # ISO 8601 UTC
+    # A command waits this long (a schedule or campaign at least until its time), then fails
+    # with ``code`` and is dead-lettered, replayable with ``dlq replay --code <code>``.
+    max_wait_seconds: float | None = None
 
 
 DataT = TypeVar("DataT", bound=BaseModel)

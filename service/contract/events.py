@@ -272,11 +272,23 @@ def quota_exhausted_event(
     code: str,
     key_fingerprint: str,
     message: str,
+    http_status: int | None = None,
+    probe_seconds: float | None = None,
+    next_probe_at: datetime | None = None,
+    max_wait_seconds: float | None = None,
     event_id: str | None = None,
     now: datetime | None = None,
 ) -> OutgoingEvent:
     """``quota.exhausted``: a monthly quota of the API key ran out (not tied to one command)."""
-    data = QuotaExhaustedData(code=code, key_fingerprint=key_fingerprint, message=message)
+    data = QuotaExhaustedData(
+        code=code,
+        key_fingerprint=key_fingerprint,
+        message=message,
+        http_status=http_status,
+        probe_seconds=probe_seconds,
+        next_probe_at=utc_millis(next_probe_at) if next_probe_at is not None else None,
+        max_wait_seconds=max_wait_seconds,
+    )
     return build_event(EventType.QUOTA_EXHAUSTED, data, key_fingerprint, None, event_id, now)
 
 

@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Generic, TypeVar
 
 from service.contract.events import Correlation
-from service.state.records import Entry, Held, decide_claim, decide_complete
+from service.state.records import (
+    Entry,
+    Held,
+    decide_called,
+    decide_claim,
+    decide_complete,
+    decide_renewal,
+)
 from service.state.store import Claim, RememberedMessage
 
 V = TypeVar("V")
@@ -101,6 +108,26 @@ class MemoryStateStore:
         held = self._claims.get(key, self._clock())
         if held is not None and held.result is None and held.owner == owner:
             self._claims.discard(key)
+
+    async def mark_called(self, key: str, owner: str) -> bool:
+        now = self._clock()
+        held, entry = decide_called(
+            self._claims.get(key, now), owner=owner, now=now, retention_seconds=self._retention
+        )
+        self._store(key, entry, now)
+        return held
+
+    async def renew(self, held: Mapping[str, str], lease_seconds: float) -> None:
+        now = self._clock()
+        for key, owner in held.items():
+            entry = decide_renewal(
+                self._claims.get(key, now),
+                owner=owner,
+                now=now,
+                lease_seconds=lease_seconds,
+                retention_seconds=self._retention,
+            )
+            self._store(key, entry, now)
 
     async def forget(self, key: str) -> None:
         """Drop the claim or result and the request -> message record of ``key``."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from redis.asyncio import Redis
@@ -25,7 +25,7 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 _CLAIM = """
 local owner, now = ARGV[1], tonumber(ARGV[2])
 local held = redis.call('HMGET', KEYS[1], 'owner', 'claimed_at', 'lease_until', 'expires_at',
-                        'result')
+                        'result', 'called_at')
 local function hold(claimed_at)
   redis.call('HSET', KEYS[1], 'owner', owner, 'claimed_at', claimed_at,
              'lease_until', ARGV[3], 'expires_at', ARGV[4])
@@ -39,8 +39,36 @@ end
 if held[5] then return {'done', held[5]} end
 if held[1] == owner then hold(held[2]) return {'claimed'} end
 if tonumber(held[3]) > now then return {'busy'} end
+if not held[6] then
+  redis.call('DEL', KEYS[1])
+  hold(ARGV[2])
+  return {'claimed'}
+end
 hold(held[2])
-return {'expired', held[2]}
+return {'expired', held[6]}
+"""
+
+# KEYS[1] claim hash. ARGV: owner, now, expires_at, ttl_ms. The first call's time is kept.
+_MARK_CALLED = """
+local held = redis.call('HMGET', KEYS[1], 'owner', 'result', 'expires_at', 'called_at')
+if held[1] ~= ARGV[1] or held[2] or not held[3] or tonumber(held[3]) <= tonumber(ARGV[2]) then
+  return 0
+end
+if not held[4] then
+  redis.call('HSET', KEYS[1], 'called_at', ARGV[2], 'expires_at', ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+end
+return 1
+"""
+
+# KEYS[1] claim hash. ARGV: owner, now, lease_until.
+_RENEW = """
+local held = redis.call('HMGET', KEYS[1], 'owner', 'result', 'expires_at')
+if held[1] ~= ARGV[1] or held[2] or not held[3] or tonumber(held[3]) <= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'lease_until', ARGV[3])
+return 1
 """
 
 # KEYS[1] claim hash, then optionally KEYS[2] correlation hash and KEYS[3] request record.
@@ -136,6 +164,8 @@ class RedisStateStore:
         self._claim = redis.register_script(_CLAIM)
         self._complete = redis.register_script(_COMPLETE)
         self._release = redis.register_script(_RELEASE)
+        self._mark_called = redis.register_script(_MARK_CALLED)
+        self._renew = redis.register_script(_RENEW)
         self._first_seen = redis.register_script(_FIRST_SEEN)
 
     async def claim(self, key: str, owner: str, lease_seconds: float) -> Claim:
@@ -175,6 +205,22 @@ class RedisStateStore:
 
     async def release(self, key: str, owner: str) -> None:
         await self._release(keys=[self._key("claim", key)], args=[owner])
+
+    async def mark_called(self, key: str, owner: str) -> bool:
+        now = self._clock()
+        args: list[str | int] = [owner, repr(now), self._expiry(now), self._retention_ms]
+        return bool(await self._mark_called(keys=[self._key("claim", key)], args=args))
+
+    async def renew(self, held: Mapping[str, str], lease_seconds: float) -> None:
+        """One pipelined round trip for every held key."""
+        if not held:
+            return
+        now = self._clock()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key, owner in held.items():
+                args = [owner, repr(now), repr(now + lease_seconds)]
+                await self._renew(keys=[self._key("claim", key)], args=args, client=pipe)
+            await pipe.execute()
 
     async def forget(self, key: str) -> None:
         """Drop the claim or result and the request -> message record of ``key``."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -31,6 +31,18 @@ PURGE_BATCH = 5000
 
 _RELEASE = "DELETE FROM claims WHERE key = ? AND owner = ? AND result IS NULL"
 _FORGET_CLAIM = "DELETE FROM claims WHERE key = ?"
+
+# The first call's time is kept; no row comes back when ``owner`` no longer holds a live claim.
+_MARK_CALLED = """
+UPDATE claims SET called_at = COALESCE(called_at, :now), expires_at = :expires_at
+WHERE key = :key AND owner = :owner AND result IS NULL AND expires_at > :now
+RETURNING 1
+"""
+
+_RENEW = """
+UPDATE claims SET lease_until = :lease_until
+WHERE key = :key AND owner = :owner AND result IS NULL AND expires_at > :now
+"""
 _FORGET_REQUEST = "DELETE FROM requests WHERE request_key = ?"
 
 _CORRELATION_FOR = """
@@ -90,6 +102,7 @@ class SqliteStateStore:
         self._writer_or_none: SqliteWriter | None = None
         self._checkpointer: Checkpointer | None = None
         self._clock = clock
+        self._retention = retention_seconds
         self._writes_since_purge = 0
         # One object for every request: the writer groups consecutive requests by runner.
         self._run_records: BatchRunner[RecordRequest, Claim | None] = partial(
@@ -157,6 +170,22 @@ class SqliteStateStore:
 
     async def release(self, key: str, owner: str) -> None:
         await self._run((_RELEASE, (key, owner)))
+
+    async def mark_called(self, key: str, owner: str) -> bool:
+        now = self._clock()
+        params = {"key": key, "owner": owner, "now": now, "expires_at": now + self._retention}
+        return bool(await self._run((_MARK_CALLED, params)))
+
+    async def renew(self, held: Mapping[str, str], lease_seconds: float) -> None:
+        """Every held key in one transaction of the writer."""
+        if not held:
+            return
+        now, until = self._clock(), self._clock() + lease_seconds
+        renewals = [
+            (_RENEW, {"key": key, "owner": owner, "now": now, "lease_until": until})
+            for key, owner in held.items()
+        ]
+        await self._run(*renewals)
 
     async def forget(self, key: str) -> None:
         """Drop the claim or result and the request -> message record of ``key``."""

@@ -22,16 +22,18 @@ from service.state.store import Claim, ClaimStatus, RememberedMessage
 MAX_PARAMETERS = 999
 
 _SELECT_CLAIMS = """
-SELECT key, owner, claimed_at, lease_until, result, expires_at FROM claims WHERE key IN ({})
+SELECT key, owner, claimed_at, lease_until, result, expires_at, called_at FROM claims
+WHERE key IN ({})
 """
 
 _UPSERT_CLAIMS = """
-INSERT INTO claims (key, owner, claimed_at, lease_until, result, expires_at, last_claim)
+INSERT INTO claims (key, owner, claimed_at, lease_until, result, expires_at, called_at, last_claim)
 VALUES {}
 ON CONFLICT (key) DO UPDATE SET
     owner = excluded.owner, claimed_at = excluded.claimed_at,
     lease_until = excluded.lease_until, result = excluded.result,
-    expires_at = excluded.expires_at, last_claim = excluded.last_claim
+    expires_at = excluded.expires_at, called_at = excluded.called_at,
+    last_claim = excluded.last_claim
 """
 
 _UPSERT_CORRELATIONS = """
@@ -136,7 +138,7 @@ class _Changes:
         self._entries[key] = entry
         held = entry.held
         row = (key, held.owner, held.claimed_at, held.lease_until, held.result, entry.expires_at)
-        self.claims[key] = (*row, status.value)
+        self.claims[key] = (*row, held.called_at, status.value)
 
     def _remember(self, key: str, message: RememberedMessage, expires_at: float) -> None:
         """messageId -> correlation and key -> messageId, even for a key already done."""
@@ -156,9 +158,9 @@ def _read_entries(connection: sqlite3.Connection, keys: list[str]) -> dict[str, 
     for chunk in _shaped_chunks(keys, width=1):
         sql = _SELECT_CLAIMS.format(", ".join("?" * len(chunk)))
         rows = connection.execute(sql, chunk).fetchall()
-        for key, owner, claimed_at, lease_until, result, expires_at in rows:
+        for key, owner, claimed_at, lease_until, result, expires_at, called_at in rows:
             stored = None if result is None else bytes(result)
-            held = Held(owner=owner, claimed_at=claimed_at, lease_until=lease_until, result=stored)
+            held = Held(owner, claimed_at, lease_until, result=stored, called_at=called_at)
             entries[key] = Entry(held, expires_at=expires_at)
     return entries
 

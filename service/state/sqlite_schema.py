@@ -6,7 +6,8 @@ from __future__ import annotations
 import sqlite3
 
 # 2: rowid tables (1 keyed every table by its text key, so each new row went to a random page).
-SCHEMA_VERSION = 2
+# 3: claims.called_at, set just before the provider is called.
+SCHEMA_VERSION = 3
 # Opening the file, and the checkpointer, wait this long for another process holding it (an
 # overlapping restart); the writer never waits on the loop: it retries instead.
 BUSY_TIMEOUT_MS = 5000
@@ -29,7 +30,8 @@ CREATE TABLE IF NOT EXISTS claims (
     lease_until REAL NOT NULL,
     result BLOB,                -- NULL while claimed, the stored outcome once done
     expires_at REAL NOT NULL,
-    last_claim TEXT NOT NULL    -- the status of the claim() or complete() that wrote the row
+    last_claim TEXT NOT NULL,   -- the status of the claim() or complete() that wrote the row
+    called_at REAL              -- NULL until the holder is about to call the provider
 );
 CREATE INDEX IF NOT EXISTS claims_expiry ON claims (expires_at);
 CREATE TABLE IF NOT EXISTS correlations (
@@ -79,6 +81,12 @@ _FROM_VERSION_1 = (
 )
 
 
+# Claims left unfinished by a relay from before schema 3 may have been mid-call: they count as
+# called, so their successor looks the outcome up instead of sending again.
+_CALLED_BEFORE_3 = "UPDATE claims SET called_at = claimed_at WHERE result IS NULL;\n"
+_FROM_VERSION_2 = "ALTER TABLE claims ADD COLUMN called_at REAL;\n" + _CALLED_BEFORE_3
+
+
 class SchemaMismatch(sqlite3.DatabaseError):
     """The file was written by a relay with another schema version."""
 
@@ -119,12 +127,12 @@ def _prepare(connection: sqlite3.Connection) -> None:
     connection.execute("PRAGMA journal_mode=WAL").fetchall()
     connection.execute("PRAGMA synchronous=NORMAL")
     (version,) = connection.execute("PRAGMA user_version").fetchone()
-    if version not in (0, 1, SCHEMA_VERSION):
+    if version not in (0, 1, 2, SCHEMA_VERSION):
         raise SchemaMismatch(
             f"schema version {version} is not {SCHEMA_VERSION}: the file belongs to another "
             "relay version; point RELAY_STATE_URL at a new file"
         )
-    steps = _FROM_VERSION_1 if version == 1 else _TABLES
+    steps = {1: _FROM_VERSION_1 + _CALLED_BEFORE_3, 2: _FROM_VERSION_2}.get(version, _TABLES)
     try:
         connection.executescript(
             f"BEGIN IMMEDIATE; {steps} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"

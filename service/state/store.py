@@ -6,6 +6,7 @@ One small Protocol, three backends selected by ``RELAY_STATE_URL``: ``sqlite:///
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
@@ -17,14 +18,17 @@ class ClaimStatus(Enum):
     CLAIMED = "claimed"  # first time seen: the caller owns it and may call MsgFlash
     DONE = "done"  # finished before: ``result`` holds what to republish, do not call again
     BUSY = "busy"  # another live holder owns it: requeue with a delay, do not process
-    EXPIRED = "expired"  # a holder died mid-call; the caller now owns it and must reconcile
+    # A holder died after it started calling the provider; the caller now owns the key and must
+    # find out what that call did. (A holder that died before calling leaves a CLAIMED key.)
+    EXPIRED = "expired"
 
 
 @dataclass(frozen=True, slots=True)
 class Claim:
     status: ClaimStatus
     result: bytes | None = None  # the stored result (opaque JSON bytes) when DONE
-    claimed_at: float | None = None  # epoch seconds the first (dead) holder claimed, when EXPIRED
+    # When EXPIRED: epoch seconds of the dead holder's first provider call (look back to it).
+    claimed_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,18 @@ class StateStore(Protocol):
 
         Only while ``owner`` still holds it; a completed key is never released.
         """
+
+    async def mark_called(self, key: str, owner: str) -> bool:
+        """Record, before the provider is called, that ``owner`` is calling for ``key``.
+
+        What lets a successor tell "claimed, never called" (send it) from "called, answer
+        unknown" (look it up first). The first call's time is kept. False when ``owner`` no
+        longer holds the key (presumed dead and taken over): it must not call.
+        """
+
+    async def renew(self, held: Mapping[str, str], lease_seconds: float) -> None:
+        """Extend the lease of every key in ``held`` (key -> owner) its owner still holds: the
+        heartbeat that keeps a live replica's long calls from being taken over."""
 
     async def forget(self, key: str) -> None:
         """Drop whatever is recorded for ``key`` (a parked command replayed by a human)."""

@@ -8,10 +8,11 @@ each one needs (MsgFlash's instance resolver and quota gate, Tether's client) si
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from consumers.msgflash_campaigns import CampaignHandler
 from consumers.msgflash_messages import MessageHandler
-from consumers.outcomes import Handler
+from consumers.outcomes import Handler, QuotaDeadline
 from consumers.tether_campaigns import TetherCampaignHandler
 from service.bus.publisher import Publisher
 from service.contract.commands import CommandType
@@ -41,8 +42,15 @@ class QuotaAnnouncer:
         key = f"quota-exhausted:{self.key_fingerprint}:{error.code}"
         if not await self.store.first_seen(key, self.settings.relay_quota_probe_seconds):
             return
+        probe = self.settings.relay_quota_probe_seconds
         event = quota_exhausted_event(
-            code=error.code, key_fingerprint=self.key_fingerprint, message=error.message
+            code=error.code,
+            key_fingerprint=self.key_fingerprint,
+            message=error.message,
+            http_status=error.http_status,
+            probe_seconds=probe,
+            next_probe_at=datetime.now(UTC) + timedelta(seconds=probe),
+            max_wait_seconds=self.settings.relay_quota_max_wait_seconds,
         )
         try:
             await self.publisher.publish_event(event)
@@ -71,8 +79,12 @@ def msgflash_handlers(
         metrics=metrics,
         on_closed=QuotaAnnouncer(client.key_fingerprint, store, publisher, settings),
     )
-    messages = MessageHandler(client, resolver, store, quota, settings.relay_outcome_unknown_policy)
-    campaigns = CampaignHandler(client, resolver, quota, settings.relay_campaign_preflight)
+    deadline = QuotaDeadline(max_wait_seconds=settings.relay_quota_max_wait_seconds)
+    policy = settings.relay_outcome_unknown_policy
+    messages = MessageHandler(client, resolver, store, quota, policy, deadline)
+    campaigns = CampaignHandler(
+        client, resolver, quota, settings.relay_campaign_preflight, policy, deadline
+    )
     return {
         CommandType.SCHEDULE_MESSAGE: messages,
         CommandType.SEND_MESSAGE: messages,

@@ -53,10 +53,13 @@ async def test_the_same_command_delivered_concurrently_is_sent_once(
     assert await sends_by_text(sandbox) == Counter({"concurrent": 1})
 
 
-async def _hold_expired_claim(relay: Relay, cmd: dict[str, Any]) -> None:
-    """Leave a claim as a relay that died mid-call would: claimed, never completed."""
+async def _hold_expired_claim(relay: Relay, cmd: dict[str, Any], *, called: bool = True) -> None:
+    """Leave a claim as a relay that died would: claimed, never completed; mid-call (the
+    request may have reached MsgFlash) unless ``called`` is False (it died before calling)."""
     key = parse_command(RawCommand(json.dumps(cmd).encode()), max_bytes=1 << 20).key
     await relay.store.claim(key, "a-relay-that-died", 0.05)
+    if called:
+        assert await relay.store.mark_called(key, "a-relay-that-died")
     await asyncio.sleep(0.1)
 
 
@@ -77,6 +80,19 @@ async def test_an_expired_lease_with_no_trace_at_msgflash_is_not_resent(
     (parked,) = await dead_letters(amqp, topology, expect=1)
     assert parked.headers["x-relay-error-code"] == "OUTCOME_UNKNOWN"
     assert await sends_by_text(sandbox) == Counter()
+
+
+async def test_a_holder_that_died_before_calling_is_simply_replaced_and_the_command_sent(
+    relay: Relay, events: EventTap, producer: Producer, sandbox: SandboxHandle
+) -> None:
+    cmd = text_command("died waiting for its slot")
+    await _hold_expired_claim(relay, cmd, called=False)
+    await producer.publish(cmd)
+
+    (sent,) = await events.wait_for(lambda e: e["type"] == "msgflash.message.sent")
+    assert sent["data"]["requestId"] == cmd["id"]
+    assert await sends_by_text(sandbox) == Counter({"died waiting for its slot": 1})
+    assert not [e for e in events.events if e["type"] == "msgflash.message.failed"]
 
 
 async def test_an_expired_lease_whose_message_exists_is_reconciled_without_a_send(

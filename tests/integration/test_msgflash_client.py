@@ -375,9 +375,10 @@ async def test_a_send_that_cannot_be_checked_ends_as_outcome_unknown_without_a_r
     assert {check["fault"] for check in checks} == {"drop_after"}
 
 
-async def test_an_unanswered_campaign_create_is_not_retried(
+async def test_an_unanswered_campaign_create_is_looked_up_and_never_posted_twice(
     client: MsgFlashClient, sandbox: SandboxHandle
 ) -> None:
+    # Every answer lost, the lookup's too: whether the campaign exists stays unknown.
     await sandbox.set_faults(drop_after_rate=1.0, paths=["/api/v1/campaigns"])
     outcome = await client.create_campaign(
         {
@@ -389,9 +390,9 @@ async def test_an_unanswered_campaign_create_is_not_retried(
             "body": "Once",
         }
     )
-    failure, attempts = failed(outcome, MsgFlashNoResponse)
-    assert failure.request_sent and attempts == 1
-    assert len(await sandbox.requests("/api/v1/campaigns")) == 1
+    failed(outcome, MsgFlashOutcomeUnknown)
+    assert len(await sandbox.requests("/api/v1/campaigns", method="POST")) == 1
+    assert await sandbox.requests("/api/v1/campaigns", method="GET"), "it was looked up"
 
 
 # --- pacing ------------------------------------------------------------------------------

@@ -87,6 +87,37 @@ async def test_sigkill_mid_stream_then_restart_loses_nothing_and_sends_nothing_t
     assert not [rid for rid in unknown if sends[by_text[rid]]], "OUTCOME_UNKNOWN but it was sent"
 
 
+async def test_sigkill_with_a_full_prefetch_waiting_on_pacing_sends_each_once_and_parks_none(
+    relay_processes: Any, events: EventTap, producer: Producer, sandbox: SandboxHandle
+) -> None:
+    commands = [text_command(f"paced {i}") for i in range(60)]
+    for cmd in commands:
+        await producer.publish(cmd)
+    first = relay_processes(relay_prefetch=32, msgflash_rate_limit=4)
+    await first.start()
+    await events.wait_for(lambda e: e["type"] in RESULT_TYPES, count=4, timeout=60)
+    in_flight = await first.metric("relay_commands_in_flight")
+    first.signal(signal.SIGKILL)
+    assert await first.wait(10) == -signal.SIGKILL
+    assert in_flight >= 20, "the kill should find most of the prefetch waiting for a slot"
+
+    second = relay_processes(relay_prefetch=32, msgflash_rate_limit=50)
+    await second.start()
+    await wait_for_results(events, {c["id"] for c in commands}, timeout=120)
+
+    failed = [e for e in events.events if e["type"] == "msgflash.message.failed"]
+    sends = await sends_by_text(sandbox)
+    never_sent = [e for e in failed if not sends[f"paced {_index(commands, e)}"]]
+    assert not never_sent, f"{len(never_sent)} never-sent commands dead-lettered"
+    assert max(sends.values()) == 1, "a message was sent twice"
+    assert len(sends) == len(commands) - len(failed)
+
+
+def _index(commands: list[dict[str, Any]], event: dict[str, Any]) -> int:
+    ids = [c["id"] for c in commands]
+    return ids.index(event["data"]["requestId"])
+
+
 async def test_a_second_signal_exits_at_once(
     relay_processes: Any, producer: Producer, sandbox: SandboxHandle
 ) -> None:

@@ -636,7 +636,7 @@ async def test_a_file_of_schema_1_is_migrated_with_its_records(path: Path) -> No
     finally:
         await store.close()
 
-    assert _read(path, "PRAGMA user_version") == [(2,)]
+    assert _read(path, "PRAGMA user_version") == [(3,)]
     assert _read(path, "SELECT count(*) FROM sqlite_master WHERE name LIKE '%_v1'") == [(0,)]
     assert _read(path, "SELECT id, key FROM claims ORDER BY id") == [
         (1, "billing/r0"),
@@ -644,6 +644,42 @@ async def test_a_file_of_schema_1_is_migrated_with_its_records(path: Path) -> No
         (3, "billing/r2"),
         (4, "billing/new"),
     ]
+
+
+async def test_a_file_of_schema_2_counts_its_unfinished_claims_as_called(path: Path) -> None:
+    """A relay from before the call mark may have died mid-call: its successor must look the
+    outcome up rather than send again."""
+    with closing(sqlite3.connect(path)) as db:
+        db.executescript(_SCHEMA_2)
+        db.execute("INSERT INTO claims VALUES (1, 'billing/r1', 'a', 1.0, 2.0, NULL, ?, 'claimed')",
+                   (4_000_000_000.0,))  # fmt: skip
+        db.commit()
+
+    store = await opened(path)
+    try:
+        assert await store.claim("billing/r1", "b", LEASE) == Claim(
+            ClaimStatus.EXPIRED, claimed_at=1.0
+        )
+    finally:
+        await store.close()
+    assert _read(path, "PRAGMA user_version") == [(3,)]
+
+
+_SCHEMA_2 = """
+CREATE TABLE claims (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, owner TEXT NOT NULL,
+    claimed_at REAL NOT NULL, lease_until REAL NOT NULL, result BLOB, expires_at REAL NOT NULL,
+    last_claim TEXT NOT NULL);
+CREATE INDEX claims_expiry ON claims (expires_at);
+CREATE TABLE correlations (id INTEGER PRIMARY KEY, message_id TEXT NOT NULL UNIQUE,
+    request_id TEXT NOT NULL, request_source TEXT NOT NULL, expires_at REAL NOT NULL);
+CREATE INDEX correlations_expiry ON correlations (expires_at);
+CREATE TABLE requests (id INTEGER PRIMARY KEY, request_key TEXT NOT NULL UNIQUE,
+    message_id TEXT NOT NULL, expires_at REAL NOT NULL);
+CREATE INDEX requests_expiry ON requests (expires_at);
+CREATE TABLE seen (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, expires_at REAL NOT NULL);
+CREATE INDEX seen_expiry ON seen (expires_at);
+PRAGMA user_version=2;
+"""
 
 
 async def test_new_rows_are_stored_in_the_order_they_were_written(

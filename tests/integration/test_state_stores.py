@@ -112,33 +112,75 @@ async def test_reclaiming_ones_own_claim_is_claimed_and_renews_the_lease(
 
 
 @every_backend
-async def test_an_expired_lease_is_taken_over_and_reports_when_it_was_first_claimed(
+async def test_a_holder_that_died_after_calling_is_taken_over_and_reports_its_first_call(
     store: StateStore, clock: FakeClock
 ) -> None:
-    first_claimed_at = clock.now
     await store.claim("k", "a", LEASE)
+    clock.advance(1)
+    called_at = clock.now
+    assert await store.mark_called("k", "a")
     clock.advance(LEASE + 1)
 
-    assert await store.claim("k", "b", LEASE) == Claim(
-        ClaimStatus.EXPIRED, claimed_at=first_claimed_at
-    )
+    assert await store.claim("k", "b", LEASE) == Claim(ClaimStatus.EXPIRED, claimed_at=called_at)
     assert await store.claim("k", "a", LEASE) == Claim(ClaimStatus.BUSY)
     assert await store.claim("k", "b", LEASE) == Claim(ClaimStatus.CLAIMED)
 
 
 @every_backend
-async def test_a_second_takeover_still_reports_the_original_claim_time(
+async def test_a_holder_that_died_before_calling_leaves_the_key_to_be_claimed_afresh(
     store: StateStore, clock: FakeClock
 ) -> None:
-    first_claimed_at = clock.now
     await store.claim("k", "a", LEASE)
     clock.advance(LEASE + 1)
+
+    assert await store.claim("k", "b", LEASE) == Claim(ClaimStatus.CLAIMED)
+    assert not await store.mark_called("k", "a"), "the dead holder must not call any more"
+    assert await store.mark_called("k", "b")
+
+
+@every_backend
+async def test_a_second_takeover_still_reports_the_first_call(
+    store: StateStore, clock: FakeClock
+) -> None:
+    await store.claim("k", "a", LEASE)
+    first_call = clock.now
+    await store.mark_called("k", "a")
+    clock.advance(LEASE + 1)
     await store.claim("k", "b", LEASE)
+    await store.mark_called("k", "b")  # the resend keeps the first call's time
     clock.advance(LEASE + 1)
 
     claim = await store.claim("k", "c", LEASE)
 
-    assert claim == Claim(ClaimStatus.EXPIRED, claimed_at=first_claimed_at)
+    assert claim == Claim(ClaimStatus.EXPIRED, claimed_at=first_call)
+
+
+@every_backend
+async def test_a_heartbeat_keeps_a_live_holders_long_call_from_being_taken(
+    store: StateStore, clock: FakeClock
+) -> None:
+    await store.claim("k", "a", LEASE)
+    await store.mark_called("k", "a")
+    await store.claim("other", "x", LEASE)
+    for _ in range(5):  # a call five leases long, renewed every half lease
+        clock.advance(LEASE / 2)
+        await store.renew({"k": "a", "other": "not-x"}, LEASE)
+
+    assert await store.claim("k", "b", LEASE) == Claim(ClaimStatus.BUSY)
+    # The heartbeat renews only the owner's own claims.
+    assert (await store.claim("other", "y", LEASE)).status is ClaimStatus.CLAIMED
+
+
+@every_backend
+async def test_a_heartbeat_neither_revives_a_finished_key_nor_creates_one(
+    store: StateStore, clock: FakeClock
+) -> None:
+    await store.claim("k", "a", LEASE)
+    await store.complete("k", "a", b"done")
+    await store.renew({"k": "a", "never-claimed": "a"}, LEASE)
+
+    assert await store.claim("k", "b", LEASE) == Claim(ClaimStatus.DONE, result=b"done")
+    assert await store.claim("never-claimed", "b", LEASE) == Claim(ClaimStatus.CLAIMED)
 
 
 @every_backend

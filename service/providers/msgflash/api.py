@@ -40,6 +40,7 @@ class Endpoint:
 SEND_MESSAGE = Endpoint("POST", "/api/v1/messages/send")
 SCHEDULE_MESSAGE = Endpoint("POST", "/api/v1/messages/schedule")
 CREATE_CAMPAIGN = Endpoint("POST", "/api/v1/campaigns")
+LIST_CAMPAIGNS = Endpoint("GET", "/api/v1/campaigns")
 LIST_INSTANCES = Endpoint("GET", "/api/v1/instances")
 INSTANCE_HEALTH = Endpoint("GET", "/api/v1/instances/{id}/health")
 GET_MESSAGE = Endpoint("GET", "/api/v1/messages/{id}")

@@ -24,6 +24,7 @@ from service.contract.errors import (
     MsgFlashError,
     MsgFlashNoResponse,
     MsgFlashOutcomeUnknown,
+    RetryClass,
 )
 from service.logs import redact_text
 from service.metrics import Metrics
@@ -33,6 +34,7 @@ from service.providers.msgflash.api import (
     DELETE_WEBHOOK,
     GET_MESSAGE,
     INSTANCE_HEALTH,
+    LIST_CAMPAIGNS,
     LIST_INSTANCES,
     LIST_MESSAGES,
     LIST_WEBHOOKS,
@@ -43,7 +45,7 @@ from service.providers.msgflash.api import (
     key_fingerprint,
     read_envelope,
 )
-from service.providers.msgflash.reconcile import find_created_message
+from service.providers.msgflash.reconcile import find_created_campaign, find_created_message
 
 if TYPE_CHECKING:
     from service.pacing import RateLimiter
@@ -51,6 +53,12 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 _T = TypeVar("_T")
+
+# Awaited right before a creating request leaves, after pacing (the caller records that what it
+# creates may now exist); raising stops the request.
+BeforeSend = Callable[[], Awaitable[None]]
+# Looks for what an unanswered create may have made since a time: the lookup before a resend.
+Finder = Callable[["MsgFlashClient", Mapping[str, Any], datetime], Awaitable[dict[str, Any] | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,23 +160,20 @@ class MsgFlashClient:
             await self._session.close()
 
     # --- creating calls ------------------------------------------------------------------
-    async def send_message(self, payload: Mapping[str, Any]) -> CallOutcome:
-        return await self._create_message(SEND_MESSAGE, payload)
+    async def send_message(
+        self, payload: Mapping[str, Any], *, before_send: BeforeSend | None = None
+    ) -> CallOutcome:
+        return await self._create_once(SEND_MESSAGE, payload, _find_message, before_send)
 
-    async def schedule_message(self, payload: Mapping[str, Any]) -> CallOutcome:
-        return await self._create_message(SCHEDULE_MESSAGE, payload)
+    async def schedule_message(
+        self, payload: Mapping[str, Any], *, before_send: BeforeSend | None = None
+    ) -> CallOutcome:
+        return await self._create_once(SCHEDULE_MESSAGE, payload, _find_message, before_send)
 
-    async def create_campaign(self, payload: Mapping[str, Any]) -> CallOutcome:
-        # The public API cannot list campaigns, so an unanswered create cannot be checked:
-        # sending it again could start the same campaign twice. Such failures end the call.
-        async def once() -> tuple[Any, int]:
-            return await self._attempt(CREATE_CAMPAIGN, CREATE_CAMPAIGN.template, payload, None)
-
-        answer, attempts = await self._retried(CREATE_CAMPAIGN, once, give_up=_may_have_landed)
-        if isinstance(answer, MsgFlashError):
-            return CallFailure(answer, attempts)
-        data, status = answer
-        return CallResult(_as_dict(data, CREATE_CAMPAIGN, status), attempts, status)
+    async def create_campaign(
+        self, payload: Mapping[str, Any], *, before_send: BeforeSend | None = None
+    ) -> CallOutcome:
+        return await self._create_once(CREATE_CAMPAIGN, payload, _find_campaign, before_send)
 
     async def register_webhook(self, url: str, events: Sequence[str]) -> dict[str, Any]:
         """Create a webhook endpoint; the returned ``secret`` is shown once, never logged."""
@@ -203,6 +208,15 @@ class MsgFlashClient:
         data, http_status = await self._call(LIST_MESSAGES, params=params)
         return _as_dict(data, LIST_MESSAGES, http_status)
 
+    async def list_campaigns(
+        self, *, instance_id: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> dict[str, Any]:
+        """One page, newest first: ``{campaigns, nextCursor, hasMore}``."""
+        query = {"instanceId": instance_id, "limit": str(limit), "cursor": cursor}
+        params = {name: value for name, value in query.items() if value is not None}
+        data, http_status = await self._call(LIST_CAMPAIGNS, params=params)
+        return _as_dict(data, LIST_CAMPAIGNS, http_status)
+
     async def list_webhooks(self) -> list[dict[str, Any]]:
         data, status = await self._call(LIST_WEBHOOKS)
         return _as_list(data, LIST_WEBHOOKS, status)
@@ -211,20 +225,28 @@ class MsgFlashClient:
         await self._call(DELETE_WEBHOOK, path=DELETE_WEBHOOK.path(id=webhook_id))
 
     # --- machinery -----------------------------------------------------------------------
-    async def _create_message(self, endpoint: Endpoint, payload: Mapping[str, Any]) -> CallOutcome:
-        """Send, retrying; an unanswered attempt is reconciled before anything is sent again."""
-        landed_since: datetime | None = None  # set while an unanswered send may have landed
+    async def _create_once(
+        self,
+        endpoint: Endpoint,
+        payload: Mapping[str, Any],
+        find: Finder,
+        before_send: BeforeSend | None,
+    ) -> CallOutcome:
+        """Create, retrying; an unanswered attempt is looked up before anything is sent again."""
+        landed_since: datetime | None = None  # set while an unanswered create may have landed
 
         async def once() -> tuple[Any, int, bool]:
             nonlocal landed_since
             if landed_since is not None:
-                found = await self._reconcile(endpoint, payload, landed_since)
+                found = await self._reconcile(endpoint, payload, landed_since, find)
                 if found is not None:
                     return found, 200, True
                 landed_since = None
             sent_at = datetime.now(UTC)
             try:
-                data, status = await self._attempt(endpoint, endpoint.template, payload, None)
+                data, status = await self._attempt(
+                    endpoint, endpoint.template, payload, None, before_send
+                )
             except MsgFlashNoResponse as error:
                 if error.request_sent:
                     landed_since = sent_at
@@ -238,19 +260,19 @@ class MsgFlashClient:
         return CallResult(_as_dict(data, endpoint, status), attempts, status, reconciled)
 
     async def _reconcile(
-        self, endpoint: Endpoint, payload: Mapping[str, Any], since: datetime
+        self, endpoint: Endpoint, payload: Mapping[str, Any], since: datetime, find: Finder
     ) -> dict[str, Any] | None:
-        """Look for the message an unanswered attempt may have created.
+        """Look for what an unanswered attempt may have created.
 
         If the check itself fails the outcome stays unknown, and sending again could duplicate
-        the message: the call ends with ``MsgFlashOutcomeUnknown`` instead.
+        it: the call ends with ``MsgFlashOutcomeUnknown`` instead.
         """
         try:
-            found = await find_created_message(self, payload, since=since)
+            found = await find(self, payload, since)
         except MsgFlashError as check:
             raise MsgFlashOutcomeUnknown(
-                f"{endpoint.label} got no answer, and asking MsgFlash whether the message was "
-                f"created failed too ({check.code}: {check.message}); it may exist at MsgFlash, "
+                f"{endpoint.label} got no answer, and asking MsgFlash whether it was created "
+                f"failed too ({check.code}: {check.message}); it may exist at MsgFlash, "
                 f"so it was not sent again"
             ) from check
         log.info(
@@ -298,10 +320,15 @@ class MsgFlashClient:
         path: str,
         json_body: Mapping[str, Any] | None,
         params: Mapping[str, str] | None,
+        before_send: BeforeSend | None = None,
     ) -> tuple[Any, int]:
-        """One paced HTTP exchange, measured; returns ``(data, status)`` or raises."""
+        """One paced HTTP exchange, measured; returns ``(data, status)`` or raises. Its answer
+        steers the pacing of the key: a rate-limit 429 slows it, an accepted request lets it
+        recover."""
         waited = await self._limiter.acquire(self._api_key)
         self._metrics.rate_limiter_wait.observe(waited)
+        if before_send is not None:
+            await before_send()
         status = "error"
         started = time.perf_counter()
         try:
@@ -318,9 +345,7 @@ class MsgFlashClient:
                 retry_after = parse_retry_after(
                     response.headers.get("Retry-After"), now=datetime.now(UTC)
                 )
-            data = read_envelope(
-                response.status, body, retry_after=retry_after, secrets=(self._api_key,)
-            )
+            data = await self._paced_answer(response.status, body, retry_after)
             return data, response.status
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise self._no_response(endpoint, exc) from exc
@@ -329,6 +354,16 @@ class MsgFlashClient:
             self._metrics.msgflash_endpoint_latency(endpoint.label).observe(
                 time.perf_counter() - started
             )
+
+    async def _paced_answer(self, status: int, body: bytes, retry_after: float | None) -> Any:
+        try:
+            data = read_envelope(status, body, retry_after=retry_after, secrets=(self._api_key,))
+        except MsgFlashError as error:
+            if error.retry_class is RetryClass.RATE_LIMITED:
+                await self._limiter.slow_down(self._api_key, error.retry_after)
+            raise
+        await self._limiter.recovered(self._api_key)
+        return data
 
     def _no_response(self, endpoint: Endpoint, exc: BaseException) -> MsgFlashNoResponse:
         """Name the failure, and whether the request may already have reached MsgFlash."""
@@ -353,6 +388,18 @@ class MsgFlashClient:
             f"the request may have been processed",
             request_sent=True,
         )
+
+
+async def _find_message(
+    client: MsgFlashClient, payload: Mapping[str, Any], since: datetime
+) -> dict[str, Any] | None:
+    return await find_created_message(client, payload, since=since)
+
+
+async def _find_campaign(
+    client: MsgFlashClient, payload: Mapping[str, Any], since: datetime
+) -> dict[str, Any] | None:
+    return await find_created_campaign(client, payload, since=since)
 
 
 def _json_text(value: Any) -> str:

@@ -1,14 +1,15 @@
-"""Did an unanswered send create its message anyway? Ask MsgFlash instead of sending twice.
+"""Did an unanswered create make its message or campaign anyway? Ask MsgFlash, never resend.
 
-MsgFlash has no idempotency key, so after a timeout, a dropped connection or an expired
-idempotency lease, the only way to avoid a duplicate is to look for the message in the
-account's recent outbound messages. Matching is a pure function; the search pages the list.
+MsgFlash has no idempotency key, so after a timeout, a dropped connection or a holder that died
+mid-call, the only way to avoid a duplicate is to look for what the request would have made
+in the account's recent messages or campaigns. Matching is a pure function; the search pages
+the list, newest first.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -72,27 +73,113 @@ async def find_created_message(
     ``None`` when nothing matches, and also when several do: then the matches cannot be told
     apart from earlier legitimate sends of the same content.
     """
-    if since.tzinfo is None:
-        raise ValueError("find_created_message needs a timezone-aware `since` (UTC)")
-    horizon = since - skew
     instance_id = payload.get("instanceId")
-    matches: list[dict[str, Any]] = []
-    cursor: str | None = None
-    for _page in range(MAX_PAGES):
-        page = await client.list_messages(
+
+    async def page(cursor: str | None) -> Mapping[str, Any]:
+        return await client.list_messages(
             instance_id=instance_id if isinstance(instance_id, str) else None,
             limit=PAGE_SIZE,
             cursor=cursor,
         )
-        messages = page.get("messages") or []
-        recent = [m for m in messages if isinstance(m, dict) and created_since(m, horizon)]
-        matches.extend(m for m in recent if matches_payload(m, payload))
+
+    def matches(message: Mapping[str, Any]) -> bool:
+        return matches_payload(message, payload)
+
+    return await _find_recent(page, "messages", matches, since=since, skew=skew)
+
+
+def matches_campaign(campaign: Mapping[str, Any], payload: Mapping[str, Any]) -> bool:
+    """Could ``campaign`` (as MsgFlash lists it) be the one ``payload`` (a create body) made?
+
+    Compares what the request fixed: instance, name, start time, repeat, recipients, and the
+    template or the content (``body``, ``mediaUrl``); a field the payload leaves out is not
+    compared.
+    """
+    if campaign.get("instanceId") != payload.get("instanceId"):
+        return False
+    if campaign.get("name") != payload.get("name"):
+        return False
+    if _instant(campaign.get("schedule")) != _instant(payload.get("schedule")):
+        return False
+    if campaign.get("repeat", "none") not in (payload.get("repeat", "none"), "noe"):
+        return False
+    if not _same_recipients(campaign.get("recipients"), payload.get("recipients")):
+        return False
+    fields = ("templateId", "type", "body", "mediaUrl")
+    return all(campaign.get(name) == payload[name] for name in fields if name in payload)
+
+
+async def find_created_campaign(
+    client: MsgFlashClient,
+    payload: Mapping[str, Any],
+    *,
+    since: datetime,
+    skew: timedelta = CLOCK_SKEW,
+) -> dict[str, Any] | None:
+    """The one campaign created since ``since`` that matches ``payload`` (as for messages)."""
+    instance_id = payload.get("instanceId")
+
+    async def page(cursor: str | None) -> Mapping[str, Any]:
+        return await client.list_campaigns(
+            instance_id=instance_id if isinstance(instance_id, str) else None,
+            limit=PAGE_SIZE,
+            cursor=cursor,
+        )
+
+    def matches(campaign: Mapping[str, Any]) -> bool:
+        return matches_campaign(campaign, payload)
+
+    return await _find_recent(page, "campaigns", matches, since=since, skew=skew)
+
+
+async def _find_recent(
+    page_at: Callable[[str | None], Awaitable[Mapping[str, Any]]],
+    items: str,
+    matches: Callable[[Mapping[str, Any]], bool],
+    *,
+    since: datetime,
+    skew: timedelta,
+) -> dict[str, Any] | None:
+    """Page a newest-first list back to ``since`` (less the clock skew) for the one match."""
+    if since.tzinfo is None:
+        raise ValueError("a reconciliation needs a timezone-aware `since` (UTC)")
+    horizon = since - skew
+    found: list[dict[str, Any]] = []
+    cursor: str | None = None
+    for _page in range(MAX_PAGES):
+        page = await page_at(cursor)
+        listed = page.get(items) or []
+        recent = [
+            item for item in listed if isinstance(item, dict) and created_since(item, horizon)
+        ]
+        found.extend(item for item in recent if matches(item))
         cursor = page.get("nextCursor")
         # Newest first: once a page reaches back past the horizon, older pages cannot match.
-        if len(recent) < len(messages) or not page.get("hasMore") or not cursor:
-            return _the_only(matches)
-    log.warning("msgflash_reconcile_search_truncated", pages=MAX_PAGES, matches=len(matches))
-    return _the_only(matches)
+        if len(recent) < len(listed) or not page.get("hasMore") or not cursor:
+            return _the_only(found)
+    log.warning("msgflash_reconcile_search_truncated", pages=MAX_PAGES, matches=len(found))
+    return _the_only(found)
+
+
+def _same_recipients(listed: Any, sent: Any) -> bool:
+    if not isinstance(listed, Mapping) or not isinstance(sent, Mapping):
+        return bool(listed == sent)
+    keys = ("type", "value", "groupId")
+    return all(_as_set(listed.get(key)) == _as_set(sent.get(key)) for key in keys if sent.get(key))
+
+
+def _as_set(value: Any) -> Any:
+    return frozenset(value) if isinstance(value, list) else value
+
+
+def _instant(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _the_only(matches: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -32,7 +32,7 @@ from service.contract.commands import CommandType, idempotency_key
 from service.contract.errors import BrokerUnavailable, MsgFlashError
 from service.contract.events import OutgoingEvent, decode_event
 from service.metrics import Metrics
-from service.providers.msgflash.client import CallFailure, CallOutcome, CallResult
+from service.providers.msgflash.client import BeforeSend, CallFailure, CallOutcome, CallResult
 from service.providers.msgflash.instances import InstanceResolver
 from service.providers.msgflash.quota import QuotaGate
 from service.providers.msgflash.sandbox.seed import INSTANCE_MAIN
@@ -161,11 +161,12 @@ class Deferral:
     @property
     def retried(self) -> Retried:
         headers = self.message_headers
+        since = headers.get(RECONCILE_HEADER)  # travels as text, so it keeps every digit
         return Retried(
             self.tier,
             headers[ATTEMPTS_HEADER],
             headers[DEFERRALS_HEADER],
-            headers.get(RECONCILE_HEADER),
+            None if since is None else float(since),
         )
 
 
@@ -221,6 +222,7 @@ DEFAULT_ANSWERS: Mapping[str, Answer] = {
     "instance_health": {"safetyState": "stable"},
     "get_message": {"id": MESSAGE_ID, "status": "sent"},
     "list_messages": {"messages": [], "hasMore": False},
+    "list_campaigns": {"campaigns": [], "hasMore": False},
 }
 
 
@@ -249,13 +251,25 @@ class StubMsgFlash:
     def called(self) -> tuple[str, ...]:
         return tuple(call.method for call in self.calls)
 
-    async def send_message(self, payload: Mapping[str, Any]) -> CallOutcome:
+    async def send_message(
+        self, payload: Mapping[str, Any], *, before_send: BeforeSend | None = None
+    ) -> CallOutcome:
+        if before_send is not None:  # as the client does, once paced
+            await before_send()
         return self._outcome("send_message", payload)
 
-    async def schedule_message(self, payload: Mapping[str, Any]) -> CallOutcome:
+    async def schedule_message(
+        self, payload: Mapping[str, Any], *, before_send: BeforeSend | None = None
+    ) -> CallOutcome:
+        if before_send is not None:  # as the client does, once paced
+            await before_send()
         return self._outcome("schedule_message", payload)
 
-    async def create_campaign(self, payload: Mapping[str, Any]) -> CallOutcome:
+    async def create_campaign(
+        self, payload: Mapping[str, Any], *, before_send: BeforeSend | None = None
+    ) -> CallOutcome:
+        if before_send is not None:  # as the client does, once paced
+            await before_send()
         return self._outcome("create_campaign", payload)
 
     async def list_instances(self) -> list[dict[str, Any]]:
@@ -269,6 +283,9 @@ class StubMsgFlash:
 
     async def list_messages(self, **query: Any) -> dict[str, Any]:
         return self._answer("list_messages", **query)
+
+    async def list_campaigns(self, **query: Any) -> dict[str, Any]:
+        return self._answer("list_campaigns", **query)
 
     def _outcome(self, method: str, payload: Mapping[str, Any]) -> CallOutcome:
         """A creating call returns its failure as data, after one attempt; any other exception
@@ -435,6 +452,14 @@ async def quota_gate_closed(relay: InMemoryRelay) -> None:
 
 
 async def held_by_a_replica_that_died(relay: InMemoryRelay) -> None:
+    """Mid-call: the request may have reached MsgFlash."""
+    await relay.store.claim(KEY, "dead:0", LEASE_SECONDS)
+    await relay.store.mark_called(KEY, "dead:0")
+    relay.clock.advance(LEASE_SECONDS + 1)
+
+
+async def held_by_a_replica_that_died_before_calling(relay: InMemoryRelay) -> None:
+    """Waiting for its pacing slot: nothing reached MsgFlash."""
     await relay.store.claim(KEY, "dead:0", LEASE_SECONDS)
     relay.clock.advance(LEASE_SECONDS + 1)
 

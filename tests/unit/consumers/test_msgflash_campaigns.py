@@ -7,6 +7,7 @@ import pytest
 from service.contract.amqp import ATTEMPTS_HEADER
 from service.contract.errors import MsgFlashError, MsgFlashNoResponse
 from service.contract.events import decode_event
+from service.providers.msgflash.sandbox.seed import INSTANCE_MAIN
 from tests.unit.consumers.fakes import (
     Case,
     Effects,
@@ -106,18 +107,35 @@ async def test_the_warning_of_a_warming_instance_names_its_warm_up_caps() -> Non
     assert warning["appliedLimits"] == {"dailyOutboundCap": 50}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="MsgFlash cannot list campaigns, so the client never re-sends an unanswered create; "
-    "the handler still defers it to a retry tier, whose redelivery creates it again",
-)
-async def test_an_unanswered_campaign_create_is_never_sent_a_second_time() -> None:
+async def test_an_unanswered_campaign_create_is_looked_up_and_never_sent_a_second_time() -> None:
     unanswered = MsgFlashNoResponse("MSGFLASH_TIMEOUT", "no answer", request_sent=True)
     relay = InMemoryRelay(StubMsgFlash({"create_campaign": unanswered}))
     await relay.deliver(create_campaign())
+    retry = relay.publisher.deferrals[0].message_headers
+    created_late = {**CREATED_CAMPAIGN_AS_LISTED}
+    relay.client.answers = {
+        **relay.client.answers,
+        "list_campaigns": {"campaigns": [created_late], "hasMore": False},
+    }
 
-    if relay.publisher.deferrals:  # then its retry tier hands it back
-        retry = relay.publisher.deferrals[0].message_headers
-        await relay.deliver(create_campaign(), headers=retry)
+    await relay.deliver(create_campaign(), headers=retry)
 
     assert relay.client.called.count("create_campaign") == 1
+    assert "list_campaigns" in relay.client.called
+    created = decode_event(relay.publisher.events[-1].event.body)
+    assert created["type"] == "msgflash.campaign.created"
+    assert created["data"]["campaignId"] == "cmp-late"
+
+
+# The campaign the unanswered create made, as MsgFlash lists it (no createdAt: counts as new).
+CREATED_CAMPAIGN_AS_LISTED = {
+    "id": "cmp-late",
+    "instanceId": INSTANCE_MAIN,
+    "name": "Launch",
+    "schedule": "2030-12-01T08:00:00.000Z",
+    "repeat": "none",
+    "recipients": {"type": "all", "value": []},
+    "type": "text",
+    "body": "Hello all",
+    "status": "scheduled",
+}

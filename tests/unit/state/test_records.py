@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from service.state.records import Entry, Held, decide_claim, decide_complete
+from service.state.records import (
+    Entry,
+    Held,
+    decide_called,
+    decide_claim,
+    decide_complete,
+    decide_renewal,
+)
 from service.state.store import Claim, ClaimStatus
 
 NOW = 1_700_000_000.0
@@ -20,8 +27,14 @@ def complete(held: Held | None, owner: str = "a", result: bytes = b"r") -> Entry
     return decide_complete(held, owner=owner, now=NOW, result=result, retention_seconds=RETENTION)
 
 
-def claimed_by(owner: str, *, claimed_at: float = NOW - 5, lease_until: float = NOW + 5) -> Held:
-    return Held(owner=owner, claimed_at=claimed_at, lease_until=lease_until)
+def claimed_by(
+    owner: str,
+    *,
+    claimed_at: float = NOW - 5,
+    lease_until: float = NOW + 5,
+    called_at: float | None = None,
+) -> Held:
+    return Held(owner=owner, claimed_at=claimed_at, lease_until=lease_until, called_at=called_at)
 
 
 def done_by(owner: str, result: bytes = b"first") -> Held:
@@ -58,18 +71,72 @@ def test_a_live_claim_of_another_owner_is_busy_and_stays_as_it_is() -> None:
 
 
 def test_a_lease_ending_now_has_lapsed() -> None:
-    answer, _ = claim(claimed_by("a", lease_until=NOW), owner="b")
+    answer, _ = claim(claimed_by("a", lease_until=NOW, called_at=NOW - 1), owner="b")
 
     assert answer.status is ClaimStatus.EXPIRED
 
 
-def test_an_expired_lease_is_taken_over_and_reports_the_first_claim_time() -> None:
+def test_a_holder_that_died_after_calling_is_taken_over_and_reports_its_first_call() -> None:
+    dead = claimed_by("a", claimed_at=NOW - 50, lease_until=NOW - 40, called_at=NOW - 45)
+
+    assert claim(dead, owner="b") == (
+        Claim(ClaimStatus.EXPIRED, claimed_at=NOW - 45),
+        Entry(
+            Held("b", claimed_at=NOW - 50, lease_until=NOW + LEASE, called_at=NOW - 45),
+            expires_at=NOW + RETENTION,
+        ),
+    )
+
+
+def test_a_holder_that_died_before_calling_leaves_a_fresh_claim() -> None:
     dead = claimed_by("a", claimed_at=NOW - 50, lease_until=NOW - 40)
 
     assert claim(dead, owner="b") == (
-        Claim(ClaimStatus.EXPIRED, claimed_at=NOW - 50),
-        Entry(Held("b", claimed_at=NOW - 50, lease_until=NOW + LEASE), expires_at=NOW + RETENTION),
+        Claim(ClaimStatus.CLAIMED),
+        Entry(Held("b", claimed_at=NOW, lease_until=NOW + LEASE), expires_at=NOW + RETENTION),
     )
+
+
+def test_a_renewal_keeps_the_call_time() -> None:
+    _, entry = claim(claimed_by("a", called_at=NOW - 2))
+
+    assert entry is not None and entry.held.called_at == NOW - 2
+
+
+# --- the call mark and the heartbeat ----------------------------------------------------------
+
+
+def called(held: Held | None, owner: str = "a") -> tuple[bool, Entry | None]:
+    return decide_called(held, owner=owner, now=NOW, retention_seconds=RETENTION)
+
+
+def test_marking_a_call_records_its_time_once() -> None:
+    holds, entry = called(claimed_by("a"))
+    assert holds and entry is not None and entry.held.called_at == NOW
+
+    assert called(claimed_by("a", called_at=NOW - 3)) == (True, None)
+
+
+def test_a_claim_taken_over_or_done_cannot_be_marked() -> None:
+    assert called(claimed_by("b")) == (False, None)
+    assert called(done_by("a")) == (False, None)
+    assert called(None) == (False, None)
+
+
+def renewed(held: Held | None, owner: str = "a") -> Entry | None:
+    return decide_renewal(
+        held, owner=owner, now=NOW, lease_seconds=LEASE, retention_seconds=RETENTION
+    )
+
+
+def test_a_heartbeat_extends_only_its_own_unfinished_claims() -> None:
+    entry = renewed(claimed_by("a", lease_until=NOW + 1, called_at=NOW - 1))
+    assert entry is not None
+    assert entry.held == Held("a", NOW - 5, lease_until=NOW + LEASE, called_at=NOW - 1)
+
+    assert renewed(claimed_by("b")) is None
+    assert renewed(done_by("a")) is None
+    assert renewed(None) is None
 
 
 def test_a_done_key_answers_its_result_to_anyone_and_stays_as_it_is() -> None:

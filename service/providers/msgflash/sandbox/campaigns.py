@@ -1,4 +1,8 @@
-"""``/api/v1/campaigns``: create, get, stats, pause, resume (§8), with warmup safety (§14).
+"""``/api/v1/campaigns``: create, list, get, stats, pause, resume (§8), with warmup safety (§14).
+
+The list is the console's ``GET /api/campaigns`` (§4 lists it as console-only) served on the
+public surface, cursor-paged like the messages list: what a client needs to find a campaign
+whose creation answer it lost.
 
 The sandbox accepts and stores campaigns but never runs them: a created campaign stays
 ``scheduled`` (or ``paused``) and its counters stay at zero. What a relay needs from a
@@ -25,6 +29,7 @@ from service.providers.msgflash.sandbox.envelope import (
 )
 from service.providers.msgflash.sandbox.formats import iso_timestamp, parse_instant
 from service.providers.msgflash.sandbox.instances import find_instance
+from service.providers.msgflash.sandbox.pagination import cursor_page, limit_param
 from service.providers.msgflash.sandbox.records import CampaignRecord, ContactRecord, InstanceRecord
 from service.providers.msgflash.sandbox.safety import Audience, campaign_safety
 from service.providers.msgflash.sandbox.state import SandboxState
@@ -139,6 +144,30 @@ def find_campaign(state: SandboxState, campaign_id: str) -> CampaignRecord:
     return campaign
 
 
+async def list_campaigns(request: web.Request) -> web.Response:
+    query = request.query
+    instance_id = query.get("instanceId")
+    newest_first = [
+        campaign
+        for campaign in reversed(sandbox_of(request).state.campaigns.values())
+        if instance_id is None or campaign.instance_id == instance_id
+    ]
+    page = cursor_page(
+        newest_first,
+        cursor=query.get("cursor"),
+        limit=limit_param(query, default=50),
+        ident=lambda campaign: campaign.id,
+        sort_value=lambda campaign: iso_timestamp(campaign.created_at),
+    )
+    return data_response(
+        {
+            "campaigns": [campaign.as_api() for campaign in page.items],
+            "nextCursor": page.next_cursor,
+            "hasMore": page.has_more,
+        }
+    )
+
+
 async def get_campaign(request: web.Request) -> web.Response:
     campaign = find_campaign(sandbox_of(request).state, request.match_info["id"])
     return data_response(campaign.as_api())
@@ -196,6 +225,7 @@ def _store(sandbox: Sandbox, campaign: CampaignRecord) -> web.Response:
 
 def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/api/v1/campaigns", create_campaign)
+    router.add_get("/api/v1/campaigns", list_campaigns)
     router.add_get("/api/v1/campaigns/{id}", get_campaign)
     router.add_get("/api/v1/campaigns/{id}/stats", campaign_stats)
     router.add_post("/api/v1/campaigns/{id}/pause", pause_campaign)

@@ -52,6 +52,8 @@ class FaultSettings(BaseModel):
     force_429_rate: Rate = Field(0, ge=0, le=1)
     force_429_code: ForcedCode = "API_RATE_LIMIT_EXCEEDED"
     force_429_count: int | None = Field(None, ge=0)
+    # MsgFlash documents no Retry-After; set, forced 429s carry one (how a client honours it).
+    force_429_retry_after: int | None = Field(None, ge=0)
     duration_seconds: float | None = Field(None, gt=0)
     paths: tuple[str, ...] = ("/api/v1/",)
     random_seed: int | None = None
@@ -68,6 +70,7 @@ class FaultSettings(BaseModel):
 class InjectedError:
     status: int
     code: str
+    retry_after: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,11 +152,12 @@ class FaultInjector:
         return settings
 
     def _error(self, settings: FaultSettings) -> InjectedError | None:
+        forced = InjectedError(429, settings.force_429_code, settings.force_429_retry_after)
         if self._forced_left > 0:
             self._forced_left -= 1
-            return InjectedError(429, settings.force_429_code)
+            return forced
         if self._roll(settings.force_429_rate):
-            return InjectedError(429, settings.force_429_code)
+            return forced
         if self._roll(settings.error_rate):
             status = self._rng.choice(settings.error_statuses)
             fallback = "INTERNAL_ERROR" if status >= 500 else "BAD_REQUEST"

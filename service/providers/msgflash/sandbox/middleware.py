@@ -82,7 +82,10 @@ async def _strike_before(request: web.Request, sandbox: Sandbox, plan: FaultPlan
     if plan.error is not None:
         code = plan.error.code
         message = MESSAGES_429.get(code, "Injected fault: the sandbox failed on purpose")
-        return Answer(error_response(ApiError(plan.error.status, code, message)), code)
+        response = error_response(ApiError(plan.error.status, code, message))
+        if plan.error.retry_after is not None:
+            response.headers["Retry-After"] = str(plan.error.retry_after)
+        return Answer(response, code)
     if plan.hang and not plan.drop:
         # Hang until hang_seconds pass or the sandbox shuts down, then drop the connection.
         with contextlib.suppress(TimeoutError):
