@@ -6,7 +6,8 @@ from __future__ import annotations
 import sqlite3
 
 # 2: rowid tables (1 keyed every table by its text key, so each new row went to a random page).
-SCHEMA_VERSION = 2
+# 3: correlations keep the command's traceparent, for webhook spans to link to.
+SCHEMA_VERSION = 3
 # Opening the file, and the checkpointer, wait this long for another process holding it (an
 # overlapping restart); the writer never waits on the loop: it retries instead.
 BUSY_TIMEOUT_MS = 5000
@@ -37,7 +38,8 @@ CREATE TABLE IF NOT EXISTS correlations (
     message_id TEXT NOT NULL UNIQUE,
     request_id TEXT NOT NULL,
     request_source TEXT NOT NULL,
-    expires_at REAL NOT NULL
+    expires_at REAL NOT NULL,
+    traceparent TEXT            -- NULL when the command was not traced
 );
 CREATE INDEX IF NOT EXISTS correlations_expiry ON correlations (expires_at);
 CREATE TABLE IF NOT EXISTS requests (
@@ -77,6 +79,13 @@ _FROM_VERSION_1 = (
         for table, columns in _COLUMNS.items()
     )
 )
+
+
+# Schema 2 -> 3: one nullable column; rows written before it simply have no trace to link.
+_FROM_VERSION_2 = "ALTER TABLE correlations ADD COLUMN traceparent TEXT;"
+
+
+_MIGRATIONS = {1: _FROM_VERSION_1, 2: _FROM_VERSION_2}
 
 
 class SchemaMismatch(sqlite3.DatabaseError):
@@ -119,12 +128,12 @@ def _prepare(connection: sqlite3.Connection) -> None:
     connection.execute("PRAGMA journal_mode=WAL").fetchall()
     connection.execute("PRAGMA synchronous=NORMAL")
     (version,) = connection.execute("PRAGMA user_version").fetchone()
-    if version not in (0, 1, SCHEMA_VERSION):
+    if version not in (0, *_MIGRATIONS, SCHEMA_VERSION):
         raise SchemaMismatch(
             f"schema version {version} is not {SCHEMA_VERSION}: the file belongs to another "
             "relay version; point RELAY_STATE_URL at a new file"
         )
-    steps = _FROM_VERSION_1 if version == 1 else _TABLES
+    steps = _MIGRATIONS.get(version, _TABLES)
     try:
         connection.executescript(
             f"BEGIN IMMEDIATE; {steps} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
