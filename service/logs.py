@@ -149,6 +149,7 @@ def configure_logging(
         renderer = structlog.processors.JSONRenderer(serializer=_json_line)
     output = stream or sys.stdout
     stamped: list[Processor] = [
+        add_trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
@@ -158,12 +159,7 @@ def configure_logging(
         ScrubbedRenderer(renderer, secrets),
     ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            add_trace_ids,
-            *stamped,
-            *finishing,
-        ],
+        processors=[structlog.contextvars.merge_contextvars, *stamped, *finishing],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
