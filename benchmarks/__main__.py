@@ -18,7 +18,7 @@ from pathlib import Path
 import aio_pika
 import aiormq.exceptions
 
-from benchmarks import backoff, latency, memory, pacing, profiling, throughput
+from benchmarks import backoff, latency, memory, pacing, profiling, throughput, tracing
 from benchmarks.report import Figure, render_table, write_json
 from benchmarks.session import BenchSession, Sizes
 from benchmarks.workspace import CleanupIncomplete, Endpoints, Workspace
@@ -31,9 +31,10 @@ SCENARIOS: dict[str, Scenario] = {
     "latency": latency.run,
     "pacing": pacing.run,
     "backoff": backoff.run,
+    "tracing": tracing.run,
     "profile": profiling.run,
 }
-DEFAULT_SCENARIOS = ("throughput", "memory", "latency", "pacing", "backoff")
+DEFAULT_SCENARIOS = ("throughput", "memory", "latency", "pacing", "backoff", "tracing")
 BROKER_WAIT_SECONDS = 180.0
 ATTEMPTS = 3  # per scenario, when the broker is lost midway
 AMQP_ERRORS = (aio_pika.exceptions.AMQPError, aiormq.exceptions.ChannelInvalidStateError)
