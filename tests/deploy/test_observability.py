@@ -163,7 +163,7 @@ def test_grafana_is_provisioned_with_the_dashboard_and_prometheus_scrapes_the_re
     prometheus = yaml.safe_load((DEPLOY / "compose" / "prometheus.yml").read_text())
     [job] = prometheus["scrape_configs"]
     assert job["job_name"] == "msgflash-relay"  # what the rules' up{job=...} expects
-    assert job["static_configs"][0]["targets"] == ["relay:8080"]
+    assert job["static_configs"][0]["targets"] == ["relay:9090"]
     assert prometheus["rule_files"] == ["/etc/prometheus/rules/" + RULES_FILE.name]
 
 

@@ -19,7 +19,7 @@ _SUFFIXES = {
 
 async def exported_names(relay: Relay) -> set[str]:
     """The sample names ``/metrics`` announces, labelled metrics without samples yet included."""
-    url = f"http://127.0.0.1:{relay.http_port}/metrics"
+    url = f"http://127.0.0.1:{relay.admin_port}/metrics"
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         assert response.status == 200
         text = await response.text()
