@@ -18,8 +18,9 @@ COPY pyproject.toml README.md ./
 COPY service ./service
 COPY consumers ./consumers
 
-# The project wheel plus one wheel per runtime dependency, so the final stage installs offline.
-RUN python -m pip wheel --wheel-dir /wheels .
+# The project wheel plus one wheel per runtime dependency, so the final stage installs offline;
+# with the otel extra, so OTEL_EXPORTER_OTLP_ENDPOINT alone switches trace export on.
+RUN python -m pip wheel --wheel-dir /wheels ".[otel]"
 
 # --- runtime ------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -53,7 +54,7 @@ RUN groupadd --system --gid 10001 relay \
 # just built, so hadolint's "pin versions in pip" has nothing to pin.
 # hadolint ignore=DL3013
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    python -m pip install --no-index --find-links /wheels msgflash-relay \
+    python -m pip install --no-index --find-links /wheels "msgflash-relay[otel]" \
     && msgflash-relay --help > /dev/null
 
 # The default RELAY_STATE_URL (sqlite:///./relay-state.db) is relative to the working

@@ -18,7 +18,7 @@ from pathlib import Path
 import aio_pika
 import aiormq.exceptions
 
-from benchmarks import backoff, crash, latency, memory, pacing, profiling, throughput
+from benchmarks import backoff, crash, latency, memory, pacing, profiling, throughput, tracing
 from benchmarks.report import Figure, render_table, write_json
 from benchmarks.session import BenchSession, Sizes
 from benchmarks.workspace import CleanupIncomplete, Endpoints, Workspace
@@ -32,9 +32,10 @@ SCENARIOS: dict[str, Scenario] = {
     "pacing": pacing.run,
     "backoff": backoff.run,
     "crash": crash.run,
+    "tracing": tracing.run,
     "profile": profiling.run,
 }
-DEFAULT_SCENARIOS = ("throughput", "memory", "latency", "pacing", "backoff", "crash")
+DEFAULT_SCENARIOS = ("throughput", "memory", "latency", "pacing", "backoff", "crash", "tracing")
 BROKER_WAIT_SECONDS = 180.0
 ATTEMPTS = 3  # per scenario, when the broker is lost midway
 AMQP_ERRORS = (aio_pika.exceptions.AMQPError, aiormq.exceptions.ChannelInvalidStateError)
@@ -102,7 +103,7 @@ def lost_broker(error: BaseException) -> bool:
     pending: list[BaseException] = [error]
     while pending:
         current = pending.pop()
-        if isinstance(current, ConnectionError | AMQP_ERRORS):
+        if isinstance(current, (ConnectionError, *AMQP_ERRORS)):
             return True
         if isinstance(current, BaseExceptionGroup):
             pending += current.exceptions

@@ -54,6 +54,7 @@ from service.contract.errors import (
 from service.contract.events import Correlation, OutgoingEvent, failure_event
 from service.metrics import Metrics
 from service.state.store import ClaimStatus, RememberedMessage, StateStore
+from service.tracing.spans import Tracing
 
 log = structlog.get_logger("consumers.pipeline")
 
@@ -157,8 +158,10 @@ class CommandPipeline:
         metrics: Metrics,
         config: PipelineConfig,
         clock: Callable[[], float] = time.monotonic,
+        tracing: Tracing | None = None,
     ) -> None:
         self._handlers = handlers
+        self._tracing = tracing or Tracing()  # None: off
         self._publisher = publisher
         self._store = store
         self._metrics = metrics
@@ -260,26 +263,31 @@ class CommandPipeline:
         except InvalidCommand as exc:
             identity = peek_identity(raw)
             structlog.contextvars.bind_contextvars(requestId=identity.id, type=identity.type)
-            await self._fail(delivery, identity, Failed(error_info(exc)), key=None)
-            self._finish(identity.type, "invalid", started, delivery.outcome_fields)
+            with self._tracing.consume(delivery.message, identity, None):
+                await self._fail(delivery, identity, Failed(error_info(exc)), key=None)
+                self._finish(identity.type, "invalid", started, delivery.outcome_fields)
             return
         structlog.contextvars.bind_contextvars(
             requestId=command.id, requestSource=command.source, type=command.type.value
         )
+        with self._tracing.consume(delivery.message, command.identity, command.traceparent):
+            label = await self._run_safely(delivery, command)
+            self._finish(command.type.value, label, started, delivery.outcome_fields)
+
+    async def _run_safely(self, delivery: Delivery, command: Command) -> str:
         try:
-            label = await self._run(delivery, command)
+            return await self._run(delivery, command)
         except BrokerUnavailable:
             raise
         except ClaimLost:
             # The holder that took it over has a delivery of its own: this one just goes.
             log.warning("command_claim_lost")
             delivery.ack()
-            label = "taken_over"
+            return "taken_over"
         except Exception as exc:  # a bug or a store outage must not lose the command
             log.exception("command_crashed")
             crash = Deferred(ErrorInfo("RELAY_INTERNAL_ERROR", f"{type(exc).__name__}: {exc}"))
-            label = await self._defer(delivery, command.identity, crash, key=None)
-        self._finish(command.type.value, label, started, delivery.outcome_fields)
+            return await self._defer(delivery, command.identity, crash, key=None)
 
     async def _run(self, delivery: Delivery, command: Command) -> str:
         key, lease = command.key, self._config.lease_seconds
@@ -334,7 +342,9 @@ class CommandPipeline:
             delivery.outcome_fields["instanceId"] = outcome.instance_id
         message: RememberedMessage | None = None
         if outcome.message_id is not None:
-            correlation = Correlation(request_id=command.id, request_source=command.source)
+            # The command's span, or its producer's when untraced: what webhooks link to.
+            traceparent = self._tracing.current_traceparent() or command.traceparent
+            correlation = Correlation(command.id, command.source, traceparent)
             message = RememberedMessage(outcome.message_id, correlation)
         events = (outcome.result, *outcome.extra)
         await self._store.complete(
@@ -415,6 +425,7 @@ class CommandPipeline:
         self, type_: str | None, outcome: str, started: float, fields: dict[str, object]
     ) -> None:
         self._metrics.command_outcome(type_ or "unknown", outcome).inc()
+        self._tracing.record_outcome(outcome)
         duration_ms = round((self._clock() - started) * 1000, 2)
         log.info("command_handled", outcome=outcome, durationMs=duration_ms, **fields)
 

@@ -30,6 +30,8 @@ from service.providers.tether.setup import tether_parts
 from service.settings import Settings
 from service.state.factory import build_state_store
 from service.state.store import StateStore
+from service.state.traced import traced_store
+from service.tracing.spans import Tracing
 from service.web.app import WebDeps, create_admin_app, create_web_app
 from service.web.listener import Listener
 from service.web.server import ServerLimits
@@ -85,12 +87,13 @@ async def _when_ready(relay: Relay, work: Callable[[Relay], Awaitable[None]]) ->
 
 
 # --- build ------------------------------------------------------------------------------------
-def build(settings: Settings) -> Relay:
+def build(settings: Settings, tracing: Tracing | None = None) -> Relay:
     """Every component, wired together; nothing is opened, connected or started (no I/O).
 
-    A few callbacks refer to components made further down; none of them runs before
-    ``Relay.start``.
+    ``tracing`` None: no spans (``service.tracing.export`` makes one from ``OTEL_*``). A few
+    callbacks refer to components made further down; none of them runs before ``Relay.start``.
     """
+    tracing = tracing or Tracing()
     metrics = Metrics()
     topology = settings.topology
     store = build_state_store(
@@ -98,14 +101,15 @@ def build(settings: Settings) -> Relay:
         retention_seconds=settings.relay_state_retention_seconds,
         saturated=lambda: pipeline.saturated(settings.relay_prefetch),
     )
-    publisher = Publisher(topology, metrics)
-    msgflash = msgflash_parts(settings, metrics)
+    traced = traced_store(store, tracing)  # what commands and webhooks use
+    publisher = Publisher(topology, metrics, tracing=tracing)
+    msgflash = msgflash_parts(settings, metrics, tracing)
     tether = tether_parts(settings, metrics)
     handlers = {
-        **msgflash_handlers(settings, metrics, store, publisher, msgflash.client),
+        **msgflash_handlers(settings, metrics, traced, publisher, msgflash.client),
         **tether_handlers(tether),
     }
-    pipeline = _pipeline(settings, topology, metrics, store, publisher, handlers)
+    pipeline = _pipeline(settings, topology, metrics, traced, publisher, handlers, tracing)
     consumers = _consumers(settings, topology, pipeline)
     broker = Broker(
         settings.amqp_url.get_secret_value(),
@@ -122,13 +126,14 @@ def build(settings: Settings) -> Relay:
             WebDeps(
                 metrics=metrics,
                 publisher=publisher,
-                store=store,
+                store=traced,
                 webhook_secrets=lambda: tuple(webhook_secrets),
                 ingress_tokens=settings.ingress_grants,
                 max_body_bytes=settings.relay_max_body_bytes,
                 webhook_dedupe_seconds=settings.relay_webhook_dedupe_seconds,
                 webhook_tolerance_seconds=settings.relay_webhook_tolerance_seconds,
                 body_timeout=settings.relay_http_body_timeout,
+                tracing=tracing,
             )
         ),
         settings.relay_http_host,
@@ -159,6 +164,7 @@ def build(settings: Settings) -> Relay:
         admin=admin,
         webhook_secrets=webhook_secrets,
         tether=tether,
+        tracing=tracing,
     )
     return relay
 
@@ -170,6 +176,7 @@ def _pipeline(
     store: StateStore,
     publisher: Publisher,
     handlers: Handlers,
+    tracing: Tracing,
 ) -> CommandPipeline:
     return CommandPipeline(
         handlers=handlers,
@@ -182,6 +189,7 @@ def _pipeline(
             lease_seconds=settings.relay_lease_seconds,
             retry_tiers=len(topology.retry_tiers),
         ),
+        tracing=tracing,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -15,6 +16,8 @@ from service.contract.errors import ConfigError, RelayError
 from service.gc_policy import settle_after_startup
 from service.logs import configure_logging
 from service.settings import Settings, load_settings
+from service.tracing.export import tracing_from_environment
+from service.tracing.spans import Tracing
 
 log = structlog.get_logger("service.cli")
 
@@ -110,13 +113,14 @@ def configured_settings(*, relay: bool = True) -> Settings:
 
 def _run(args: argparse.Namespace) -> int:
     settings = configured_settings()
-    return asyncio.run(_serve(settings, demo=args.demo))
+    tracing = tracing_from_environment(os.environ)  # the standard OTEL_* variables
+    return asyncio.run(_serve(settings, tracing, demo=args.demo))
 
 
-async def _serve(settings: Settings, *, demo: bool) -> int:
+async def _serve(settings: Settings, tracing: Tracing, *, demo: bool) -> int:
     from service.app import build, run
 
-    relay = build(settings)
+    relay = build(settings, tracing)
     # Everything is imported and nothing is connected yet: what is frozen stays for good.
     settle_after_startup()
     stop = asyncio.Event()

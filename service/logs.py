@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any, TextIO
 
 import structlog
+from opentelemetry import trace
 from pydantic_core import PydanticSerializationError, to_json
 from structlog.typing import Processor
 
@@ -106,6 +107,18 @@ class ScrubbedRenderer:
         return redact_text(text, self._secrets)
 
 
+def add_trace_ids(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: the active span's ``trace_id`` and ``span_id``, so a line joins its
+    trace; nothing when no span is recording (tracing off)."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict["trace_id"] = trace.format_trace_id(context.trace_id)
+        event_dict["span_id"] = trace.format_span_id(context.span_id)
+    return event_dict
+
+
 def _json_line(event_dict: Any, **dumps_kw: Any) -> str:
     """pydantic-core's serializer (several times faster than ``json.dumps`` on a log line);
     values it cannot write, like undecodable bytes, fall back to ``json.dumps`` with structlog's
@@ -136,6 +149,7 @@ def configure_logging(
         renderer = structlog.processors.JSONRenderer(serializer=_json_line)
     output = stream or sys.stdout
     stamped: list[Processor] = [
+        add_trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]

@@ -26,6 +26,7 @@ from service.contract.amqp import Topology
 from service.settings import DEFAULT_SANDBOX_API_KEY, load_settings
 
 if TYPE_CHECKING:  # imported lazily so the sandbox and unit suites load without the relay
+    from service.tracing.spans import Tracing
     from service.wiring.relay import Relay
 
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -134,7 +135,7 @@ async def relay_factory(
 
     started: list[Relay] = []
 
-    async def start(**overrides: Any) -> Relay:
+    async def start(tracing: Tracing | None = None, **overrides: Any) -> Relay:
         env = {
             "AMQP_URL": AMQP_URL,
             "MSGFLASH_BASE_URL": sandbox.url,
@@ -151,7 +152,7 @@ async def relay_factory(
             "RELAY_DRAIN_SECONDS": "5",
         }
         env.update({key.upper(): str(value) for key, value in overrides.items()})
-        relay = build(load_settings(env))
+        relay = build(load_settings(env), tracing)
         await relay.start(wait_for_broker=30)
         started.append(relay)
         return relay

@@ -32,6 +32,7 @@ from service.contract.amqp import (
 from service.contract.errors import BrokerUnavailable, NoQueueBound
 from service.contract.events import OutgoingEvent
 from service.metrics import Metrics
+from service.tracing.spans import Tracing
 
 log = structlog.get_logger("service.bus.publisher")
 
@@ -105,10 +106,18 @@ def reason_headers(
 class Publisher:
     """Owns the confirm-mode channel; the broker supervisor swaps it on every reconnect."""
 
-    def __init__(self, topology: Topology, metrics: Metrics, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        topology: Topology,
+        metrics: Metrics,
+        *,
+        timeout: float = 10.0,
+        tracing: Tracing | None = None,
+    ) -> None:
         self._topology = topology
         self._metrics = metrics
         self._timeout = timeout
+        self._tracing = tracing or Tracing()  # None: off
         self._channel: ConfirmChannel | None = None
         self._unroutable_seen: set[str] = set()
 
@@ -224,7 +233,10 @@ class Publisher:
         channel = self._channel
         if channel is None or channel.is_closed:
             raise BrokerUnavailable("not connected to the broker: the publish was not attempted")
-        return await channel.publish(exchange_name, routing_key, body, props)
+        with self._tracing.publish(
+            exchange_name, routing_key, body, props.message_id, props.correlation_id
+        ):
+            return await channel.publish(exchange_name, routing_key, body, props)
 
 
 def _event_properties(event: OutgoingEvent, correlation_id: str | None) -> Properties:

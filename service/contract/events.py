@@ -351,7 +351,9 @@ def _mapping(value: object) -> Mapping[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class Correlation:
-    """What the relay remembers about a MsgFlash message it created."""
+    """What the relay remembers about a MsgFlash message it created; ``traceparent`` names the
+    command's span, for the message's webhooks to link to."""
 
     request_id: str
     request_source: str
+    traceparent: str | None = None

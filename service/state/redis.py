@@ -73,12 +73,12 @@ return 1
 
 # KEYS[1] claim hash, then optionally KEYS[2] correlation hash and KEYS[3] request record.
 # ARGV: owner, now, result, expires_at, ttl_ms, then with them message_id, request_id,
-# request_source. The message is recorded even for a key already done; a live done record
-# keeps its first result: redeliveries must republish one stable outcome.
+# request_source, traceparent ('' when none). The message is recorded even for a key already
+# done; a live done record keeps its first result: redeliveries must republish one stable outcome.
 _COMPLETE = """
 if KEYS[2] then
   redis.call('HSET', KEYS[2], 'request_id', ARGV[7], 'request_source', ARGV[8],
-             'expires_at', ARGV[4])
+             'traceparent', ARGV[9], 'expires_at', ARGV[4])
   redis.call('HSET', KEYS[3], 'message_id', ARGV[6], 'expires_at', ARGV[4])
   redis.call('PEXPIRE', KEYS[2], ARGV[5])
   redis.call('PEXPIRE', KEYS[3], ARGV[5])
@@ -201,6 +201,7 @@ class RedisStateStore:
             keys += [self._key("msg", message.message_id), self._key("req", key)]
             correlation = message.correlation
             args += [message.message_id, correlation.request_id, correlation.request_source]
+            args.append(correlation.traceparent or "")
         await self._complete(keys=keys, args=args)
 
     async def release(self, key: str, owner: str) -> None:
@@ -227,13 +228,17 @@ class RedisStateStore:
         await self._redis.delete(self._key("claim", key), self._key("req", key))
 
     async def correlation_for(self, message_id: str) -> Correlation | None:
-        fields = ["request_id", "request_source", "expires_at"]
-        request_id, source, expires_at = await self._redis.hmget(
+        fields = ["request_id", "request_source", "expires_at", "traceparent"]
+        request_id, source, expires_at, traceparent = await self._redis.hmget(
             self._key("msg", message_id), fields
         )
         if request_id is None or source is None or not self._live(expires_at):
             return None
-        return Correlation(request_id=_text(request_id), request_source=_text(source))
+        return Correlation(
+            request_id=_text(request_id),
+            request_source=_text(source),
+            traceparent=_text(traceparent) if traceparent else None,
+        )
 
     async def message_for_request(self, request_key: str) -> str | None:
         fields = ["message_id", "expires_at"]

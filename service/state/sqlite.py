@@ -46,7 +46,8 @@ WHERE key = :key AND owner = :owner AND result IS NULL AND expires_at > :now
 _FORGET_REQUEST = "DELETE FROM requests WHERE request_key = ?"
 
 _CORRELATION_FOR = """
-SELECT request_id, request_source FROM correlations WHERE message_id = ? AND expires_at > ?
+SELECT request_id, request_source, traceparent FROM correlations
+WHERE message_id = ? AND expires_at > ?
 """
 
 _MESSAGE_FOR_REQUEST = "SELECT message_id FROM requests WHERE request_key = ? AND expires_at > ?"
@@ -195,8 +196,8 @@ class SqliteStateStore:
         rows = await self._run((_CORRELATION_FOR, (message_id, self._clock())))
         if not rows:
             return None
-        request_id, request_source = rows[0]
-        return Correlation(request_id=request_id, request_source=request_source)
+        request_id, request_source, traceparent = rows[0]
+        return Correlation(request_id, request_source, traceparent)
 
     async def message_for_request(self, request_key: str) -> str | None:
         rows = await self._run((_MESSAGE_FOR_REQUEST, (request_key, self._clock())))

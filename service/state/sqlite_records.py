@@ -37,11 +37,11 @@ ON CONFLICT (key) DO UPDATE SET
 """
 
 _UPSERT_CORRELATIONS = """
-INSERT INTO correlations (message_id, request_id, request_source, expires_at)
+INSERT INTO correlations (message_id, request_id, request_source, traceparent, expires_at)
 VALUES {}
 ON CONFLICT (message_id) DO UPDATE SET
     request_id = excluded.request_id, request_source = excluded.request_source,
-    expires_at = excluded.expires_at
+    traceparent = excluded.traceparent, expires_at = excluded.expires_at
 """
 
 _UPSERT_REQUESTS = """
@@ -147,6 +147,7 @@ class _Changes:
             message_id,
             correlation.request_id,
             correlation.request_source,
+            correlation.traceparent,
             expires_at,
         )
         self.requests[key] = (key, message_id, expires_at)

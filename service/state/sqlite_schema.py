@@ -6,7 +6,8 @@ from __future__ import annotations
 import sqlite3
 
 # 2: rowid tables (1 keyed every table by its text key, so each new row went to a random page).
-# 3: claims.called_at, set just before the provider is called.
+# 3: claims.called_at, set just before the provider is called; correlations.traceparent,
+# the command's trace for webhook spans to link to.
 SCHEMA_VERSION = 3
 # Opening the file, and the checkpointer, wait this long for another process holding it (an
 # overlapping restart); the writer never waits on the loop: it retries instead.
@@ -39,7 +40,8 @@ CREATE TABLE IF NOT EXISTS correlations (
     message_id TEXT NOT NULL UNIQUE,
     request_id TEXT NOT NULL,
     request_source TEXT NOT NULL,
-    expires_at REAL NOT NULL
+    expires_at REAL NOT NULL,
+    traceparent TEXT            -- NULL when the command was not traced
 );
 CREATE INDEX IF NOT EXISTS correlations_expiry ON correlations (expires_at);
 CREATE TABLE IF NOT EXISTS requests (
@@ -81,10 +83,17 @@ _FROM_VERSION_1 = (
 )
 
 
-# Claims left unfinished by a relay from before schema 3 may have been mid-call: they count as
-# called, so their successor looks the outcome up instead of sending again.
+# Schema 2 -> 3: two nullable columns. Claims left unfinished by a relay from before schema 3
+# may have been mid-call: they count as called, so their successor looks the outcome up instead
+# of sending again. Correlations written before it simply have no trace to link.
 _CALLED_BEFORE_3 = "UPDATE claims SET called_at = claimed_at WHERE result IS NULL;\n"
-_FROM_VERSION_2 = "ALTER TABLE claims ADD COLUMN called_at REAL;\n" + _CALLED_BEFORE_3
+_FROM_VERSION_2 = (
+    "ALTER TABLE claims ADD COLUMN called_at REAL;\n"
+    "ALTER TABLE correlations ADD COLUMN traceparent TEXT;\n" + _CALLED_BEFORE_3
+)
+
+
+_MIGRATIONS = {1: _FROM_VERSION_1 + _CALLED_BEFORE_3, 2: _FROM_VERSION_2}
 
 
 class SchemaMismatch(sqlite3.DatabaseError):
@@ -127,12 +136,12 @@ def _prepare(connection: sqlite3.Connection) -> None:
     connection.execute("PRAGMA journal_mode=WAL").fetchall()
     connection.execute("PRAGMA synchronous=NORMAL")
     (version,) = connection.execute("PRAGMA user_version").fetchone()
-    if version not in (0, 1, 2, SCHEMA_VERSION):
+    if version not in (0, *_MIGRATIONS, SCHEMA_VERSION):
         raise SchemaMismatch(
             f"schema version {version} is not {SCHEMA_VERSION}: the file belongs to another "
             "relay version; point RELAY_STATE_URL at a new file"
         )
-    steps = {1: _FROM_VERSION_1 + _CALLED_BEFORE_3, 2: _FROM_VERSION_2}.get(version, _TABLES)
+    steps = _MIGRATIONS.get(version, _TABLES)
     try:
         connection.executescript(
             f"BEGIN IMMEDIATE; {steps} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"

@@ -17,6 +17,7 @@ from service.bus.publisher import Publisher
 from service.metrics import Metrics
 from service.settings import IngressGrant
 from service.state.store import StateStore
+from service.tracing.spans import Tracing
 from service.web.credentials import BearerTokens
 from service.web.health import ReadinessChecks, health_routes
 from service.web.ingress import CommandIngress, ingress_routes
@@ -40,6 +41,7 @@ class WebDeps:
     webhook_dedupe_seconds: float  # RELAY_WEBHOOK_DEDUPE_SECONDS
     webhook_tolerance_seconds: float  # RELAY_WEBHOOK_TOLERANCE_SECONDS
     body_timeout: float  # RELAY_HTTP_BODY_TIMEOUT
+    tracing: Tracing | None = None  # None: off
 
 
 def create_web_app(deps: WebDeps) -> web.Application:
@@ -54,6 +56,7 @@ def create_web_app(deps: WebDeps) -> web.Application:
         dedupe_seconds=deps.webhook_dedupe_seconds,
         tolerance_seconds=deps.webhook_tolerance_seconds,
         body_timeout=deps.body_timeout,
+        tracing=deps.tracing,
     )
     tokens = BearerTokens.of(deps.ingress_tokens)
     if tokens.unbound:

@@ -27,6 +27,7 @@ from service.contract.events import (
 )
 from service.metrics import Metrics
 from service.state.store import StateStore
+from service.tracing.spans import Tracing
 from service.web import replay
 from service.web.bodies import (
     WebhookDelivery,
@@ -85,7 +86,9 @@ class WebhookReceiver:
         tolerance_seconds: float,
         body_timeout: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        tracing: Tracing | None = None,
     ) -> None:
+        self._tracing = tracing or Tracing()  # None: off
         self._publisher = publisher
         self._store = store
         self._metrics = metrics
@@ -96,6 +99,12 @@ class WebhookReceiver:
         self._body_timeout = body_timeout
 
     async def receive(self, request: web.Request) -> web.Response:
+        with self._tracing.webhook(OPERATION.method, OPERATION.path):
+            response = await self._receive(request)
+            self._tracing.answered(response.status)
+            return response
+
+    async def _receive(self, request: web.Request) -> web.Response:
         body = await read_bounded(request, MAX_WEBHOOK_BYTES, timeout=self._body_timeout)
         if body is None:
             message = f"the body is over {MAX_WEBHOOK_BYTES} bytes, the most a delivery may be"
@@ -135,6 +144,7 @@ class WebhookReceiver:
         correlation = None
         if identity.message_id is not None:
             correlation = await self._store.correlation_for(identity.message_id)
+            self._tracing.link_command(correlation.traceparent if correlation else None)
         event = webhook_event(payload, correlation)
         try:
             await self._publisher.publish_event(event)

@@ -26,6 +26,7 @@ from service.providers.tether.setup import TetherParts
 from service.settings import Settings
 from service.state.factory import open_store
 from service.state.store import StateStore
+from service.tracing.spans import Tracing
 from service.web.listener import Listener, cannot_listen
 from service.web.server import serve
 
@@ -68,6 +69,7 @@ class Relay:
     admin: Listener
     webhook_secrets: list[str]
     tether: TetherParts | None = None  # None: Tether commands fail PROVIDER_NOT_CONFIGURED
+    tracing: Tracing = field(default_factory=Tracing)
     draining: bool = False
     http_port: int = 0  # where the public server listens (the bound one when 0 was asked)
     admin_port: int = 0  # where the admin server listens
@@ -82,6 +84,9 @@ class Relay:
             raise
 
     async def _start(self, wait_for_broker: float | None) -> None:
+        self.tracing.start()
+        # Closed last: the spans of everything stopping before it are flushed (off the loop).
+        self._stack.push_async_callback(asyncio.to_thread, self.tracing.stop)
         await open_store(self.store, self.settings.state_url)
         self._stack.push_async_callback(self.store.close)
         await self._start_msgflash()

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from service.settings import DEFAULT_SANDBOX_API_KEY, Settings, env_name, load_settings
+from service.tracing.export import DOCUMENTED_VARIABLES
 from tests.deploy.manifests import COMPOSE_FILE
 
 COMPOSE_SCHEMA = Path(__file__).parent / "schemas" / "compose-spec.json"
@@ -63,7 +64,7 @@ def test_the_schema_check_rejects_a_misspelt_service_field() -> None:
 
 
 def test_relay_environment_uses_only_settings_the_relay_knows() -> None:
-    known = {env_name(name) for name in Settings.model_fields}
+    known = {env_name(name) for name in Settings.model_fields} | set(DOCUMENTED_VARIABLES)
     assert set(_relay_env()) <= known
 
 

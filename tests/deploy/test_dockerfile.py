@@ -60,7 +60,7 @@ def test_both_stages_start_from_python_3_11_slim(dockerfile: Dockerfile) -> None
 
 def test_build_stage_turns_the_project_into_wheels_with_pip(dockerfile: Dockerfile) -> None:
     runs = [r.arguments for r in dockerfile.stage("build").all("RUN")]
-    assert any("pip wheel" in r and "--wheel-dir /wheels ." in r for r in runs)
+    assert any("pip wheel" in r and '--wheel-dir /wheels ".[otel]"' in r for r in runs)
 
 
 def test_final_stage_installs_only_the_build_stages_wheels(final: Stage) -> None:
@@ -68,7 +68,7 @@ def test_final_stage_installs_only_the_build_stages_wheels(final: Stage) -> None
     (install,) = (r for r in final.all("RUN") if "pip install" in r.arguments)
     (mount,) = install.mounts()
     assert mount == {"type": "bind", "from": "build", "source": "/wheels", "target": "/wheels"}
-    assert "--no-index --find-links /wheels msgflash-relay" in install.arguments
+    assert '--no-index --find-links /wheels "msgflash-relay[otel]"' in install.arguments
     for run in final.all("RUN"):
         for tool in ("apt-get", "gcc", "pip install .", "[dev]"):
             assert tool not in run.arguments, f"line {run.line}: {tool} in the final stage"

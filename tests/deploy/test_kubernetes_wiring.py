@@ -200,9 +200,12 @@ def _referenced_files(directory: Path) -> set[Path]:
     return {f.resolve() for f in files}
 
 
-def test_every_file_under_deploy_is_used_by_an_overlay_except_the_secret_template() -> None:
+def test_every_kustomize_file_is_used_by_an_overlay_except_the_secret_template() -> None:
+    """deploy/base and deploy/overlays; deploy/prometheus and deploy/grafana are plain files
+    for a Prometheus or Grafana outside the operator (tests/deploy/test_observability.py)."""
     used: set[Path] = set()
     for overlay in OVERLAYS:
         used |= _referenced_files(DEPLOY / "overlays" / overlay)
-    present = set(yaml_files_under(DEPLOY)) | set(DEPLOY.rglob("*.env"))
+    trees = (DEPLOY / "base", DEPLOY / "overlays")
+    present = {f for tree in trees for f in (*yaml_files_under(tree), *tree.rglob("*.env"))}
     assert {p.resolve() for p in present} - used == {SECRET_TEMPLATE.resolve()}

@@ -611,6 +611,24 @@ PRAGMA user_version=1;
 """
 
 
+# Schema 2 as it shipped: rowid tables, correlations without a traceparent.
+_SCHEMA_2 = """
+CREATE TABLE claims (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, owner TEXT NOT NULL,
+    claimed_at REAL NOT NULL, lease_until REAL NOT NULL, result BLOB, expires_at REAL NOT NULL,
+    last_claim TEXT NOT NULL);
+CREATE INDEX claims_expiry ON claims (expires_at);
+CREATE TABLE correlations (id INTEGER PRIMARY KEY, message_id TEXT NOT NULL UNIQUE,
+    request_id TEXT NOT NULL, request_source TEXT NOT NULL, expires_at REAL NOT NULL);
+CREATE INDEX correlations_expiry ON correlations (expires_at);
+CREATE TABLE requests (id INTEGER PRIMARY KEY, request_key TEXT NOT NULL UNIQUE,
+    message_id TEXT NOT NULL, expires_at REAL NOT NULL);
+CREATE INDEX requests_expiry ON requests (expires_at);
+CREATE TABLE seen (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, expires_at REAL NOT NULL);
+CREATE INDEX seen_expiry ON seen (expires_at);
+PRAGMA user_version=2;
+"""
+
+
 async def test_a_file_of_schema_1_is_migrated_with_its_records(path: Path) -> None:
     later = 4_000_000_000.0  # far in the future: nothing expires during the test
     with closing(sqlite3.connect(path)) as db:
@@ -665,21 +683,24 @@ async def test_a_file_of_schema_2_counts_its_unfinished_claims_as_called(path: P
     assert _read(path, "PRAGMA user_version") == [(3,)]
 
 
-_SCHEMA_2 = """
-CREATE TABLE claims (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, owner TEXT NOT NULL,
-    claimed_at REAL NOT NULL, lease_until REAL NOT NULL, result BLOB, expires_at REAL NOT NULL,
-    last_claim TEXT NOT NULL);
-CREATE INDEX claims_expiry ON claims (expires_at);
-CREATE TABLE correlations (id INTEGER PRIMARY KEY, message_id TEXT NOT NULL UNIQUE,
-    request_id TEXT NOT NULL, request_source TEXT NOT NULL, expires_at REAL NOT NULL);
-CREATE INDEX correlations_expiry ON correlations (expires_at);
-CREATE TABLE requests (id INTEGER PRIMARY KEY, request_key TEXT NOT NULL UNIQUE,
-    message_id TEXT NOT NULL, expires_at REAL NOT NULL);
-CREATE INDEX requests_expiry ON requests (expires_at);
-CREATE TABLE seen (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, expires_at REAL NOT NULL);
-CREATE INDEX seen_expiry ON seen (expires_at);
-PRAGMA user_version=2;
-"""
+async def test_a_file_of_schema_2_gains_the_traceparent_and_keeps_its_correlations(
+    path: Path,
+) -> None:
+    later = 4_000_000_000.0
+    with closing(sqlite3.connect(path)) as db:
+        db.executescript(_SCHEMA_2)
+        db.execute("INSERT INTO correlations VALUES (1, 'm1', 'r1', 'billing', ?)", (later,))
+        db.commit()
+
+    store = await opened(path)
+    try:
+        assert await store.correlation_for("m1") == Correlation("r1", "billing")
+        traced = Correlation("r2", "billing", "00-" + "1" * 32 + "-" + "2" * 16 + "-01")
+        await store.complete("billing/r2", "a", b"r", message=RememberedMessage("m2", traced))
+        assert await store.correlation_for("m2") == traced
+    finally:
+        await store.close()
+    assert _read(path, "PRAGMA user_version") == [(3,)]
 
 
 async def test_new_rows_are_stored_in_the_order_they_were_written(

@@ -30,7 +30,6 @@ LEASE = 10.0
 BACKENDS = ["memory", "sqlite", "redis"]
 
 
-
 OpenStore = Callable[[], Awaitable[StateStore]]
 
 
@@ -323,6 +322,19 @@ async def test_a_remembered_message_is_found_by_message_id_and_by_request(
     assert await store.message_for_request("billing/r1") == "m1"
     assert await store.correlation_for("m2") is None
     assert await store.message_for_request("billing/r2") is None
+
+
+@every_backend
+async def test_a_correlation_keeps_the_commands_traceparent_for_webhooks_to_link_to(
+    store: StateStore,
+) -> None:
+    traced = Correlation("r1", "billing", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    await store.complete("billing/r1", "a", b"r", message=RememberedMessage("m1", traced))
+    untraced = Correlation("r2", "billing")
+    await store.complete("billing/r2", "a", b"r", message=RememberedMessage("m2", untraced))
+
+    assert await store.correlation_for("m1") == traced
+    assert await store.correlation_for("m2") == untraced
 
 
 @every_backend

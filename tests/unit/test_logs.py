@@ -116,3 +116,17 @@ def test_library_debug_lines_show_only_when_the_relay_is_asked_for_debug() -> No
         configure_logging(log_format="json", level=level, stream=stream)
         logging.getLogger("aiohttp.access").debug("GET / 200")
         assert bool(stream.getvalue()) is shown
+
+
+def test_a_line_logged_inside_a_span_carries_its_trace_and_span_ids() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    tracer = TracerProvider(shutdown_on_exit=False).get_tracer("tests")
+    with tracer.start_as_current_span("command") as span:
+        inside = _log_line()
+    outside = _log_line()
+
+    context = span.get_span_context()
+    assert inside["trace_id"] == f"{context.trace_id:032x}"
+    assert inside["span_id"] == f"{context.span_id:016x}"
+    assert "trace_id" not in outside and "span_id" not in outside

@@ -46,6 +46,7 @@ from service.providers.msgflash.api import (
     read_envelope,
 )
 from service.providers.msgflash.reconcile import find_created_campaign, find_created_message
+from service.tracing.spans import HttpCall, Tracing
 
 if TYPE_CHECKING:
     from service.pacing import RateLimiter
@@ -100,6 +101,7 @@ class MsgFlashClient:
         metrics: Metrics,
         timeout: float | None = None,
         pool_size: int = 100,
+        tracing: Tracing | None = None,
     ) -> None:
         """``session`` None: the client makes (and owns) a pooled one on its first call."""
         self._session = session
@@ -110,6 +112,7 @@ class MsgFlashClient:
         self._limiter = limiter
         self._retrier = Retrier(policy, MsgFlashError, metrics.retries, "msgflash")
         self._metrics = metrics
+        self._tracing = tracing or Tracing()  # None: off
         # None: the session's own ClientTimeout applies.
         self._timeout = aiohttp.ClientTimeout(total=timeout) if timeout is not None else None
 
@@ -124,6 +127,7 @@ class MsgFlashClient:
         metrics: Metrics,
         timeout: float,
         pool_size: int = 100,
+        tracing: Tracing | None = None,
     ) -> MsgFlashClient:
         """A client owning its session, made on first use (no I/O here); ``close()`` it."""
         return cls(
@@ -135,6 +139,7 @@ class MsgFlashClient:
             metrics=metrics,
             timeout=timeout,
             pool_size=pool_size,
+            tracing=tracing,
         )
 
     def _http(self) -> aiohttp.ClientSession:
@@ -322,26 +327,40 @@ class MsgFlashClient:
         params: Mapping[str, str] | None,
         before_send: BeforeSend | None = None,
     ) -> tuple[Any, int]:
-        """One paced HTTP exchange, measured; returns ``(data, status)`` or raises. Its answer
-        steers the pacing of the key: a rate-limit 429 slows it, an accepted request lets it
-        recover."""
+        """One paced HTTP exchange, measured and traced; returns ``(data, status)`` or raises.
+        Its answer steers the pacing of the key: a rate-limit 429 slows it, an accepted request
+        lets it recover."""
         waited = await self._limiter.acquire(self._api_key)
         self._metrics.rate_limiter_wait.observe(waited)
         if before_send is not None:
             await before_send()
+        url = self._base_url + path
+        traced = self._tracing.http_call(endpoint.method, url, endpoint.template, waited=waited)
+        with traced as call:
+            return await self._exchange(endpoint, url, json_body, params, call)
+
+    async def _exchange(
+        self,
+        endpoint: Endpoint,
+        url: str,
+        json_body: Mapping[str, Any] | None,
+        params: Mapping[str, str] | None,
+        call: HttpCall,
+    ) -> tuple[Any, int]:
         status = "error"
         started = time.perf_counter()
         try:
             async with self._http().request(
                 endpoint.method,
-                self._base_url + path,
+                url,
                 json=dict(json_body) if json_body is not None else None,
                 params=params,
-                headers={"x-api-key": self._api_key, "Accept": "application/json"},
+                headers=call.headers({"x-api-key": self._api_key, "Accept": "application/json"}),
                 timeout=self._timeout,
             ) as response:
                 body = await response.read()
                 status = str(response.status)  # only once the whole answer is in
+                call.answered(response.status)
                 retry_after = parse_retry_after(
                     response.headers.get("Retry-After"), now=datetime.now(UTC)
                 )

@@ -17,6 +17,7 @@ from service.pacing import RateLimiter, open_rate_limiter
 from service.providers.common.retry import RetryPolicy
 from service.providers.msgflash.client import MsgFlashClient
 from service.settings import Settings
+from service.tracing.spans import Tracing
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +29,7 @@ class MsgFlashParts:
     sandbox: web.Application | None
 
 
-def msgflash_parts(settings: Settings, metrics: Metrics) -> MsgFlashParts:
+def msgflash_parts(settings: Settings, metrics: Metrics, tracing: Tracing) -> MsgFlashParts:
     limiter = open_rate_limiter(settings.relay_state_url, settings.msgflash_rate_limit)
     client = MsgFlashClient.create(
         base_url=settings.msgflash_url,
@@ -37,6 +38,7 @@ def msgflash_parts(settings: Settings, metrics: Metrics) -> MsgFlashParts:
         policy=RetryPolicy(max_attempts=settings.relay_retry_max_attempts),
         metrics=metrics,
         timeout=settings.relay_msgflash_timeout,
+        tracing=tracing,
     )
     return MsgFlashParts(client, limiter, msgflash_sandbox_app(settings))
 

@@ -54,6 +54,7 @@ async def serve_requests(request: web.Request, handler: Handler) -> web.StreamRe
         query=dict(request.query),
         api_key=request.headers.get("x-api-key"),
         body=parse_json(await request.read()),
+        headers=request.headers,
     )
     plan = sandbox.faults.plan_for(request.path)
     entry.fault = plan.name if plan else None

@@ -1,14 +1,18 @@
 """Every ``/api`` request the sandbox saw, rejected ones included, for tests to assert on.
 
 An entry is opened when the request arrives (so a hanging request is already visible) and
-completed when it is answered. Only the last six characters of an API key are kept.
+completed when it is answered. Only the last six characters of an API key are kept, and of
+the other headers only the W3C trace context (what tests of the relay's traces look for).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
+
+RECORDED_HEADERS = ("traceparent", "tracestate")
 
 
 @dataclass
@@ -23,6 +27,7 @@ class LoggedRequest:
     status: int | None = None  # None until answered; stays None when the connection dropped
     code: str | None = None
     fault: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
     def as_api(self) -> dict[str, Any]:
         return {
@@ -36,6 +41,7 @@ class LoggedRequest:
             "key": self.key,
             "body": self.body,
             "fault": self.fault,
+            "headers": self.headers,
         }
 
 
@@ -55,11 +61,16 @@ class RequestLog:
         query: dict[str, str],
         api_key: str | None,
         body: Any,
+        headers: Mapping[str, str] | None = None,
     ) -> LoggedRequest:
         self._seq += 1
         entry = LoggedRequest(
             self._seq, at, method, path, query, api_key[-6:] if api_key else None, body
         )
+        for name in RECORDED_HEADERS:
+            value = (headers or {}).get(name)
+            if value is not None:
+                entry.headers[name] = value
         self._entries.append(entry)
         return entry
 

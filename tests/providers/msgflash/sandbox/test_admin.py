@@ -30,6 +30,16 @@ async def test_the_log_records_every_api_request_including_rejected_ones(
     assert [e["seq"] for e in log] == [1, 2, 3] and isinstance(first["at"], float)
 
 
+async def test_the_log_records_the_trace_context_headers_and_no_other(api: Api) -> None:
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    headers = {"traceparent": traceparent, "tracestate": "relay=1", "X-Other": "not kept"}
+    await api.call("POST", SEND, TEXT, headers=headers)
+    await api.post(SEND, TEXT)
+    traced, untraced = await api.ok("GET", "/_sandbox/requests")
+    assert traced["headers"] == {"traceparent": traceparent, "tracestate": "relay=1"}
+    assert untraced["headers"] == {}
+
+
 async def test_the_log_filters_by_path_prefix_and_method(api: Api) -> None:
     await api.post(SEND, TEXT)
     await api.get("/api/v1/messages")
