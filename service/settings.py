@@ -101,6 +101,11 @@ class Settings(BaseSettings):
         "sqlite:///./relay-state.db",
         description="idempotency + correlation store: sqlite:///PATH, redis://..., memory://",
     )
+    relay_accounts_file: str | None = Field(
+        None,
+        description="YAML or JSON file of accounts (contract §7); unset: one account 'default' "
+        "from the MSGFLASH_* variables",
+    )
     relay_default_instance: str | None = Field(
         None, description="instance id or name used when a command names none"
     )
