@@ -17,10 +17,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from service.contract.errors import ConfigError
-from service.settings import Settings
+from service.settings import DEFAULT_ACCOUNT, Settings
 
 ACCOUNT_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"
-DEFAULT_ACCOUNT = "default"
 _SETTING = "RELAY_ACCOUNTS_FILE"
 
 
@@ -50,13 +49,14 @@ class TetherAccount:
 
 @dataclass(frozen=True, slots=True)
 class Accounts:
-    """Every account by name, per provider; names are unique across providers."""
+    """Every account by name, per provider. In a file each name is used once; the v1 account
+    ``default`` may hold both a MsgFlash key and a Tether organisation."""
 
     msgflash: Mapping[str, MsgFlashAccount]
     tether: Mapping[str, TetherAccount] = field(default_factory=dict)
 
     def names(self) -> tuple[str, ...]:
-        return (*self.msgflash, *self.tether)
+        return tuple(dict.fromkeys((*self.msgflash, *self.tether)))
 
     def secrets(self) -> tuple[str, ...]:
         """Everything the log redaction must hide."""
@@ -71,9 +71,9 @@ class Accounts:
 def load_accounts(settings: Settings, env: Mapping[str, str]) -> Accounts:
     """The accounts file when ``RELAY_ACCOUNTS_FILE`` is set (an account ``default`` in it
     replaces the v1 one), else the v1 account alone."""
-    v1 = v1_account(settings)
+    v1 = v1_accounts(settings)
     if settings.relay_accounts_file is None:
-        return Accounts(msgflash={v1.name: v1})
+        return v1
     path = Path(settings.relay_accounts_file)
     try:
         text = path.read_text(encoding="utf-8")
@@ -85,12 +85,15 @@ def load_accounts(settings: Settings, env: Mapping[str, str]) -> Accounts:
     accounts = parse_accounts(text, source=str(path), settings=settings, env=env)
     if DEFAULT_ACCOUNT in accounts.names():
         return accounts
-    return Accounts(msgflash={v1.name: v1, **accounts.msgflash}, tether=accounts.tether)
+    return Accounts(
+        msgflash={**v1.msgflash, **accounts.msgflash}, tether={**v1.tether, **accounts.tether}
+    )
 
 
-def v1_account(settings: Settings) -> MsgFlashAccount:
-    """Account ``default``, from MSGFLASH_API_KEY, MSGFLASH_WEBHOOK_SECRET and friends."""
-    return MsgFlashAccount(
+def v1_accounts(settings: Settings) -> Accounts:
+    """Account ``default``: MSGFLASH_API_KEY, MSGFLASH_WEBHOOK_SECRET and friends, and the
+    TETHER_* organisation when its credentials are set (or the sandbox stands in for it)."""
+    msgflash = MsgFlashAccount(
         name=DEFAULT_ACCOUNT,
         api_key=settings.api_key,
         base_url=settings.msgflash_url,
@@ -98,6 +101,21 @@ def v1_account(settings: Settings) -> MsgFlashAccount:
         webhook_secrets=settings.webhook_secrets,
         default_instance=settings.relay_default_instance,
     )
+    token, email, password = (
+        secret.get_secret_value() if secret is not None else None
+        for secret in (settings.tether_api_token, settings.tether_email, settings.tether_password)
+    )
+    if token is None and (email is None or password is None) and not settings.relay_sandbox:
+        return Accounts(msgflash={DEFAULT_ACCOUNT: msgflash})
+    tether = TetherAccount(
+        name=DEFAULT_ACCOUNT,
+        base_url=settings.tether_url,
+        rate_limit=settings.tether_rate_limit,
+        api_token=token,
+        email=email,
+        password=password,
+    )
+    return Accounts(msgflash={DEFAULT_ACCOUNT: msgflash}, tether={DEFAULT_ACCOUNT: tether})
 
 
 def parse_accounts(
@@ -229,7 +247,7 @@ class _Resolver:
         return TetherAccount(
             name=entry.name,
             base_url=entry.base_url,
-            rate_limit=entry.rate_limit or _tether_rate(settings),
+            rate_limit=entry.rate_limit or settings.tether_rate_limit,
             api_token=self._optional(entry.name, "tokenEnv", entry.token_env),
             email=self._optional(entry.name, "emailEnv", entry.email_env),
             password=self._optional(entry.name, "passwordEnv", entry.password_env),
@@ -246,9 +264,3 @@ class _Resolver:
 
     def _optional(self, account: str, key: str, variable: str | None) -> str | None:
         return None if variable is None else self._required(account, key, variable)
-
-
-def _tether_rate(settings: Settings) -> float:
-    """TETHER_RATE_LIMIT when the settings have it (contract default: 5 per second)."""
-    rate: float = getattr(settings, "tether_rate_limit", 5.0)
-    return rate

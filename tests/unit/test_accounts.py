@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from service.accounts import DEFAULT_ACCOUNT, load_accounts, parse_accounts
+from service.accounts import load_accounts, parse_accounts
 from service.contract.errors import ConfigError
-from service.settings import Settings, load_settings
+from service.settings import DEFAULT_ACCOUNT, Settings, load_settings
 
 ACME_KEY = "msgf_live_" + "a" * 64
 ENV = {
@@ -75,6 +75,15 @@ def test_without_a_file_there_is_one_account_default_from_the_v1_variables() -> 
     accounts = load_accounts(settings(MSGFLASH_WEBHOOK_SECRET="s1"), {})
     assert accounts.names() == (DEFAULT_ACCOUNT,)
     assert accounts.msgflash[DEFAULT_ACCOUNT].webhook_secrets == ("s1",)
+
+
+def test_the_v1_default_also_holds_the_tether_organisation_of_the_tether_variables() -> None:
+    accounts = load_accounts(
+        settings(TETHER_BASE_URL="https://crm.example", TETHER_API_TOKEN="t"), {}
+    )
+    assert accounts.names() == (DEFAULT_ACCOUNT,)
+    assert accounts.tether[DEFAULT_ACCOUNT].api_token == "t"
+    assert accounts.tether[DEFAULT_ACCOUNT].base_url == "https://crm.example"
 
 
 def test_a_file_keeps_the_v1_default_unless_it_names_its_own(tmp_path: Path) -> None:
