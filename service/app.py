@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aio_pika.abc import AbstractConnection
 
+from consumers.accounts import by_account
 from consumers.pipeline import CommandPipeline, PipelineConfig
 from service.bus.broker import Broker, watch_channel
 from service.bus.consumer import QueueConsumer
@@ -27,7 +28,7 @@ from service.contract.amqp import Topology
 from service.metrics import Metrics
 from service.providers.msgflash.setup import msgflash_parts
 from service.providers.tether.setup import tether_parts
-from service.settings import Settings
+from service.settings import DEFAULT_ACCOUNT, Settings
 from service.state.factory import build_state_store
 from service.state.store import StateStore
 from service.web.app import WebDeps, create_admin_app, create_web_app
@@ -102,8 +103,15 @@ def build(settings: Settings) -> Relay:
     msgflash = msgflash_parts(settings, metrics)
     tether = tether_parts(settings, metrics)
     handlers = {
-        **msgflash_handlers(settings, metrics, store, publisher, msgflash.client),
-        **tether_handlers(tether),
+        **by_account(
+            "msgflash",
+            {
+                DEFAULT_ACCOUNT: msgflash_handlers(
+                    settings, metrics, store, publisher, msgflash.client
+                )
+            },
+        ),
+        **by_account("tether", {DEFAULT_ACCOUNT: tether_handlers(tether)}),
     }
     pipeline = _pipeline(settings, topology, metrics, store, publisher, handlers)
     consumers = _consumers(settings, topology, pipeline)

@@ -159,8 +159,11 @@ def _header_value(attribute: str, value: object) -> object:
     return value
 
 
-def peek_attributes(raw: RawCommand) -> tuple[str | None, str | None, str | None]:
-    """``(id, source, type)`` as far as they can be told; never raises, whatever the bytes."""
+def peek_attributes(
+    raw: RawCommand,
+) -> tuple[str | None, str | None, str | None, str | None]:
+    """``(id, source, type, account)`` as far as they can be told; never raises, whatever the
+    bytes."""
     try:
         envelope = _loose_envelope(raw.body)
     except Exception:  # anything at all: garbage in must still get a failure event out
@@ -171,12 +174,19 @@ def peek_attributes(raw: RawCommand) -> tuple[str | None, str | None, str | None
             _identity_text(binary.get("id")),
             _identity_text(binary.get("source")),
             _identity_text(binary.get("type")),
+            _account_text(binary.get("account")),
         )
     return (
         _identity_text(envelope.get("id")) or raw.message_id or None,
         _identity_text(envelope.get("source")) or raw.app_id or None,
         _identity_text(envelope.get("type")) or raw.type or None,
+        _account_text(envelope.get("account")),
     )
+
+
+def _account_text(value: object) -> str | None:
+    """An account name fit to echo on a failure event: short text only."""
+    return value if isinstance(value, str) and 0 < len(value) <= 64 else None
 
 
 _PEEK_MAX_BYTES = 4 * 1024 * 1024
