@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aio_pika.abc import AbstractConnection
 
-from consumers.accounts import by_account
 from consumers.pipeline import CommandPipeline, PipelineConfig
+from service.accounts import Accounts, load_accounts
 from service.bus.broker import Broker, watch_channel
 from service.bus.consumer import QueueConsumer
 from service.bus.publisher import Publisher
@@ -27,8 +27,8 @@ from service.bus.topology import declare_topology
 from service.contract.amqp import Topology
 from service.metrics import Metrics
 from service.providers.msgflash.setup import msgflash_parts
-from service.providers.tether.setup import tether_parts
-from service.settings import DEFAULT_ACCOUNT, Settings
+from service.providers.tether.setup import tether_side
+from service.settings import Settings
 from service.state.factory import build_state_store
 from service.state.store import StateStore
 from service.web.app import WebDeps, create_admin_app, create_web_app
@@ -86,12 +86,15 @@ async def _when_ready(relay: Relay, work: Callable[[Relay], Awaitable[None]]) ->
 
 
 # --- build ------------------------------------------------------------------------------------
-def build(settings: Settings) -> Relay:
-    """Every component, wired together; nothing is opened, connected or started (no I/O).
+def build(settings: Settings, accounts: Accounts | None = None) -> Relay:
+    """Every component, wired together; nothing is opened, connected or started (no I/O
+    beyond reading the accounts file when ``accounts`` is not given).
 
     A few callbacks refer to components made further down; none of them runs before
     ``Relay.start``.
     """
+    if accounts is None:
+        accounts = load_accounts(settings, os.environ)
     metrics = Metrics()
     topology = settings.topology
     store = build_state_store(
@@ -100,18 +103,11 @@ def build(settings: Settings) -> Relay:
         saturated=lambda: pipeline.saturated(settings.relay_prefetch),
     )
     publisher = Publisher(topology, metrics)
-    msgflash = msgflash_parts(settings, metrics)
-    tether = tether_parts(settings, metrics)
+    msgflash = msgflash_parts(settings, metrics, accounts.msgflash)
+    tether = tether_side(settings, metrics, accounts.tether)
     handlers = {
-        **by_account(
-            "msgflash",
-            {
-                DEFAULT_ACCOUNT: msgflash_handlers(
-                    settings, metrics, store, publisher, msgflash.client
-                )
-            },
-        ),
-        **by_account("tether", {DEFAULT_ACCOUNT: tether_handlers(tether)}),
+        **msgflash_handlers(settings, metrics, store, publisher, msgflash),
+        **tether_handlers(tether, tuple(accounts.tether)),
     }
     pipeline = _pipeline(settings, topology, metrics, store, publisher, handlers)
     consumers = _consumers(settings, topology, pipeline)

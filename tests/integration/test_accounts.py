@@ -5,15 +5,27 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aio_pika.abc import AbstractConnection
 
 from service.contract.amqp import Topology
-from tests.conftest import EventTap, Producer, SandboxHandle, dead_letters, text_command
+from service.providers.msgflash.sandbox.seed import INSTANCE_MAIN, INSTANCE_WARMING
+from service.settings import DEFAULT_SANDBOX_API_KEY
+from service.wiring.relay import Relay
+from tests.conftest import (
+    EventTap,
+    Producer,
+    RelayFactory,
+    SandboxHandle,
+    dead_letters,
+    text_command,
+)
 
-pytestmark = pytest.mark.usefixtures("relay")
+v1_relay = pytest.mark.usefixtures("relay")
 
 
 def _result(events: EventTap, request_id: str) -> Any:
@@ -25,6 +37,7 @@ def _result(events: EventTap, request_id: str) -> Any:
     )
 
 
+@v1_relay
 async def test_a_command_without_account_is_sent_for_default_and_its_events_say_so(
     producer: Producer, events: EventTap
 ) -> None:
@@ -35,6 +48,7 @@ async def test_a_command_without_account_is_sent_for_default_and_its_events_say_
     assert result["account"] == "default"
 
 
+@v1_relay
 async def test_a_structured_command_naming_default_is_sent(
     producer: Producer, events: EventTap
 ) -> None:
@@ -44,6 +58,7 @@ async def test_a_structured_command_naming_default_is_sent(
     assert (result["type"], result["account"]) == ("msgflash.message.sent", "default")
 
 
+@v1_relay
 async def test_an_unknown_account_fails_is_dead_lettered_and_nothing_is_called(
     producer: Producer,
     events: EventTap,
@@ -65,6 +80,7 @@ async def test_an_unknown_account_fails_is_dead_lettered_and_nothing_is_called(
     assert not [r for r in sent if r["body"].get("text") == "for nobody"]
 
 
+@v1_relay
 @pytest.mark.parametrize("header", ["cloudEvents_account", "cloudEvents:account", "ce-account"])
 async def test_a_binary_command_names_its_account_in_a_header(
     producer: Producer, events: EventTap, header: str
@@ -83,3 +99,62 @@ async def test_a_binary_command_names_its_account_in_a_header(
     (result,) = await _result(events, request_id)
     assert result["data"]["error"]["code"] == "ACCOUNT_NOT_FOUND"
     assert result["account"] == "elsewhere"
+
+
+# --- several accounts from the accounts file --------------------------------------------------
+ACME_KEY = "msgf_live_" + "ac" * 32
+ACCOUNTS_FILE = """
+accounts:
+  - name: acme
+    provider: msgflash
+    apiKeyEnv: MSGFLASH_KEY_ACME
+    defaultInstance: warming
+"""
+
+
+@pytest.fixture
+def sandbox_config() -> dict[str, Any]:
+    """The sandbox knows both keys, as MsgFlash would know both customers."""
+    return {
+        "api_keys": (DEFAULT_SANDBOX_API_KEY, ACME_KEY),
+        "rate_limit_per_second": None,
+        "lifecycle_step_seconds": 0.05,
+        "webhook_retry_base_seconds": 0.05,
+    }
+
+
+@pytest.fixture
+async def two_accounts(relay_factory: RelayFactory, tmp_path: Path) -> Relay:
+    path = tmp_path / "accounts.yaml"
+    path.write_text(ACCOUNTS_FILE)
+    return await relay_factory(
+        relay_accounts_file=str(path),
+        msgflash_key_acme=ACME_KEY,
+        relay_default_instance="main",
+    )
+
+
+async def test_each_account_calls_with_its_own_key_and_default_instance(
+    two_accounts: Relay, producer: Producer, events: EventTap, sandbox: SandboxHandle
+) -> None:
+    to_acme = {**text_command("for acme"), "account": "acme"}
+    to_default = text_command("for default")
+    for body in (to_acme, to_default):
+        del body["data"]["instanceId"]  # each account's default instance decides
+        await producer.publish(body)
+    acme_result = (await _result(events, to_acme["id"]))[0]
+    default_result = (await _result(events, to_default["id"]))[0]
+    assert (acme_result["account"], default_result["account"]) == ("acme", "default")
+    assert acme_result["data"]["instanceId"] == INSTANCE_WARMING
+    assert default_result["data"]["instanceId"] == INSTANCE_MAIN
+    sends = await sandbox.requests("/api/v1/messages/send", method="POST")
+    keys = {r["body"]["text"]: r["key"] for r in sends if r["status"] == 201}
+    assert keys == {"for acme": ACME_KEY[-6:], "for default": DEFAULT_SANDBOX_API_KEY[-6:]}
+    metrics = await _metrics(two_accounts)
+    assert 'account="acme"' in metrics and ACME_KEY[-6:] not in metrics
+
+
+async def _metrics(relay: Relay) -> str:
+    url = f"http://127.0.0.1:{relay.admin_port}/metrics"
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return await response.text()

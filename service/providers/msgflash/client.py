@@ -17,6 +17,7 @@ import aiohttp
 import structlog
 from pydantic_core import to_json
 
+from service.contract.commands import DEFAULT_ACCOUNT
 from service.contract.errors import (
     MSGFLASH_BAD_RESPONSE,
     MSGFLASH_TIMEOUT,
@@ -92,6 +93,7 @@ class MsgFlashClient:
         metrics: Metrics,
         timeout: float | None = None,
         pool_size: int = 100,
+        account: str = DEFAULT_ACCOUNT,
     ) -> None:
         """``session`` None: the client makes (and owns) a pooled one on its first call."""
         self._session = session
@@ -99,6 +101,7 @@ class MsgFlashClient:
         self._pool_size = pool_size
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key
+        self._account = account  # the metrics' label: a name, never key material
         self._limiter = limiter
         self._retrier = Retrier(policy, MsgFlashError, metrics.retries, "msgflash")
         self._metrics = metrics
@@ -116,6 +119,7 @@ class MsgFlashClient:
         metrics: Metrics,
         timeout: float,
         pool_size: int = 100,
+        account: str = DEFAULT_ACCOUNT,
     ) -> MsgFlashClient:
         """A client owning its session, made on first use (no I/O here); ``close()`` it."""
         return cls(
@@ -127,6 +131,7 @@ class MsgFlashClient:
             metrics=metrics,
             timeout=timeout,
             pool_size=pool_size,
+            account=account,
         )
 
     def _http(self) -> aiohttp.ClientSession:
@@ -301,7 +306,7 @@ class MsgFlashClient:
     ) -> tuple[Any, int]:
         """One paced HTTP exchange, measured; returns ``(data, status)`` or raises."""
         waited = await self._limiter.acquire(self._api_key)
-        self._metrics.rate_limiter_wait.observe(waited)
+        self._metrics.limiter_wait(self._account).observe(waited)
         status = "error"
         started = time.perf_counter()
         try:
@@ -325,7 +330,7 @@ class MsgFlashClient:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise self._no_response(endpoint, exc) from exc
         finally:
-            self._metrics.msgflash_request(endpoint.label, status).inc()
+            self._metrics.msgflash_request(endpoint.label, status, self._account).inc()
             self._metrics.msgflash_endpoint_latency(endpoint.label).observe(
                 time.perf_counter() - started
             )
