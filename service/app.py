@@ -28,7 +28,7 @@ from service.contract.amqp import Topology
 from service.metrics import Metrics
 from service.providers.msgflash.setup import msgflash_parts
 from service.providers.tether.setup import tether_side
-from service.settings import Settings
+from service.settings import DEFAULT_ACCOUNT, Settings
 from service.state.factory import build_state_store
 from service.state.store import StateStore
 from service.web.app import WebDeps, create_admin_app, create_web_app
@@ -120,14 +120,22 @@ def build(settings: Settings, accounts: Accounts | None = None) -> Relay:
         ],
         on_lost=lambda: _forget_channels(publisher, consumers),
     )
-    webhook_secrets = list(settings.webhook_secrets)
+    default = accounts.msgflash.get(DEFAULT_ACCOUNT)
+    webhook_secrets = list(default.webhook_secrets if default is not None else ())
+
+    def secrets_of(account: str) -> tuple[str, ...] | None:
+        if account == DEFAULT_ACCOUNT:
+            return tuple(webhook_secrets)  # the embedded sandbox's secret joins them at start
+        configured = accounts.msgflash.get(account)
+        return configured.webhook_secrets if configured is not None else None
+
     public = Listener(
         create_web_app(
             WebDeps(
                 metrics=metrics,
                 publisher=publisher,
                 store=store,
-                webhook_secrets=lambda: tuple(webhook_secrets),
+                webhook_secrets=secrets_of,
                 ingress_tokens=settings.ingress_grants,
                 max_body_bytes=settings.relay_max_body_bytes,
                 webhook_dedupe_seconds=settings.relay_webhook_dedupe_seconds,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ import pytest
 from aio_pika.abc import AbstractConnection
 
 from service.contract.amqp import Topology
+from service.contract.wire import utc_millis
+from service.providers.msgflash.sandbox.delivery import sign
 from service.providers.msgflash.sandbox.seed import INSTANCE_MAIN, INSTANCE_WARMING
 from service.settings import DEFAULT_SANDBOX_API_KEY
 from service.wiring.relay import Relay
@@ -108,8 +111,11 @@ accounts:
   - name: acme
     provider: msgflash
     apiKeyEnv: MSGFLASH_KEY_ACME
+    webhookSecretsEnv: MSGFLASH_WEBHOOK_SECRET_ACME
     defaultInstance: warming
 """
+ACME_SECRET = "acme-webhook-secret"
+DEFAULT_SECRET = "default-webhook-secret"
 
 
 @pytest.fixture
@@ -130,6 +136,8 @@ async def two_accounts(relay_factory: RelayFactory, tmp_path: Path) -> Relay:
     return await relay_factory(
         relay_accounts_file=str(path),
         msgflash_key_acme=ACME_KEY,
+        msgflash_webhook_secret_acme=ACME_SECRET,
+        msgflash_webhook_secret=DEFAULT_SECRET,
         relay_default_instance="main",
     )
 
@@ -158,3 +166,37 @@ async def _metrics(relay: Relay) -> str:
     url = f"http://127.0.0.1:{relay.admin_port}/metrics"
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         return await response.text()
+
+
+async def _webhook(relay: Relay, path: str, secret: str, message_id: str) -> int:
+    body = json.dumps(
+        {"event": "message.delivered", "messageId": message_id, "status": "delivered",
+         "timestamp": utc_millis(datetime.now(UTC))}
+    ).encode()  # fmt: skip
+    headers = {"Content-Type": "application/json", "X-MsgFlash-Signature": sign(secret, body)}
+    url = f"http://127.0.0.1:{relay.http_port}{path}"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=body, headers=headers) as r,
+    ):
+        return r.status
+
+
+async def test_webhooks_are_verified_with_their_accounts_secrets_and_say_their_account(
+    two_accounts: Relay, events: EventTap
+) -> None:
+    acme_id, default_id = str(uuid.uuid4()), str(uuid.uuid4())
+    assert await _webhook(two_accounts, "/webhooks/msgflash/acme", ACME_SECRET, acme_id) == 200
+    assert await _webhook(two_accounts, "/webhooks/msgflash", ACME_SECRET, acme_id) == 401
+    assert await _webhook(two_accounts, "/webhooks/msgflash/acme", DEFAULT_SECRET, acme_id) == 401
+    assert await _webhook(two_accounts, "/webhooks/msgflash", DEFAULT_SECRET, default_id) == 200
+    path = "/webhooks/msgflash/default"
+    assert await _webhook(two_accounts, path, DEFAULT_SECRET, str(uuid.uuid4())) == 200
+    assert await _webhook(two_accounts, "/webhooks/msgflash/nobody", ACME_SECRET, acme_id) == 404
+
+    def about(message_id: str) -> Any:
+        return lambda e: e.get("data", {}).get("payload", {}).get("messageId") == message_id
+
+    (acme,) = await events.wait_for(about(acme_id))
+    (default,) = await events.wait_for(about(default_id))
+    assert (acme["account"], default["account"]) == ("acme", "default")

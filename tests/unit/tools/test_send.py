@@ -148,6 +148,8 @@ def test_flags_that_cannot_make_a_command_are_refused_naming_them(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         build_command(parse(*argv))
+
+
 def test_provider_tether_builds_a_tether_campaign_in_tethers_own_names() -> None:
     cmd = build_command(
         parse("--provider", "tether", "--name", "Launch", "--text", "Hi {{firstName}}",
