@@ -19,6 +19,7 @@ import structlog
 from aio_pika.abc import AbstractConnection
 
 from consumers.pipeline import CommandPipeline, PipelineConfig
+from service.accounts import Accounts, load_accounts
 from service.bus.broker import Broker, watch_channel
 from service.bus.consumer import QueueConsumer
 from service.bus.publisher import Publisher
@@ -26,8 +27,8 @@ from service.bus.topology import declare_topology
 from service.contract.amqp import Topology
 from service.metrics import Metrics
 from service.providers.msgflash.setup import msgflash_parts
-from service.providers.tether.setup import tether_parts
-from service.settings import Settings
+from service.providers.tether.setup import tether_side
+from service.settings import DEFAULT_ACCOUNT, Settings
 from service.state.factory import build_state_store
 from service.state.store import StateStore
 from service.state.traced import traced_store
@@ -87,12 +88,17 @@ async def _when_ready(relay: Relay, work: Callable[[Relay], Awaitable[None]]) ->
 
 
 # --- build ------------------------------------------------------------------------------------
-def build(settings: Settings, tracing: Tracing | None = None) -> Relay:
-    """Every component, wired together; nothing is opened, connected or started (no I/O).
+def build(
+    settings: Settings, accounts: Accounts | None = None, tracing: Tracing | None = None
+) -> Relay:
+    """Every component, wired together; nothing is opened, connected or started (no I/O
+    beyond reading the accounts file when ``accounts`` is not given).
 
     ``tracing`` None: no spans (``service.tracing.export`` makes one from ``OTEL_*``). A few
     callbacks refer to components made further down; none of them runs before ``Relay.start``.
     """
+    if accounts is None:
+        accounts = load_accounts(settings, os.environ)
     tracing = tracing or Tracing()
     metrics = Metrics()
     topology = settings.topology
@@ -103,11 +109,11 @@ def build(settings: Settings, tracing: Tracing | None = None) -> Relay:
     )
     traced = traced_store(store, tracing)  # what commands and webhooks use
     publisher = Publisher(topology, metrics, tracing=tracing)
-    msgflash = msgflash_parts(settings, metrics, tracing)
-    tether = tether_parts(settings, metrics)
+    msgflash = msgflash_parts(settings, metrics, accounts.msgflash, tracing)
+    tether = tether_side(settings, metrics, accounts.tether)
     handlers = {
-        **msgflash_handlers(settings, metrics, traced, publisher, msgflash.client),
-        **tether_handlers(tether),
+        **msgflash_handlers(settings, metrics, traced, publisher, msgflash),
+        **tether_handlers(tether, tuple(accounts.tether)),
     }
     pipeline = _pipeline(settings, topology, metrics, traced, publisher, handlers, tracing)
     consumers = _consumers(settings, topology, pipeline)
@@ -120,14 +126,22 @@ def build(settings: Settings, tracing: Tracing | None = None) -> Relay:
         ],
         on_lost=lambda: _forget_channels(publisher, consumers),
     )
-    webhook_secrets = list(settings.webhook_secrets)
+    default = accounts.msgflash.get(DEFAULT_ACCOUNT)
+    webhook_secrets = list(default.webhook_secrets if default is not None else ())
+
+    def secrets_of(account: str) -> tuple[str, ...] | None:
+        if account == DEFAULT_ACCOUNT:
+            return tuple(webhook_secrets)  # the embedded sandbox's secret joins them at start
+        configured = accounts.msgflash.get(account)
+        return configured.webhook_secrets if configured is not None else None
+
     public = Listener(
         create_web_app(
             WebDeps(
                 metrics=metrics,
                 publisher=publisher,
                 store=traced,
-                webhook_secrets=lambda: tuple(webhook_secrets),
+                webhook_secrets=secrets_of,
                 ingress_tokens=settings.ingress_grants,
                 max_body_bytes=settings.relay_max_body_bytes,
                 webhook_dedupe_seconds=settings.relay_webhook_dedupe_seconds,

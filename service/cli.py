@@ -12,6 +12,7 @@ from typing import NoReturn
 
 import structlog
 
+from service.accounts import load_accounts
 from service.contract.errors import ConfigError, RelayError
 from service.gc_policy import settle_after_startup
 from service.logs import configure_logging
@@ -105,6 +106,8 @@ def configured_settings(*, relay: bool = True) -> Settings:
         secrets.append(settings.relay_redis_password.get_secret_value())
     tether = (settings.tether_api_token, settings.tether_password)
     secrets += [secret.get_secret_value() for secret in tether if secret is not None]
+    if relay:  # the accounts file's keys and secrets are redacted as the v1 ones are
+        secrets += load_accounts(settings, os.environ).secrets()
     configure_logging(
         log_format=settings.relay_log_format, level=settings.relay_log_level, secrets=secrets
     )
@@ -120,7 +123,7 @@ def _run(args: argparse.Namespace) -> int:
 async def _serve(settings: Settings, tracing: Tracing, *, demo: bool) -> int:
     from service.app import build, run
 
-    relay = build(settings, tracing)
+    relay = build(settings, tracing=tracing)
     # Everything is imported and nothing is connected yet: what is frozen stays for good.
     settle_after_startup()
     stop = asyncio.Event()

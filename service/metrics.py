@@ -41,8 +41,8 @@ class Metrics:
         )
         self.msgflash_requests = Counter(
             "relay_msgflash_requests_total",
-            "MsgFlash HTTP calls, by endpoint and status code ('error' when no response).",
-            ["endpoint", "status"],
+            "MsgFlash HTTP calls, by endpoint, status code ('error' when no response) and account.",
+            ["endpoint", "status", "account"],
             registry=r,
         )
         self.msgflash_latency = Histogram(
@@ -60,7 +60,8 @@ class Metrics:
         )
         self.rate_limiter_wait = Histogram(
             "relay_rate_limiter_wait_seconds",
-            "Time spent waiting for the per-API-key rate limiter.",
+            "Time spent waiting for an account's rate limiter, by account.",
+            ["account"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
@@ -90,8 +91,8 @@ class Metrics:
         )
         self.tether_requests = Counter(
             "relay_tether_requests_total",
-            "Tether HTTP calls, by endpoint and status code ('error' when no response).",
-            ["endpoint", "status"],
+            "Tether HTTP calls, by endpoint, status code ('error' when no response) and account.",
+            ["endpoint", "status", "account"],
             registry=r,
         )
         self.tether_latency = Histogram(
@@ -114,6 +115,7 @@ class Metrics:
         self.msgflash_endpoint_latency = functools.cache(self.msgflash_latency.labels)
         self.event_published = functools.cache(self.events_published.labels)
         self.event_unroutable = functools.cache(self.events_unroutable.labels)
+        self.limiter_wait = functools.cache(self.rate_limiter_wait.labels)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -17,11 +17,12 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.contract.amqp import Topology
+
+# The one account built from the MSGFLASH_* variables (contract §7), re-exported for the wiring.
+from service.contract.commands import DEFAULT_ACCOUNT as DEFAULT_ACCOUNT
 from service.contract.errors import ConfigError
 
 DEFAULT_SANDBOX_API_KEY = "msgf_live_" + "5a" * 32
-# The one account built from the MSGFLASH_* variables (contract §7); metrics are labelled by it.
-DEFAULT_ACCOUNT = "default"
 
 
 class Settings(BaseSettings):
@@ -100,6 +101,11 @@ class Settings(BaseSettings):
     relay_state_url: str = Field(
         "sqlite:///./relay-state.db",
         description="idempotency + correlation store: sqlite:///PATH, redis://..., memory://",
+    )
+    relay_accounts_file: str | None = Field(
+        None,
+        description="YAML or JSON file of accounts (contract §7); unset: one account 'default' "
+        "from the MSGFLASH_* variables",
     )
     relay_default_instance: str | None = Field(
         None, description="instance id or name used when a command names none"

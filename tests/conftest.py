@@ -131,6 +131,7 @@ async def relay_factory(
     prefix: str, topology: Topology, sandbox: SandboxHandle
 ) -> AsyncIterator[RelayFactory]:
     """Start relays on this test's prefix, pointed at the sandbox; all stopped afterwards."""
+    from service.accounts import load_accounts
     from service.app import build
 
     started: list[Relay] = []
@@ -152,7 +153,8 @@ async def relay_factory(
             "RELAY_DRAIN_SECONDS": "5",
         }
         env.update({key.upper(): str(value) for key, value in overrides.items()})
-        relay = build(load_settings(env), tracing)
+        settings = load_settings(env)
+        relay = build(settings, load_accounts(settings, env), tracing)
         await relay.start(wait_for_broker=30)
         started.append(relay)
         return relay

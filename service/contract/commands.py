@@ -34,6 +34,7 @@ from service.contract.wire import Instant, describe_error, field_path, utc_milli
 
 __all__ = [
     "DATA_MODELS",
+    "DEFAULT_ACCOUNT",
     "PAST_TOLERANCE",
     "ROUTING_KEYS",
     "Command",
@@ -77,6 +78,10 @@ DATA_MODELS: Mapping[CommandType, type[BaseModel]] = MappingProxyType(
 )
 
 
+# The account of a command that names none (contract §7): the v1 configuration's.
+DEFAULT_ACCOUNT = "default"
+
+
 def idempotency_key(source: str, id_: str) -> str:
     """``(source, id)`` as one string; the length prefix keeps it unambiguous whatever they hold."""
     return f"{len(source)}:{source}:{id_}"
@@ -89,6 +94,7 @@ class CommandIdentity:
     id: str | None
     source: str | None
     type: str | None
+    account: str = DEFAULT_ACCOUNT
 
     @property
     def key(self) -> str | None:
@@ -114,6 +120,9 @@ class Command(BaseModel):
     time: Instant | None = None
     subject: Annotated[str, StringConstraints(max_length=1024)] | None = None
     traceparent: Annotated[str, StringConstraints(max_length=512)] | None = None
+    # Extension attribute (contract §7). Any short text: an unknown name is ACCOUNT_NOT_FOUND,
+    # decided where the accounts are known, not a schema violation.
+    account: Annotated[str, StringConstraints(min_length=1, max_length=64)] = DEFAULT_ACCOUNT
     data: ScheduleMessageData | SendMessageData | CreateCampaignData | TetherCampaignData
 
     @field_validator("id")
@@ -144,7 +153,9 @@ class Command(BaseModel):
 
     @property
     def identity(self) -> CommandIdentity:
-        return CommandIdentity(id=self.id, source=self.source, type=self.type.value)
+        return CommandIdentity(
+            id=self.id, source=self.source, type=self.type.value, account=self.account
+        )
 
     @property
     def key(self) -> str:
@@ -272,5 +283,5 @@ def peek_identity(raw: RawCommand) -> CommandIdentity:
 
     Never raises: any body, any properties.
     """
-    id_, source, type_ = peek_attributes(raw)
-    return CommandIdentity(id=id_, source=source, type=type_)
+    id_, source, type_, account = peek_attributes(raw)
+    return CommandIdentity(id=id_, source=source, type=type_, account=account or DEFAULT_ACCOUNT)

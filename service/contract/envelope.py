@@ -160,8 +160,11 @@ def _header_value(attribute: str, value: object) -> object:
     return value
 
 
-def peek_attributes(raw: RawCommand) -> tuple[str | None, str | None, str | None]:
-    """``(id, source, type)`` as far as they can be told; never raises, whatever the bytes."""
+def peek_attributes(
+    raw: RawCommand,
+) -> tuple[str | None, str | None, str | None, str | None]:
+    """``(id, source, type, account)`` as far as they can be told; never raises, whatever the
+    bytes."""
     try:
         envelope = _loose_envelope(raw.body)
     except Exception:  # anything at all: garbage in must still get a failure event out
@@ -173,19 +176,27 @@ def peek_attributes(raw: RawCommand) -> tuple[str | None, str | None, str | None
             _identity_text(binary.get("source")),
             _identity_text(binary.get("type")),
         )
+        account = _account_text(binary.get("account"))
     else:
         found = (
             _identity_text(envelope.get("id")) or raw.message_id or None,
             _identity_text(envelope.get("source")) or raw.app_id or None,
             _identity_text(envelope.get("type")) or raw.type or None,
         )
+        account = _account_text(envelope.get("account"))
     # Echoed into the failure event and the log line: never whole when oversized.
     id_, source, type_ = found
     return (
         bounded(id_, ID_ECHO_BYTES),
         bounded(source, SOURCE_ECHO_BYTES),
         bounded(type_, TYPE_ECHO_BYTES),
+        account,
     )
+
+
+def _account_text(value: object) -> str | None:
+    """An account name fit to echo on a failure event: short text only."""
+    return value if isinstance(value, str) and 0 < len(value) <= 64 else None
 
 
 _PEEK_MAX_BYTES = 4 * 1024 * 1024

@@ -172,4 +172,5 @@ class EventEnvelope(BaseModel, Generic[DataT]):
     datacontenttype: Literal["application/json"]
     subject: str | None = None
     traceparent: str | None = None  # the command's W3C trace context, carried through
+    account: str | None = None  # extension attribute (contract §7): the command's account
     data: DataT

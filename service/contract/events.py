@@ -18,7 +18,13 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel
 
 from service.contract.campaigns import CreateCampaignData
-from service.contract.commands import Command, CommandIdentity, CommandType, provider_of
+from service.contract.commands import (
+    DEFAULT_ACCOUNT,
+    Command,
+    CommandIdentity,
+    CommandType,
+    provider_of,
+)
 from service.contract.errors import ErrorInfo
 from service.contract.event_data import (
     AppliedLimits,
@@ -109,7 +115,9 @@ def message_result_event(
         warnings=_texts(response.get("warnings")),
     )
     event_type = EventType.MESSAGE_SCHEDULED if scheduled_at else EventType.MESSAGE_SENT
-    return build_event(event_type, result, message_id, command.traceparent, event_id, now)
+    return build_event(
+        event_type, result, message_id, command.traceparent, event_id, now, account=command.account
+    )
 
 
 def campaign_created_event(
@@ -136,7 +144,13 @@ def campaign_created_event(
         attempts=attempts,
     )
     return build_event(
-        EventType.CAMPAIGN_CREATED, created, campaign_id, command.traceparent, event_id, now
+        EventType.CAMPAIGN_CREATED,
+        created,
+        campaign_id,
+        command.traceparent,
+        event_id,
+        now,
+        account=command.account,
     )
 
 
@@ -163,7 +177,9 @@ def failure_event(
         ),
         attempts=attempts,
     )
-    return build_event(_failure_type(identity.type), failure, None, None, event_id, now)
+    return build_event(
+        _failure_type(identity.type), failure, None, None, event_id, now, account=identity.account
+    )
 
 
 def _failure_type(command_type: str | None) -> EventType:
@@ -216,7 +232,13 @@ def safety_warning_event(
         audience=Audience.pick(safety.get("audience")),
     )
     return build_event(
-        EventType.SAFETY_WARNING, warning, subject_id, command.traceparent, event_id, now
+        EventType.SAFETY_WARNING,
+        warning,
+        subject_id,
+        command.traceparent,
+        event_id,
+        now,
+        account=command.account,
     )
 
 
@@ -244,6 +266,7 @@ def webhook_event(
     payload: Mapping[str, Any],
     correlation: Correlation | None,
     *,
+    account: str = DEFAULT_ACCOUNT,
     event_id: str | None = None,
     now: datetime | None = None,
 ) -> OutgoingEvent:
@@ -257,7 +280,7 @@ def webhook_event(
         event=identity.event,
         payload=dict(payload),
     )
-    return build_event(event_type, data, identity.message_id, None, event_id, now)
+    return build_event(event_type, data, identity.message_id, None, event_id, now, account=account)
 
 
 def webhook_event_name(event: str | None) -> str:
@@ -276,6 +299,7 @@ def quota_exhausted_event(
     probe_seconds: float | None = None,
     next_probe_at: datetime | None = None,
     max_wait_seconds: float | None = None,
+    account: str = DEFAULT_ACCOUNT,
     event_id: str | None = None,
     now: datetime | None = None,
 ) -> OutgoingEvent:
@@ -289,7 +313,9 @@ def quota_exhausted_event(
         next_probe_at=utc_millis(next_probe_at) if next_probe_at is not None else None,
         max_wait_seconds=max_wait_seconds,
     )
-    return build_event(EventType.QUOTA_EXHAUSTED, data, key_fingerprint, None, event_id, now)
+    return build_event(
+        EventType.QUOTA_EXHAUSTED, data, key_fingerprint, None, event_id, now, account=account
+    )
 
 
 def decode_event(body: bytes) -> dict[str, Any]:
@@ -307,7 +333,11 @@ def build_event(
     traceparent: str | None,
     event_id: str | None,
     now: datetime | None,
+    *,
+    account: str | None = None,
 ) -> OutgoingEvent:
+    """``account`` is the CloudEvents extension attribute (contract §7): every event made for a
+    command carries the command's account, and a webhook event the account it came for."""
     identifier = event_id or str(uuid.uuid4())
     envelope: EventEnvelope[BaseModel] = EventEnvelope(
         specversion="1.0",
@@ -318,6 +348,7 @@ def build_event(
         datacontenttype="application/json",
         subject=subject,
         traceparent=traceparent,
+        account=account,
         data=data,
     )
     body = envelope.model_dump_json(by_alias=True, exclude_none=True).encode()

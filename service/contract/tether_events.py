@@ -60,4 +60,5 @@ def tether_campaign_created_event(
         command.traceparent,
         event_id,
         now,
+        account=command.account,
     )

@@ -26,6 +26,9 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--file", type=Path, help="JSON file: a whole CloudEvent, or its data")
     parser.add_argument(
+        "--account", metavar="NAME", help="the account to send with (default: account default)"
+    )
+    parser.add_argument(
         "--provider",
         choices=("msgflash", "tether"),
         default="msgflash",
@@ -79,7 +82,19 @@ def duration(raw: str) -> timedelta:
 def build_command(
     args: argparse.Namespace, *, command_id: str | None = None, now: datetime | None = None
 ) -> dict[str, Any]:
-    """The CloudEvent the flags describe. Validation is the relay's own parser's job."""
+    """The CloudEvent the flags describe. Validation is the relay's own parser's job.
+
+    ``--account`` sets the CloudEvents extension attribute (contract §7), over a file's own.
+    """
+    command = _command(args, command_id, now)
+    if args.account is not None:
+        command["account"] = args.account
+    return command
+
+
+def _command(
+    args: argparse.Namespace, command_id: str | None, now: datetime | None
+) -> dict[str, Any]:
     if args.file is not None:
         document = read_file(args.file)
         if "specversion" in document:

@@ -34,8 +34,9 @@ class WebDeps:
     metrics: Metrics
     publisher: Publisher
     store: StateStore
-    # A callable: the runtime adds the embedded sandbox's secret after registering with it.
-    webhook_secrets: Callable[[], tuple[str, ...]]
+    # An account's webhook secrets, None for an unknown account. A callable: the runtime adds
+    # the embedded sandbox's secret after registering with it.
+    webhook_secrets: Callable[[str], tuple[str, ...] | None]
     ingress_tokens: tuple[IngressGrant, ...]  # empty: ingress disabled (404)
     max_body_bytes: int  # RELAY_MAX_BODY_BYTES, for ingress commands
     webhook_dedupe_seconds: float  # RELAY_WEBHOOK_DEDUPE_SECONDS

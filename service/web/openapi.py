@@ -31,7 +31,12 @@ DOCUMENT = Operation(
     replies=(Reply(200, "The OpenAPI document.", None),),
 )
 
-OPERATIONS: tuple[Operation, ...] = (webhooks.OPERATION, ingress.OPERATION, DOCUMENT)
+OPERATIONS: tuple[Operation, ...] = (
+    webhooks.OPERATION,
+    webhooks.ACCOUNT_OPERATION,
+    ingress.OPERATION,
+    DOCUMENT,
+)
 # Served on the admin port only; the path items say so with a server of their own.
 ADMIN_OPERATIONS: tuple[Operation, ...] = (health.LIVENESS, health.READINESS, health.METRICS)
 PUBLIC_SERVER = {
@@ -170,7 +175,7 @@ def _operation(operation: Operation, components: SchemaComponents) -> dict[str, 
 def _parameter(header: Header) -> dict[str, Any]:
     return {
         "name": header.name,
-        "in": "header",
+        "in": header.where,
         "required": header.required,
         "description": header.description,
         "schema": _header_schema(header),

@@ -20,10 +20,13 @@ NamedSchemas = Callable[[], Mapping[str, dict[str, Any]]]
 
 @dataclass(frozen=True, slots=True)
 class Header:
+    """A request parameter: a header, or (``where="path"``) a segment of the path."""
+
     name: str
     description: str
     required: bool = False
     pattern: str | None = None
+    where: Literal["header", "path"] = "header"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +18,9 @@ import structlog
 from aiohttp import web
 from pydantic_core import from_json
 
+from service.accounts import ACCOUNT_NAME_PATTERN
 from service.bus.publisher import Publisher
+from service.contract.commands import DEFAULT_ACCOUNT
 from service.contract.errors import BrokerUnavailable
 from service.contract.events import (
     WebhookIdentity,
@@ -54,13 +57,15 @@ _SIGNATURE_HELP = (
 )
 
 
-def dedupe_key(identity: WebhookIdentity, body: bytes) -> str:
+def dedupe_key(identity: WebhookIdentity, body: bytes, account: str = DEFAULT_ACCOUNT) -> str:
     """One delivery's identity: (event, messageId, status), or the raw body when there is no
-    messageId. Hashed, so the key stays short whatever the payload holds."""
+    messageId; per account, as two accounts' ids may meet. Hashed, so the key stays short
+    whatever the payload holds."""
+    scope = "webhook:" if account == DEFAULT_ACCOUNT else f"webhook:{account}:"
     if identity.message_id is None:
-        return "webhook:body:" + hashlib.sha256(body).hexdigest()
+        return scope + "body:" + hashlib.sha256(body).hexdigest()
     parts = json.dumps([identity.event, identity.message_id, identity.status]).encode()
-    return "webhook:" + hashlib.sha256(parts).hexdigest()
+    return scope + hashlib.sha256(parts).hexdigest()
 
 
 def parse_payload(body: bytes) -> dict[str, Any] | None:
@@ -81,7 +86,7 @@ class WebhookReceiver:
         publisher: Publisher,
         store: StateStore,
         metrics: Metrics,
-        secrets: Callable[[], tuple[str, ...]],
+        secrets: Callable[[str], tuple[str, ...] | None],
         dedupe_seconds: float,
         tolerance_seconds: float,
         body_timeout: float,
@@ -99,17 +104,23 @@ class WebhookReceiver:
         self._body_timeout = body_timeout
 
     async def receive(self, request: web.Request) -> web.Response:
+        """``/webhooks/msgflash/{account}``, or account ``default`` without the segment."""
         with self._tracing.webhook(OPERATION.method, OPERATION.path):
             response = await self._receive(request)
             self._tracing.answered(response.status)
             return response
 
     async def _receive(self, request: web.Request) -> web.Response:
+        account = request.match_info.get("account", DEFAULT_ACCOUNT)
+        secrets = self._secrets(account)
+        if secrets is None:
+            message = f"the relay has no MsgFlash account named {account!r}"
+            return self._reject(404, "ACCOUNT_NOT_FOUND", message, "unknown_account")
         body = await read_bounded(request, MAX_WEBHOOK_BYTES, timeout=self._body_timeout)
         if body is None:
             message = f"the body is over {MAX_WEBHOOK_BYTES} bytes, the most a delivery may be"
             return self._reject(413, "PAYLOAD_TOO_LARGE", message, "too_large")
-        verifier = WebhookVerifier(self._secrets())
+        verifier = WebhookVerifier(secrets)
         if not verifier.configured:
             log.error(
                 "webhook_secret_missing",
@@ -125,7 +136,8 @@ class WebhookReceiver:
         if stale is not None:
             return self._reject(400, *stale, "stale")
         identity = webhook_identity(payload)
-        return await self._republish(payload, body, identity, webhook_event_name(identity.event))
+        name = webhook_event_name(identity.event)
+        return await self._republish(payload, body, identity, name, account)
 
     def _reject(self, status: int, code: str, message: str, result: str) -> web.Response:
         # Nothing read from a refused request is trusted, so none of it is logged or labelled.
@@ -134,9 +146,14 @@ class WebhookReceiver:
         return error_reply(status, code, message)
 
     async def _republish(
-        self, payload: Mapping[str, Any], body: bytes, identity: WebhookIdentity, event_name: str
+        self,
+        payload: Mapping[str, Any],
+        body: bytes,
+        identity: WebhookIdentity,
+        event_name: str,
+        account: str,
     ) -> web.Response:
-        key = dedupe_key(identity, body)
+        key = dedupe_key(identity, body, account)
         if not await self._store.first_seen(key, self._dedupe_seconds):
             self._count(event_name, "duplicate")
             log.info("webhook_duplicate", webhookEvent=event_name, messageId=identity.message_id)
@@ -145,7 +162,7 @@ class WebhookReceiver:
         if identity.message_id is not None:
             correlation = await self._store.correlation_for(identity.message_id)
             self._tracing.link_command(correlation.traceparent if correlation else None)
-        event = webhook_event(payload, correlation)
+        event = webhook_event(payload, correlation, account=account)
         try:
             await self._publisher.publish_event(event)
         except BrokerUnavailable as exc:
@@ -229,5 +246,36 @@ OPERATION = Operation(
 )
 
 
+ACCOUNT_OPERATION = replace(
+    OPERATION,
+    path="/webhooks/msgflash/{account}",
+    operation_id="receiveMsgFlashWebhookForAccount",
+    summary="Receive a MsgFlash webhook delivery for one account",
+    description=(
+        "The same as `POST /webhooks/msgflash`, for the account named in the path (contract "
+        "§7): verified with that account's secrets (`webhookSecretsEnv` in RELAY_ACCOUNTS_FILE) "
+        "and republished with the CloudEvents extension attribute `account`. The path without "
+        "an account is account `default`."
+    ),
+    headers=(
+        Header(
+            "account",
+            "An account name of RELAY_ACCOUNTS_FILE.",
+            required=True,
+            pattern=ACCOUNT_NAME_PATTERN,
+            where="path",
+        ),
+        *OPERATION.headers,
+    ),
+    replies=(
+        *OPERATION.replies,
+        Reply(404, "The relay has no MsgFlash account of that name (ACCOUNT_NOT_FOUND)."),
+    ),
+)
+
+
 def webhook_routes(receiver: WebhookReceiver) -> list[web.RouteDef]:
-    return [web.route(OPERATION.method, OPERATION.path, receiver.receive)]
+    return [
+        web.route(operation.method, operation.path, receiver.receive)
+        for operation in (OPERATION, ACCOUNT_OPERATION)
+    ]

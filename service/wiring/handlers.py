@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from consumers.accounts import by_account
 from consumers.msgflash_campaigns import CampaignHandler
 from consumers.msgflash_messages import MessageHandler
 from consumers.outcomes import Handler, QuotaDeadline
@@ -19,10 +20,10 @@ from service.contract.commands import CommandType
 from service.contract.errors import MsgFlashError
 from service.contract.events import quota_exhausted_event
 from service.metrics import Metrics
-from service.providers.msgflash.client import MsgFlashClient
 from service.providers.msgflash.instances import InstanceResolver
 from service.providers.msgflash.quota import QuotaGate
-from service.providers.tether.setup import TetherParts
+from service.providers.msgflash.setup import MsgFlashAccountParts, MsgFlashParts
+from service.providers.tether.setup import TetherSide
 from service.settings import DEFAULT_ACCOUNT, Settings
 from service.state.store import StateStore
 
@@ -37,6 +38,7 @@ class QuotaAnnouncer:
     store: StateStore
     publisher: Publisher
     settings: Settings
+    account: str = DEFAULT_ACCOUNT
 
     async def __call__(self, error: MsgFlashError) -> None:
         key = f"quota-exhausted:{self.key_fingerprint}:{error.code}"
@@ -51,6 +53,7 @@ class QuotaAnnouncer:
             probe_seconds=probe,
             next_probe_at=datetime.now(UTC) + timedelta(seconds=probe),
             max_wait_seconds=self.settings.relay_quota_max_wait_seconds,
+            account=self.account,
         )
         try:
             await self.publisher.publish_event(event)
@@ -64,20 +67,38 @@ def msgflash_handlers(
     metrics: Metrics,
     store: StateStore,
     publisher: Publisher,
-    client: MsgFlashClient,
+    msgflash: MsgFlashParts,
 ) -> Handlers:
-    """Messages and campaigns share one instance resolver and one quota gate per API key."""
+    """Every MsgFlash account's handlers, chosen by the command's account."""
+    per_account = {
+        name: _account_handlers(settings, metrics, store, publisher, parts)
+        for name, parts in msgflash.accounts.items()
+    }
+    return by_account("msgflash", per_account)
+
+
+def _account_handlers(
+    settings: Settings,
+    metrics: Metrics,
+    store: StateStore,
+    publisher: Publisher,
+    parts: MsgFlashAccountParts,
+) -> Handlers:
+    """Messages and campaigns of one account share its instance resolver (its own cache and
+    default instance) and its quota gate."""
+    account, client = parts.account, parts.client
     resolver = InstanceResolver(
         client,
         ttl_seconds=settings.relay_instance_cache_ttl,
-        default_instance=settings.relay_default_instance,
+        default_instance=account.default_instance,
     )
+    announcer = QuotaAnnouncer(client.key_fingerprint, store, publisher, settings, account.name)
     quota = QuotaGate(
         key_fingerprint=client.key_fingerprint,
-        account=DEFAULT_ACCOUNT,
+        account=account.name,
         probe_seconds=settings.relay_quota_probe_seconds,
         metrics=metrics,
-        on_closed=QuotaAnnouncer(client.key_fingerprint, store, publisher, settings),
+        on_closed=announcer,
     )
     deadline = QuotaDeadline(max_wait_seconds=settings.relay_quota_max_wait_seconds)
     policy = settings.relay_outcome_unknown_policy
@@ -92,8 +113,13 @@ def msgflash_handlers(
     }
 
 
-def tether_handlers(tether: TetherParts | None) -> Handlers:
-    """Without an account the handler still takes the commands, to fail them as not
-    configured rather than leave them unhandled."""
-    client = tether.client if tether is not None else None
-    return {CommandType.TETHER_CREATE_CAMPAIGN: TetherCampaignHandler(client)}
+def tether_handlers(tether: TetherSide, names: tuple[str, ...]) -> Handlers:
+    """Every Tether account's handler. An account named but not usable (no base URL or
+    credentials), and ``default`` when no Tether account is, still takes its commands, to fail
+    them as not configured rather than as an unknown account."""
+    per_account: dict[str, Handlers] = {}
+    for name in dict.fromkeys((*names, DEFAULT_ACCOUNT)):
+        parts = tether.accounts.get(name)
+        client = parts.client if parts is not None else None
+        per_account[name] = {CommandType.TETHER_CREATE_CAMPAIGN: TetherCampaignHandler(client)}
+    return by_account("tether", per_account)

@@ -22,7 +22,7 @@ from service.contract.amqp import Topology
 from service.contract.errors import ConfigError, TopologyConflict
 from service.metrics import Metrics
 from service.providers.msgflash.setup import MsgFlashParts
-from service.providers.tether.setup import TetherParts
+from service.providers.tether.setup import TetherSide
 from service.settings import Settings
 from service.state.factory import open_store
 from service.state.store import StateStore
@@ -68,8 +68,9 @@ class Relay:
     public: Listener
     admin: Listener
     webhook_secrets: list[str]
-    tether: TetherParts | None = None  # None: Tether commands fail PROVIDER_NOT_CONFIGURED
+
     tracing: Tracing = field(default_factory=Tracing)
+    tether: TetherSide | None = None  # no accounts: Tether commands fail PROVIDER_NOT_CONFIGURED
     draining: bool = False
     http_port: int = 0  # where the public server listens (the bound one when 0 was asked)
     admin_port: int = 0  # where the admin server listens
@@ -127,25 +128,28 @@ class Relay:
             sandbox = Listener(self.msgflash.sandbox, SANDBOX_HOST, port, "RELAY_SANDBOX_PORT")
             await self._listen(sandbox)
             log.info("sandbox_started", url=self.settings.msgflash_url)
-        self._stack.push_async_callback(self.msgflash.limiter.close)
-        self._stack.push_async_callback(self.msgflash.client.close)
+        for parts in self.msgflash.accounts.values():
+            self._stack.push_async_callback(parts.limiter.close)
+            self._stack.push_async_callback(parts.client.close)
 
     async def _start_tether(self) -> None:
         if self.tether is None:
-            log.info("tether_not_configured")
             return
+        if not self.tether.accounts:
+            log.info("tether_not_configured")
         if self.tether.sandbox is not None:
             port = self.settings.relay_tether_sandbox_port
             setting = "RELAY_TETHER_SANDBOX_PORT"
             await self._listen(Listener(self.tether.sandbox, SANDBOX_HOST, port, setting))
             log.info("tether_sandbox_started", url=self.settings.tether_url)
-        self._stack.push_async_callback(self.tether.limiter.close)
-        self._stack.push_async_callback(self.tether.client.close)
+        for parts in self.tether.accounts.values():
+            self._stack.push_async_callback(parts.limiter.close)
+            self._stack.push_async_callback(parts.client.close)
 
     def readiness_warnings(self) -> tuple[str, ...]:
         """Refused Tether credentials fail Tether commands, not the relay: said, not failed."""
-        refused = self.tether.client.auth_failed if self.tether is not None else None
-        return (refused,) if refused else ()
+        tether = self.tether.accounts.values() if self.tether is not None else ()
+        return tuple(refused for parts in tether if (refused := parts.client.auth_failed))
 
     def add_webhook_secret(self, secret: str) -> None:
         """Accept webhooks signed with ``secret`` too (embedded sandbox, tests)."""

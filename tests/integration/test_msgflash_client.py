@@ -88,7 +88,13 @@ def seed_giving(faults: dict[str, Any], expected: list[str | None]) -> int:
 
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float:
-    return metrics.registry.get_sample_value(name, labels) or 0.0
+    """Sum of the samples called ``name`` whose labels include ``labels`` (any account)."""
+    return sum(
+        s.value
+        for family in metrics.registry.collect()
+        for s in family.samples
+        if s.name == name and labels.items() <= s.labels.items()
+    )
 
 
 # --- success shapes ----------------------------------------------------------------------

@@ -136,6 +136,8 @@ def test_a_redis_password_from_its_own_variable_joins_the_state_url() -> None:
     assert redis.state_url == "redis://:p%40ss%2Fword@redis:6379/0"
     assert sqlite.state_url == "sqlite:///./x.db"
     assert "p@ss" not in repr(redis)
+
+
 def test_tether_defaults_leave_tether_unconfigured_and_paced_at_five_per_second() -> None:
     s = load_settings({"MSGFLASH_API_KEY": KEY})
     assert (s.tether_base_url, s.tether_api_token, s.tether_email) == (None, None, None)

@@ -17,6 +17,7 @@ import aiohttp
 import structlog
 from pydantic_core import to_json
 
+from service.contract.commands import DEFAULT_ACCOUNT
 from service.contract.errors import (
     MSGFLASH_BAD_RESPONSE,
     MSGFLASH_TIMEOUT,
@@ -102,6 +103,7 @@ class MsgFlashClient:
         timeout: float | None = None,
         pool_size: int = 100,
         tracing: Tracing | None = None,
+        account: str = DEFAULT_ACCOUNT,
     ) -> None:
         """``session`` None: the client makes (and owns) a pooled one on its first call."""
         self._session = session
@@ -109,6 +111,7 @@ class MsgFlashClient:
         self._pool_size = pool_size
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key
+        self._account = account  # the metrics' label: a name, never key material
         self._limiter = limiter
         self._retrier = Retrier(policy, MsgFlashError, metrics.retries, "msgflash")
         self._metrics = metrics
@@ -128,6 +131,7 @@ class MsgFlashClient:
         timeout: float,
         pool_size: int = 100,
         tracing: Tracing | None = None,
+        account: str = DEFAULT_ACCOUNT,
     ) -> MsgFlashClient:
         """A client owning its session, made on first use (no I/O here); ``close()`` it."""
         return cls(
@@ -140,6 +144,7 @@ class MsgFlashClient:
             timeout=timeout,
             pool_size=pool_size,
             tracing=tracing,
+            account=account,
         )
 
     def _http(self) -> aiohttp.ClientSession:
@@ -331,7 +336,7 @@ class MsgFlashClient:
         Its answer steers the pacing of the key: a rate-limit 429 slows it, an accepted request
         lets it recover."""
         waited = await self._limiter.acquire(self._api_key)
-        self._metrics.rate_limiter_wait.observe(waited)
+        self._metrics.limiter_wait(self._account).observe(waited)
         if before_send is not None:
             await before_send()
         url = self._base_url + path
@@ -369,7 +374,7 @@ class MsgFlashClient:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise self._no_response(endpoint, exc) from exc
         finally:
-            self._metrics.msgflash_request(endpoint.label, status).inc()
+            self._metrics.msgflash_request(endpoint.label, status, self._account).inc()
             self._metrics.msgflash_endpoint_latency(endpoint.label).observe(
                 time.perf_counter() - started
             )

@@ -264,7 +264,7 @@ class TetherClient:
     ) -> Any:
         """One paced HTTP exchange, measured; returns the parsed answer or raises."""
         waited = await self._limiter.acquire(self._account.pacing_key)
-        self._metrics.rate_limiter_wait.observe(waited)
+        self._metrics.limiter_wait(self._account.name).observe(waited)
         headers = {"Accept": "application/json"}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
@@ -288,7 +288,7 @@ class TetherClient:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise self._no_response(endpoint, exc) from exc
         finally:
-            self._metrics.tether_requests.labels(endpoint.label, status).inc()
+            self._metrics.tether_requests.labels(endpoint.label, status, self._account.name).inc()
             self._metrics.tether_latency.labels(endpoint.label).observe(
                 time.perf_counter() - started
             )

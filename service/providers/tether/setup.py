@@ -1,18 +1,18 @@
-"""The Tether side of one relay, made from the ``TETHER_*`` settings: the account, its paced
-client and, with ``RELAY_SANDBOX=1``, the simulator to serve beside it. None of it when no
-account is configured.
+"""The Tether side of one relay, made from its Tether accounts: per account (organisation) a
+paced client of its own and, with ``RELAY_SANDBOX=1``, the simulator to serve beside them.
 
-No I/O here beyond what ``TetherClient.create`` needs (a session made in the running loop).
-What turns these parts into a command handler lives with the relay's wiring, since providers
-may not import the consumers.
+No I/O here: each client makes its session on first use. What turns these parts into command
+handlers lives with the relay's wiring, since providers may not import the consumers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
 
+from service import accounts
 from service.metrics import Metrics
 from service.pacing import RateLimiter, open_rate_limiter
 from service.providers.common.retry import RetryPolicy
@@ -23,19 +23,34 @@ from service.settings import Settings
 
 @dataclass(frozen=True, slots=True)
 class TetherParts:
-    """The client, the pacing it waits on, and the embedded sandbox's app when asked for."""
+    """One account's client and the pacing it waits on."""
 
     client: TetherClient
     limiter: RateLimiter
+
+
+@dataclass(frozen=True, slots=True)
+class TetherSide:
+    """Every Tether account's parts by name (none: Tether commands fail
+    PROVIDER_NOT_CONFIGURED), and the embedded sandbox's app when asked for."""
+
+    accounts: Mapping[str, TetherParts]
     sandbox: web.Application | None
 
 
-def tether_parts(settings: Settings, metrics: Metrics) -> TetherParts | None:
-    """The Tether side; None when no account is configured (its commands then fail
-    PROVIDER_NOT_CONFIGURED)."""
-    account = tether_account(settings)
-    if account is None:
-        return None
+def tether_side(
+    settings: Settings, metrics: Metrics, configured: Mapping[str, accounts.TetherAccount]
+) -> TetherSide:
+    sandbox = tether_sandbox_app(settings)
+    parts: dict[str, TetherParts] = {}
+    for name, configured_account in configured.items():
+        account = tether_account(settings, configured_account)
+        if account is not None:
+            parts[name] = _account_parts(settings, metrics, account)
+    return TetherSide(parts, sandbox)
+
+
+def _account_parts(settings: Settings, metrics: Metrics, account: TetherAccount) -> TetherParts:
     limiter = open_rate_limiter(settings.relay_state_url, account.rate_limit)
     client = TetherClient.create(
         account=account,
@@ -44,19 +59,19 @@ def tether_parts(settings: Settings, metrics: Metrics) -> TetherParts | None:
         metrics=metrics,
         timeout=settings.relay_tether_timeout,
     )
-    return TetherParts(client, limiter, tether_sandbox_app(settings))
+    return TetherParts(client, limiter)
 
 
-def tether_account(settings: Settings) -> TetherAccount | None:
-    """The one Tether account of the settings; None when Tether is not configured.
+def tether_account(settings: Settings, configured: accounts.TetherAccount) -> TetherAccount | None:
+    """The client's view of a configured account; None when it has no base URL (not sandboxed).
 
-    With the embedded sandbox and no credentials of its own, the sandbox's public login is used.
+    With the embedded sandbox, an account without credentials of its own uses the sandbox's
+    public login, and one without a base URL the sandbox's.
     """
-    base_url = settings.tether_url
-    secrets = settings.tether_api_token, settings.tether_email, settings.tether_password
-    token, email, password = (v.get_secret_value() if v is not None else None for v in secrets)
+    base_url = configured.base_url or (settings.tether_url if settings.relay_sandbox else None)
     if base_url is None:
         return None
+    token, email, password = configured.api_token, configured.email, configured.password
     if token is None and (email is None or password is None):
         if not settings.relay_sandbox:
             return None
@@ -64,7 +79,7 @@ def tether_account(settings: Settings) -> TetherAccount | None:
 
         email, password = DEFAULT_EMAIL, DEFAULT_PASSWORD
     credentials = TetherCredentials(api_token=token, email=email, password=password)
-    return TetherAccount("default", base_url, credentials, settings.tether_rate_limit)
+    return TetherAccount(configured.name, base_url, credentials, configured.rate_limit)
 
 
 def tether_sandbox_app(settings: Settings) -> web.Application | None:

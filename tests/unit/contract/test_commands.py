@@ -206,6 +206,27 @@ def test_an_unparseable_binary_command_is_identified_by_its_headers() -> None:
     assert identity == CommandIdentity("order-7", "urn:o", s.CAMPAIGN)
 
 
+def test_a_command_names_its_account_at_the_top_level_or_is_default() -> None:
+    assert parse(s.envelope(s.SEND, SEND_DATA, account="acme")).account == "acme"
+    assert parse(s.envelope(s.SEND, SEND_DATA)).account == "default"
+
+
+@pytest.mark.parametrize("header", ["cloudEvents_account", "cloudEvents:account", "ce-account"])
+def test_a_binary_command_names_its_account_in_a_header(header: str) -> None:
+    command = parse(
+        SEND_DATA, message_id="m-7", type=s.SEND, app_id="/a", headers={header: b"acme"}
+    )
+    assert command.account == "acme"
+
+
+def test_an_unparseable_command_is_still_answered_for_the_account_it_named() -> None:
+    headers = {"cloudEvents_id": "order-7", "cloudEvents_source": "urn:o", "ce-type": s.SEND}
+    binary = peek_identity(RawCommand(body=b"garbage", headers={**headers, "ce-account": "acme"}))
+    structured_one = peek_identity(structured({"id": "x", "account": "acme", "data": 1}))
+    assert (binary.account, structured_one.account) == ("acme", "acme")
+    assert peek_identity(RawCommand(body=b"garbage", headers=headers)).account == "default"
+
+
 def test_a_body_with_specversion_stays_structured_despite_amqp_type_and_message_id() -> None:
     body = s.envelope(s.SEND, SEND_DATA, id="from-body")
     command = parse(body, message_id="from-property", type=s.SCHEDULE, app_id="/other")

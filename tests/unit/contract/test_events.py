@@ -86,6 +86,7 @@ def envelope_of(event_type: str, **extra: Any) -> dict[str, Any]:
         "type": event_type,
         "time": "2026-11-30T10:00:00.123Z",
         "datacontenttype": "application/json",
+        "account": "default",
         **extra,
     }
 
@@ -557,3 +558,14 @@ def test_every_command_yields_result_and_failure_events_that_match_their_schemas
     for event in (result, warning, failure):
         data = decoded(event)["data"]
         assert (data["requestId"], data["requestSource"]) == (parsed.id, parsed.source)
+
+
+def test_every_event_for_a_command_carries_its_account() -> None:
+    acme = SEND.model_copy(update={"account": "acme"})
+    sent = message_result_event(acme, {"id": "m1", "status": "queued"}, instance_id="i", attempts=1)
+    failed = failure_event(acme.identity, ErrorInfo("X", "y"), attempts=0)
+    warned = safety_warning_event(
+        acme, {"id": "m1", "safety": {"decision": "warn"}}, instance_id="i"
+    )
+    assert warned is not None
+    assert {decode_event(e.body)["account"] for e in (sent, failed, warned)} == {"acme"}

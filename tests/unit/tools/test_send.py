@@ -148,6 +148,8 @@ def test_flags_that_cannot_make_a_command_are_refused_naming_them(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         build_command(parse(*argv))
+
+
 def test_provider_tether_builds_a_tether_campaign_in_tethers_own_names() -> None:
     cmd = build_command(
         parse("--provider", "tether", "--name", "Launch", "--text", "Hi {{firstName}}",
@@ -164,3 +166,12 @@ def test_provider_tether_builds_a_tether_campaign_in_tethers_own_names() -> None
         "scheduleDate": "2030-05-20T15:00:00Z",
         "quota": "segment",
     }
+
+
+def test_account_sets_the_cloudevents_account_attribute(tmp_path: Path) -> None:
+    cmd = build_command(parse("--now", "--to", "+1", "--text", "Hi", "--account", "acme"))
+    assert cmd["account"] == "acme"
+    assert "account" not in build_command(parse("--now", "--to", "+1", "--text", "Hi"))
+    path = tmp_path / "cmd.json"
+    path.write_text(json.dumps({"specversion": "1.0", "id": "x", "source": "s", "type": "t"}))
+    assert build_command(parse("--file", str(path), "--account", "acme"))["account"] == "acme"

@@ -18,7 +18,7 @@ def _deps(*grants: IngressGrant) -> WebDeps:
         metrics=metrics,
         publisher=Publisher(Topology(prefix="t"), metrics),
         store=MemoryStateStore(retention_seconds=60),
-        webhook_secrets=lambda: (),
+        webhook_secrets=lambda account: (),
         ingress_tokens=grants,
         max_body_bytes=1024,
         webhook_dedupe_seconds=60,
