@@ -19,7 +19,7 @@ import structlog
 from aio_pika.abc import AbstractConnection
 
 from consumers.pipeline import CommandPipeline, PipelineConfig
-from service.accounts import Accounts, load_accounts
+from service.accounts import Accounts
 from service.bus.broker import Broker, watch_channel
 from service.bus.consumer import QueueConsumer
 from service.bus.publisher import Publisher
@@ -88,17 +88,13 @@ async def _when_ready(relay: Relay, work: Callable[[Relay], Awaitable[None]]) ->
 
 
 # --- build ------------------------------------------------------------------------------------
-def build(
-    settings: Settings, accounts: Accounts | None = None, tracing: Tracing | None = None
-) -> Relay:
-    """Every component, wired together; nothing is opened, connected or started (no I/O
-    beyond reading the accounts file when ``accounts`` is not given).
+def build(settings: Settings, accounts: Accounts, tracing: Tracing | None = None) -> Relay:
+    """Every component, wired together; nothing is opened, connected or started (no I/O: the
+    caller reads the accounts, ``service.accounts.load_accounts``).
 
     ``tracing`` None: no spans (``service.tracing.export`` makes one from ``OTEL_*``). A few
     callbacks refer to components made further down; none of them runs before ``Relay.start``.
     """
-    if accounts is None:
-        accounts = load_accounts(settings, os.environ)
     tracing = tracing or Tracing()
     metrics = Metrics()
     topology = settings.topology
