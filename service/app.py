@@ -106,7 +106,7 @@ def build(settings: Settings, accounts: Accounts, tracing: Tracing | None = None
     traced = traced_store(store, tracing)  # what commands and webhooks use
     publisher = Publisher(topology, metrics, tracing=tracing)
     msgflash = msgflash_parts(settings, metrics, accounts.msgflash, tracing)
-    tether = tether_side(settings, metrics, accounts.tether)
+    tether = tether_side(settings, metrics, accounts.tether, tracing)
     handlers = {
         **msgflash_handlers(settings, metrics, traced, publisher, msgflash),
         **tether_handlers(tether, tuple(accounts.tether)),
