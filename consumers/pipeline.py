@@ -310,7 +310,7 @@ class CommandPipeline:
         await self._publisher.move(delivery.original, lane.queue, headers)
         delivery.ack()
         lane.moved()
-        log.debug("command_moved", account=lane.account, queue=lane.queue)
+        log.debug("command_moved", account=lane.account)
 
     async def _run_safely(self, delivery: Delivery, command: Command) -> str:
         try:
