@@ -25,6 +25,8 @@ class Sizes:
     pacing_commands: int
     backoff_commands: int
     crash_commands: int
+    fairness_backlog: int
+    fairness_seconds: float
 
     @classmethod
     def full(cls) -> Sizes:
@@ -35,6 +37,8 @@ class Sizes:
             pacing_commands=600,
             backoff_commands=1_000,
             crash_commands=300,
+            fairness_backlog=5_000,
+            fairness_seconds=20.0,
         )
 
     @classmethod
@@ -46,6 +50,8 @@ class Sizes:
             pacing_commands=100,
             backoff_commands=200,
             crash_commands=100,
+            fairness_backlog=1_000,
+            fairness_seconds=6.0,
         )
 
 
