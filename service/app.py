@@ -125,6 +125,7 @@ def build(settings: Settings, accounts: Accounts, tracing: Tracing | None = None
             lambda connection: _start_consumers(connection, relay, broker),
         ],
         on_lost=lambda: _forget_channels(publisher, consumers),
+        heartbeat=settings.relay_amqp_heartbeat_seconds,
     )
     default = accounts.msgflash.get(DEFAULT_ACCOUNT)
     webhook_secrets = list(default.webhook_secrets if default is not None else ())

@@ -152,6 +152,12 @@ class Settings(BaseSettings):
     relay_msgflash_timeout: float = Field(
         10.0, gt=0, le=300, description="seconds before one MsgFlash HTTP call is abandoned"
     )
+    relay_amqp_heartbeat_seconds: int = Field(
+        5,
+        ge=1,
+        le=600,
+        description="AMQP heartbeat interval; a silent broker link is dropped within two",
+    )
     relay_instance_cache_ttl: float = Field(
         30.0, ge=0, description="seconds the instance list is cached for name resolution"
     )

@@ -5,12 +5,18 @@ aio-pika's robust connection restores channels and consumers by itself, but not 
 healthy). Instead this supervisor uses a plain connection and, on any loss, reconnects with
 backoff and re-runs every setup step: topology, publisher channel, consumers. Readiness is then
 simply "connected and every consumer active".
+
+A link can also die without closing (a NAT or load-balancer drop: no FIN, no RST). AMQP
+heartbeats at ``heartbeat`` seconds let the broker drop its end, and so hand the dead consumer's
+unacked deliveries to others; the watchdog (``watchdog.py``) lets this end notice within two
+intervals, drop readiness at once and rebuild.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,6 +28,7 @@ from aio_pika.abc import (
 )
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
+from service.bus.watchdog import watch_link
 from service.contract.errors import TopologyConflict
 
 log = structlog.get_logger("service.bus.broker")
@@ -34,6 +41,8 @@ _FIRST_HINT = {
     "hint": "is RabbitMQ running, and AMQP_URL right? `make services` starts a local one; "
     "the relay keeps retrying and is not ready until it connects"
 }
+# Bound on closing a connection: a dead link never answers the close handshake.
+CLOSE_SECONDS = 5.0
 
 
 class Broker:
@@ -48,6 +57,7 @@ class Broker:
         initial_delay: float = 0.5,
         max_delay: float = 15.0,
         connect_timeout: float = 10.0,
+        heartbeat: int = 5,
     ) -> None:
         self._url = url
         self._setups = setups
@@ -55,6 +65,9 @@ class Broker:
         self._initial_delay = initial_delay
         self._max_delay = max_delay
         self._connect_timeout = connect_timeout
+        self._heartbeat = heartbeat
+        self._watchdog: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
         self._connection: AbstractConnection | None = None
         self._ready = asyncio.Event()
         self._stopping = False
@@ -92,7 +105,10 @@ class Broker:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        self._stop_watchdog()
         await self._close_connection()
+        if self._closing:
+            await asyncio.wait(self._closing, timeout=CLOSE_SECONDS * 2)
 
     def reconnect(self) -> None:
         """Drop the connection so the supervisor rebuilds everything (e.g. a channel died)."""
@@ -115,14 +131,16 @@ class Broker:
                 log.warning(
                     "amqp_connect_failed", error=_describe(exc), retryIn=round(delay, 2), **hint
                 )
+                self._stop_watchdog()
                 await self._close_connection()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._max_delay)
                 continue
             delay = self._initial_delay
             self._connected_once = True
-            log.info("amqp_connected")
+            log.info("amqp_connected", heartbeatSeconds=self._heartbeat)
             await lost.wait()
+            self._stop_watchdog()
             self._ready.clear()
             self._connection = None
             if self._on_lost is not None:
@@ -132,19 +150,46 @@ class Broker:
                 await asyncio.sleep(delay)
 
     async def _connect(self, lost: asyncio.Event) -> None:
-        connection = await aio_pika.connect(self._url, timeout=self._connect_timeout)
+        # The setting wins over a heartbeat= in AMQP_URL: keyword arguments override the query.
+        connection = await aio_pika.connect(
+            self._url, timeout=self._connect_timeout, heartbeat=self._heartbeat
+        )
         self._connection = connection
         connection.close_callbacks.add(lambda *_: lost.set())
+        silent = functools.partial(self._silent, connection, lost)
+        self._watchdog = asyncio.create_task(
+            watch_link(connection, self._heartbeat, silent), name="amqp-watchdog"
+        )
         for setup in self._setups:
             await setup(connection)
         self._ready.set()
 
+    def _silent(self, connection: AbstractConnection, lost: asyncio.Event, why: str) -> None:
+        """The watchdog's verdict: unready at once, rebuild, close the dead link meanwhile
+        (closing waits for a broker that cannot answer, so it must not hold the rebuild up)."""
+        log.warning("amqp_link_silent", reason=why)
+        self._ready.clear()
+        lost.set()
+        task = asyncio.create_task(_close(connection), name="amqp-close-silent")
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    def _stop_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+
     async def _close_connection(self) -> None:
         connection, self._connection = self._connection, None
         self._ready.clear()
-        if connection is not None and not connection.is_closed:
-            with contextlib.suppress(*CONNECTION_EXCEPTIONS, asyncio.TimeoutError):
-                await asyncio.wait_for(connection.close(), timeout=5)
+        if connection is not None:
+            await _close(connection)
+
+
+async def _close(connection: AbstractConnection) -> None:
+    if not connection.is_closed:
+        with contextlib.suppress(*CONNECTION_EXCEPTIONS, asyncio.TimeoutError):
+            await asyncio.wait_for(connection.close(), timeout=CLOSE_SECONDS)
 
 
 def _describe(exc: BaseException) -> str:
