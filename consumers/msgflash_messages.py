@@ -12,6 +12,7 @@ import structlog
 
 from consumers.outcomes import (
     DEFAULT_QUOTA_DEADLINE,
+    Deferred,
     Failed,
     HandlerContext,
     Outcome,
@@ -22,14 +23,14 @@ from consumers.outcomes import (
     resolve_instance,
 )
 from service.contract.commands import Command, CommandType, ScheduleMessageData, SendMessageData
-from service.contract.errors import OUTCOME_UNKNOWN, ErrorInfo
+from service.contract.errors import OUTCOME_UNKNOWN, ErrorInfo, MsgFlashError
 from service.contract.events import message_result_event, safety_warning_event
 from service.providers.common.retry import CallFailure
 from service.providers.msgflash.client import MsgFlashClient
 from service.providers.msgflash.instances import InstanceResolver
 from service.providers.msgflash.mapping import to_message_payload
 from service.providers.msgflash.quota import QuotaGate
-from service.providers.msgflash.reconcile import find_created_message
+from service.providers.msgflash.reconcile import ReconcileUndecided
 from service.state.store import StateStore
 
 log = structlog.get_logger("consumers.msgflash_messages")
@@ -56,7 +57,12 @@ class MessageHandler:
         payload = to_message_payload(data, instance_id)
 
         if context.reconcile_since is not None:
-            found = await self._reconcile(payload, context)
+            try:
+                found = await self._reconcile(payload, context)
+            except (MsgFlashError, ReconcileUndecided) as exc:
+                if context.lease_expired:
+                    raise  # the crash path keeps the dead holder's claim, and its policy
+                return _look_again_later(exc, context.reconcile_since)
             if found is not None:
                 return self._succeeded(command, found, instance_id, context.prior_attempts)
             if context.lease_expired and self.outcome_unknown_policy == "fail":
@@ -81,7 +87,7 @@ class MessageHandler:
             else self.client.send_message
         )
         called_at = time.time()
-        result = await call(payload, before_send=context.calling)
+        result = await call(payload, before_send=context.calling, caller=context.key)
         if isinstance(result, CallFailure):
             await self.quota.observe(result.error)
             return outcome_from_error(
@@ -120,6 +126,20 @@ class MessageHandler:
             return await self.client.get_message(known)
         assert context.reconcile_since is not None
         since = datetime.fromtimestamp(context.reconcile_since, tz=UTC)
-        found = await find_created_message(self.client, payload, since=since)
+        found = await self.client.find_sent_message(payload, since, context.key)
         log.info("lease_reconciled", via="message_list", found=found is not None)
         return found
+
+
+def _look_again_later(exc: Exception, since: float) -> Deferred:
+    """The lookup that must come before any resend could not answer: wait, never resend."""
+    reason = f"{exc.code}: {exc.message}" if isinstance(exc, MsgFlashError) else str(exc)
+    log.info("reconcile_undecided", reason=reason)
+    info = ErrorInfo(
+        OUTCOME_UNKNOWN,
+        f"an earlier send got no answer and MsgFlash could not say yet whether it created the "
+        f"message ({reason}); looked up again after the retry delay, not resent meanwhile",
+        retryable=True,
+    )
+    # Undecided settles by itself within the answer window: waiting for it uses no tier.
+    return Deferred(info, counts=isinstance(exc, MsgFlashError), reconcile_since=since)

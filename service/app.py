@@ -31,6 +31,7 @@ from service.metrics import Metrics
 from service.providers.msgflash.setup import msgflash_parts
 from service.providers.tether.setup import tether_side
 from service.settings import DEFAULT_ACCOUNT, Settings
+from service.state.attribution import StoreAttribution
 from service.state.factory import build_state_store
 from service.state.store import StateStore
 from service.state.traced import traced_store
@@ -109,7 +110,8 @@ def build(settings: Settings, accounts: Accounts, tracing: Tracing | None = None
     )
     traced = traced_store(store, tracing)  # what commands and webhooks use
     publisher = Publisher(topology, metrics, tracing=tracing)
-    msgflash = msgflash_parts(settings, metrics, accounts.msgflash, tracing)
+    attribution = StoreAttribution(traced, settings.relay_state_retention_seconds)
+    msgflash = msgflash_parts(settings, metrics, accounts.msgflash, tracing, attribution)
     tether = tether_side(settings, metrics, accounts.tether, tracing)
     handlers = {
         **msgflash_handlers(settings, metrics, traced, publisher, msgflash),

@@ -110,3 +110,40 @@ async def test_a_blackholed_broker_link_is_dropped_unready_rebuilt_and_loses_not
     sends = await sends_by_text(sandbox)
     assert max(sends.values()) == 1, "a message was sent twice"
 
+
+def sandbox_port(sandbox: SandboxHandle) -> int:
+    port = urlsplit(sandbox.url).port
+    assert port is not None
+    return port
+
+
+async def test_a_blackholed_msgflash_link_creates_no_message_twice(
+    relay_factory: RelayFactory, events: EventTap, producer: Producer, sandbox: SandboxHandle
+) -> None:
+    """One content for every command, as in a campaign-like batch: a lost answer's lookup
+    sees many matches. Reading "several" as "none" and resending created the duplicates; now
+    each unanswered send takes one settled match nobody holds, or waits."""
+    await sandbox.set_faults(latency_ms=200)  # many answers on their way when the link dies
+    commands = [text_command("the same text") for _ in range(300)]
+    wanted = {c["id"] for c in commands}
+    async with LinkProxy(sandbox_port(sandbox)) as proxy:
+        await relay_factory(
+            msgflash_base_url=f"http://127.0.0.1:{proxy.port}",
+            msgflash_rate_limit=1000,
+            relay_msgflash_timeout=1,
+            relay_retry_delays="1,2,4,8",
+            relay_prefetch=64,
+        )
+        for cmd in commands:
+            await producer.publish(cmd)
+        await events.wait_for(lambda e: e["type"] in RESULT_TYPES, count=30, timeout=60)
+        proxy.blackhole()
+        await asyncio.sleep(4)  # several call deadlines and lookups run into the blackhole
+        proxy.heal()
+        await wait_for_results(events, wanted, timeout=180)
+    assert_each_ended_once(events, wanted)
+    sent = [e for e in events.events if e["type"] == "msgflash.message.sent"]
+    assert len(sent) == len(commands), "a command ended without its message"
+    created = (await sends_by_text(sandbox))["the same text"]
+    assert created == len(commands), f"{created - len(commands)} messages created twice"
+    assert len({e["data"]["messageId"] for e in sent}) == len(commands), "a message taken twice"

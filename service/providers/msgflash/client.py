@@ -7,10 +7,11 @@ appears in an error, a repr or a log line: only ``key_fingerprint`` does.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
@@ -46,7 +47,12 @@ from service.providers.msgflash.api import (
     key_fingerprint,
     read_envelope,
 )
-from service.providers.msgflash.reconcile import find_created_campaign, find_created_message
+from service.providers.msgflash.reconcile import (
+    Attribution,
+    ReconcileUndecided,
+    find_created_campaign,
+    find_created_message,
+)
 from service.tracing.spans import HttpCall, Tracing
 
 if TYPE_CHECKING:
@@ -61,6 +67,9 @@ _T = TypeVar("_T")
 BeforeSend = Callable[[], Awaitable[None]]
 # Looks for what an unanswered create may have made since a time: the lookup before a resend.
 Finder = Callable[["MsgFlashClient", Mapping[str, Any], datetime], Awaitable[dict[str, Any] | None]]
+# How long after its answer was due an answered send is surely recorded as done (its caller
+# stores the outcome right after the answer); see ``reconcile``'s settled matches.
+SETTLE_MARGIN_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +113,13 @@ class MsgFlashClient:
         pool_size: int = 100,
         tracing: Tracing | None = None,
         account: str = DEFAULT_ACCOUNT,
+        attribution: Attribution | None = None,
     ) -> None:
-        """``session`` None: the client makes (and owns) a pooled one on its first call."""
+        """``session`` None: the client makes (and owns) a pooled one on its first call.
+
+        ``attribution`` tells an unanswered send which of several identical listed messages it
+        may take as its own (``reconcile``); without it only a lone match counts.
+        """
         self._session = session
         self._owns_session = session is None
         self._pool_size = pool_size
@@ -116,6 +130,9 @@ class MsgFlashClient:
         self._retrier = Retrier(policy, MsgFlashError, metrics.retries, "msgflash")
         self._metrics = metrics
         self._tracing = tracing or Tracing()  # None: off
+        self.attribution = attribution
+        # A call answered within its deadline has recorded its message this long after.
+        self._answer_window = timedelta(seconds=(timeout or 300.0) + SETTLE_MARGIN_SECONDS)
         # None: the session's own ClientTimeout applies.
         self._timeout = aiohttp.ClientTimeout(total=timeout) if timeout is not None else None
 
@@ -132,6 +149,7 @@ class MsgFlashClient:
         pool_size: int = 100,
         tracing: Tracing | None = None,
         account: str = DEFAULT_ACCOUNT,
+        attribution: Attribution | None = None,
     ) -> MsgFlashClient:
         """A client owning its session, made on first use (no I/O here); ``close()`` it."""
         return cls(
@@ -145,6 +163,7 @@ class MsgFlashClient:
             pool_size=pool_size,
             tracing=tracing,
             account=account,
+            attribution=attribution,
         )
 
     def _http(self) -> aiohttp.ClientSession:
@@ -171,14 +190,25 @@ class MsgFlashClient:
 
     # --- creating calls ------------------------------------------------------------------
     async def send_message(
-        self, payload: Mapping[str, Any], *, before_send: BeforeSend | None = None
+        self,
+        payload: Mapping[str, Any],
+        *,
+        before_send: BeforeSend | None = None,
+        caller: str = "",
     ) -> CallOutcome:
-        return await self._create_once(SEND_MESSAGE, payload, _find_message, before_send)
+        """``caller`` names the command, so a lost answer's lookup takes one message for it."""
+        find = _message_finder(caller)
+        return await self._create_once(SEND_MESSAGE, payload, find, before_send)
 
     async def schedule_message(
-        self, payload: Mapping[str, Any], *, before_send: BeforeSend | None = None
+        self,
+        payload: Mapping[str, Any],
+        *,
+        before_send: BeforeSend | None = None,
+        caller: str = "",
     ) -> CallOutcome:
-        return await self._create_once(SCHEDULE_MESSAGE, payload, _find_message, before_send)
+        find = _message_finder(caller)
+        return await self._create_once(SCHEDULE_MESSAGE, payload, find, before_send)
 
     async def create_campaign(
         self, payload: Mapping[str, Any], *, before_send: BeforeSend | None = None
@@ -279,6 +309,12 @@ class MsgFlashClient:
         """
         try:
             found = await find(self, payload, since)
+        except ReconcileUndecided as undecided:
+            raise MsgFlashOutcomeUnknown(
+                f"{endpoint.label} got no answer, and MsgFlash lists messages of the same "
+                f"content that cannot be told apart yet ({undecided}); not sent again, to be "
+                f"looked up again later"
+            ) from undecided
         except MsgFlashError as check:
             raise MsgFlashOutcomeUnknown(
                 f"{endpoint.label} got no answer, and asking MsgFlash whether it was created "
@@ -292,6 +328,31 @@ class MsgFlashClient:
             messageId=found.get("id") if found is not None else None,
         )
         return found
+
+    async def find_sent_message(
+        self, payload: Mapping[str, Any], since: datetime, caller: str = ""
+    ) -> dict[str, Any] | None:
+        """The message a send of ``payload`` made at ``since`` created, if MsgFlash lists it.
+
+        With an attribution, waits first until a message created by that send is settled,
+        so that a match cannot belong to an answered call that has not recorded it yet.
+        Raises ``MsgFlashError`` when MsgFlash cannot be asked and ``ReconcileUndecided``
+        when recent matches cannot be told apart yet.
+        """
+        if self.attribution is None:
+            return await find_created_message(self, payload, since=since)
+        settled_at = since + 2 * self._answer_window
+        wait = (settled_at - datetime.now(UTC)).total_seconds()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        return await find_created_message(
+            self,
+            payload,
+            since=since,
+            attribution=self.attribution,
+            settled_before=datetime.now(UTC) - self._answer_window,
+            taker=caller,
+        )
 
     async def _call(
         self,
@@ -414,10 +475,13 @@ class MsgFlashClient:
         )
 
 
-async def _find_message(
-    client: MsgFlashClient, payload: Mapping[str, Any], since: datetime
-) -> dict[str, Any] | None:
-    return await find_created_message(client, payload, since=since)
+def _message_finder(caller: str) -> Finder:
+    async def find(
+        client: MsgFlashClient, payload: Mapping[str, Any], since: datetime
+    ) -> dict[str, Any] | None:
+        return await client.find_sent_message(payload, since, caller)
+
+    return find
 
 
 async def _find_campaign(

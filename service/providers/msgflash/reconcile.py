@@ -4,6 +4,15 @@ MsgFlash has no idempotency key, so after a timeout, a dropped connection or a h
 mid-call, the only way to avoid a duplicate is to look for what the request would have made
 in the account's recent messages or campaigns. Matching is a pure function; the search pages
 the list, newest first.
+
+Commands with the same content (one text to one recipient, sent by many commands) cannot be
+told apart by content: several messages match. Each is then given to at most one command
+through an ``Attribution`` (the state store), so that as many commands find a message as
+messages were created, and the others know theirs was never created. Only *settled* matches
+are given away: created long enough ago (``settled_before``) that a call answered for them
+has had time to record its completion. A recent match that nobody holds may still be claimed
+by its answered caller, so it leaves the search undecided (``ReconcileUndecided``): the
+caller waits and looks again rather than take it or resend.
 """
 
 from __future__ import annotations
@@ -11,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -27,6 +36,24 @@ PAGE_SIZE = 100
 MAX_PAGES = 20
 
 _NOT_DIGITS = re.compile(r"\D")
+
+
+class Attribution(Protocol):
+    """Which listed messages are still free to be claimed by an unanswered call."""
+
+    async def take(self, message_id: str, taker: str) -> bool:
+        """True for the first ``taker`` of a message and again for that taker only (a reply
+        lost in transit must not make the message look someone else's); never for one that
+        a finished command already holds."""
+        ...
+
+    async def held(self, message_id: str) -> bool:
+        """Whether a finished command or an earlier ``take`` already holds the message."""
+        ...
+
+
+class ReconcileUndecided(Exception):
+    """Recent matches nobody holds yet: whether one is this call's cannot be known now."""
 
 
 def matches_payload(message: Mapping[str, Any], payload: Mapping[str, Any]) -> bool:
@@ -67,10 +94,15 @@ async def find_created_message(
     *,
     since: datetime,
     skew: timedelta = CLOCK_SKEW,
+    attribution: Attribution | None = None,
+    settled_before: datetime | None = None,
+    taker: str = "",
 ) -> dict[str, Any] | None:
-    """The one message created since ``since`` (timezone-aware) that matches ``payload``.
+    """The message created since ``since`` (timezone-aware) that matches ``payload``.
 
-    ``None`` when nothing matches, and also when several do: then the matches cannot be told
+    With ``attribution``: the oldest settled match no other command holds, taken for
+    ``taker``; ``ReconcileUndecided`` when there is none but a recent match is held by
+    nobody. Without: the only match, and ``None`` when several match, as they cannot be told
     apart from earlier legitimate sends of the same content.
     """
     instance_id = payload.get("instanceId")
@@ -85,7 +117,27 @@ async def find_created_message(
     def matches(message: Mapping[str, Any]) -> bool:
         return matches_payload(message, payload)
 
-    return await _find_recent(page, "messages", matches, since=since, skew=skew)
+    found = await _find_recent(page, "messages", matches, since=since, skew=skew)
+    if attribution is None:
+        return _the_only(found)
+    return await _attribute(found, attribution, settled_before or datetime.now(UTC), taker)
+
+
+async def _attribute(
+    matches: list[dict[str, Any]], attribution: Attribution, settled_before: datetime, taker: str
+) -> dict[str, Any] | None:
+    """The oldest settled match nobody holds, taken; see the module docstring."""
+    oldest_first: list[dict[str, Any]] = matches[::-1]  # the listing is newest first
+    settled = [m for m in oldest_first if not created_since(m, settled_before)]
+    for candidate in settled:
+        if await attribution.take(str(candidate.get("id")), taker):
+            return candidate
+    for recent in oldest_first[len(settled) :]:
+        if not await attribution.held(str(recent.get("id"))):
+            raise ReconcileUndecided(
+                f"message {recent.get('id')} matches and is recent, but no command holds it yet"
+            )
+    return None
 
 
 def matches_campaign(campaign: Mapping[str, Any], payload: Mapping[str, Any]) -> bool:
@@ -129,7 +181,7 @@ async def find_created_campaign(
     def matches(campaign: Mapping[str, Any]) -> bool:
         return matches_campaign(campaign, payload)
 
-    return await _find_recent(page, "campaigns", matches, since=since, skew=skew)
+    return _the_only(await _find_recent(page, "campaigns", matches, since=since, skew=skew))
 
 
 async def _find_recent(
@@ -139,8 +191,8 @@ async def _find_recent(
     *,
     since: datetime,
     skew: timedelta,
-) -> dict[str, Any] | None:
-    """Page a newest-first list back to ``since`` (less the clock skew) for the one match."""
+) -> list[dict[str, Any]]:
+    """Page a newest-first list back to ``since`` (less the clock skew): every match."""
     if since.tzinfo is None:
         raise ValueError("a reconciliation needs a timezone-aware `since` (UTC)")
     horizon = since - skew
@@ -156,9 +208,9 @@ async def _find_recent(
         cursor = page.get("nextCursor")
         # Newest first: once a page reaches back past the horizon, older pages cannot match.
         if len(recent) < len(listed) or not page.get("hasMore") or not cursor:
-            return _the_only(found)
+            return found
     log.warning("msgflash_reconcile_search_truncated", pages=MAX_PAGES, matches=len(found))
-    return _the_only(found)
+    return found
 
 
 def _same_recipients(listed: Any, sent: Any) -> bool:

@@ -19,6 +19,7 @@ from service.metrics import Metrics
 from service.pacing import RateLimiter, open_rate_limiter
 from service.providers.common.retry import RetryPolicy
 from service.providers.msgflash.client import MsgFlashClient
+from service.providers.msgflash.reconcile import Attribution
 from service.settings import DEFAULT_ACCOUNT, Settings
 from service.tracing.spans import Tracing
 
@@ -52,14 +53,24 @@ def msgflash_parts(
     metrics: Metrics,
     accounts: Mapping[str, MsgFlashAccount],
     tracing: Tracing,
+    attribution: Attribution | None = None,
 ) -> MsgFlashParts:
-    parts = {name: _account_parts(settings, metrics, a, tracing) for name, a in accounts.items()}
+    """``attribution`` (the state store's) lets an unanswered send of one content among many
+    take one listed message as its own (``reconcile``)."""
+    parts = {
+        name: _account_parts(settings, metrics, a, tracing, attribution)
+        for name, a in accounts.items()
+    }
     keys = tuple(account.api_key for account in accounts.values())
     return MsgFlashParts(parts, msgflash_sandbox_app(settings, keys))
 
 
 def _account_parts(
-    settings: Settings, metrics: Metrics, account: MsgFlashAccount, tracing: Tracing
+    settings: Settings,
+    metrics: Metrics,
+    account: MsgFlashAccount,
+    tracing: Tracing,
+    attribution: Attribution | None,
 ) -> MsgFlashAccountParts:
     limiter = open_rate_limiter(settings.state_url, account.rate_limit)
     client = MsgFlashClient.create(
@@ -71,6 +82,7 @@ def _account_parts(
         metrics=metrics,
         timeout=settings.relay_msgflash_timeout,
         tracing=tracing,
+        attribution=attribution,
     )
     return MsgFlashAccountParts(account, client, limiter)
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from pydantic_core import to_json
 
@@ -35,6 +36,7 @@ from service.metrics import Metrics
 from service.providers.msgflash.client import BeforeSend, CallFailure, CallOutcome, CallResult
 from service.providers.msgflash.instances import InstanceResolver
 from service.providers.msgflash.quota import QuotaGate
+from service.providers.msgflash.reconcile import find_created_message
 from service.providers.msgflash.sandbox.seed import INSTANCE_MAIN
 from service.state.memory import MemoryStateStore
 from service.state.store import ClaimStatus
@@ -233,6 +235,10 @@ class Call:
     kwargs: Mapping[str, Any] = field(default_factory=dict)
 
 
+if TYPE_CHECKING:
+    from service.providers.msgflash.client import MsgFlashClient
+
+
 class StubMsgFlash:
     """Stands in for ``MsgFlashClient``: answers each method from a table, records each call.
 
@@ -252,14 +258,22 @@ class StubMsgFlash:
         return tuple(call.method for call in self.calls)
 
     async def send_message(
-        self, payload: Mapping[str, Any], *, before_send: BeforeSend | None = None
+        self,
+        payload: Mapping[str, Any],
+        *,
+        before_send: BeforeSend | None = None,
+        caller: str = "",
     ) -> CallOutcome:
         if before_send is not None:  # as the client does, once paced
             await before_send()
         return self._outcome("send_message", payload)
 
     async def schedule_message(
-        self, payload: Mapping[str, Any], *, before_send: BeforeSend | None = None
+        self,
+        payload: Mapping[str, Any],
+        *,
+        before_send: BeforeSend | None = None,
+        caller: str = "",
     ) -> CallOutcome:
         if before_send is not None:  # as the client does, once paced
             await before_send()
@@ -283,6 +297,12 @@ class StubMsgFlash:
 
     async def list_messages(self, **query: Any) -> dict[str, Any]:
         return self._answer("list_messages", **query)
+
+    async def find_sent_message(
+        self, payload: Mapping[str, Any], since: datetime, caller: str = ""
+    ) -> dict[str, Any] | None:
+        """As the client without an attribution: the lone match in the message list."""
+        return await find_created_message(cast("MsgFlashClient", self), payload, since=since)
 
     async def list_campaigns(self, **query: Any) -> dict[str, Any]:
         return self._answer("list_campaigns", **query)

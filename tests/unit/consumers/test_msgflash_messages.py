@@ -167,12 +167,13 @@ CASES = [
         answers={"list_messages": UNAVAILABLE},
     ),
     Case(
+        # A typed deferral, not the crash path: it waits to look again, and never resends.
         "a-failed-reconciliation-after-a-lost-answer-sends-nothing-and-keeps-its-time",
         Effects(
             calls=("list_messages",),
             retried=(Retried(tier=1, attempts=1, deferrals=2, reconcile_since=START),),
-            deferred_for=("RELAY_INTERNAL_ERROR",),
-            claim="held",
+            deferred_for=("OUTCOME_UNKNOWN",),
+            claim="free",
         ),
         headers=ANSWER_LOST,
         answers={"list_messages": UNAVAILABLE},

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, cast
 import pytest
 
 from service.providers.msgflash.reconcile import (
+    ReconcileUndecided,
     created_since,
     find_created_message,
     matches_payload,
@@ -183,3 +184,71 @@ async def test_a_naive_since_is_refused() -> None:
         await find_created_message(
             cast("MsgFlashClient", FakeMessages([])), TEXT, since=datetime(2026, 4, 1)
         )
+
+
+# --- several identical matches: attribution -------------------------------------------------
+SETTLED = SINCE + timedelta(seconds=30)
+
+
+class FakeAttribution:
+    """Messages held by finished commands, and those taken by earlier lookups."""
+
+    def __init__(self, held: set[str] | None = None) -> None:
+        self.finished = held or set()
+        self.taken: dict[str, str] = {}
+
+    async def take(self, message_id: str, taker: str) -> bool:
+        if message_id in self.finished:
+            return False
+        return self.taken.setdefault(message_id, taker) == taker
+
+    async def held(self, message_id: str) -> bool:
+        return message_id in self.finished
+
+
+async def attribute(
+    fake: FakeMessages, attribution: FakeAttribution, taker: str = "cmd"
+) -> dict[str, Any] | None:
+    return await find_created_message(
+        cast("MsgFlashClient", fake),
+        TEXT,
+        since=SINCE,
+        attribution=attribution,
+        settled_before=SETTLED,
+        taker=taker,
+    )
+
+
+async def test_identical_matches_go_one_to_each_lookup_oldest_first_then_none() -> None:
+    fake = FakeMessages([listed(id="b", createdAt=stamp(2)), listed(id="a", createdAt=stamp(1))])
+    attribution = FakeAttribution()
+    first = await attribute(fake, attribution, "one")
+    second = await attribute(fake, attribution, "two")
+    assert first is not None and first["id"] == "a"
+    assert second is not None and second["id"] == "b"
+    assert await attribute(fake, attribution, "three") is None
+
+
+async def test_looking_again_for_the_same_command_finds_the_message_it_took() -> None:
+    """Its first take went through but the answer was lost: it must still be its own."""
+    fake = FakeMessages([listed(id="b", createdAt=stamp(2)), listed(id="a", createdAt=stamp(1))])
+    attribution = FakeAttribution()
+    await attribute(fake, attribution, "one")
+    again = await attribute(fake, attribution, "one")
+    assert again is not None and again["id"] == "a"
+
+
+async def test_a_match_held_by_a_finished_command_is_never_taken() -> None:
+    fake = FakeMessages([listed(id="answered")])
+    assert await attribute(fake, FakeAttribution(held={"answered"})) is None
+
+
+async def test_a_recent_match_nobody_holds_leaves_the_lookup_undecided() -> None:
+    fake = FakeMessages([listed(id="young", createdAt=stamp(40))])
+    with pytest.raises(ReconcileUndecided, match="young"):
+        await attribute(fake, FakeAttribution())
+
+
+async def test_a_recent_match_held_by_its_answered_command_decides_none() -> None:
+    fake = FakeMessages([listed(id="young", createdAt=stamp(40))])
+    assert await attribute(fake, FakeAttribution(held={"young"})) is None
