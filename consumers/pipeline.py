@@ -51,6 +51,7 @@ from service.contract.errors import (
     ClaimLost,
     ErrorInfo,
     InvalidCommand,
+    StoreUnavailable,
     error_info,
 )
 from service.contract.events import Correlation, OutgoingEvent, failure_event
@@ -322,7 +323,11 @@ class CommandPipeline:
             log.warning("command_claim_lost")
             delivery.ack()
             return "taken_over"
-        except Exception as exc:  # a bug or a store outage must not lose the command
+        except StoreUnavailable as exc:  # waits for the store without using up a retry tier
+            log.warning("state_store_unavailable", error=exc.message)
+            outage = Deferred(error_info(exc), counts=False)
+            return await self._defer(delivery, command.identity, outage, key=None)
+        except Exception as exc:  # a bug must not lose the command
             log.exception("command_crashed")
             crash = Deferred(ErrorInfo("RELAY_INTERNAL_ERROR", f"{type(exc).__name__}: {exc}"))
             return await self._defer(delivery, command.identity, crash, key=None)
@@ -431,7 +436,7 @@ class CommandPipeline:
             await self._fail(delivery, identity, Failed(exhausted, total), key=key)
             return "failed"
         if key is not None:
-            await self._store.release(key, delivery.owner)
+            await self._release(key, delivery.owner)
         headers: dict[str, object] = {
             ATTEMPTS_HEADER: total,
             DEFERRALS_HEADER: tier + 1 if deferred.counts else tier,
@@ -445,6 +450,14 @@ class CommandPipeline:
         self._metrics.deferred.labels(deferred.error.code).inc()
         delivery.outcome_fields.update(code=deferred.error.code, tier=queue_tier)
         return "deferred"
+
+    async def _release(self, key: str, owner: str) -> None:
+        """Give the claim up; if the store cannot hear it, the claim stays claimed-not-called
+        and the next holder takes it over once its lease ran out, without a lookup."""
+        try:
+            await self._store.release(key, owner)
+        except StoreUnavailable as exc:
+            log.warning("claim_release_failed", error=exc.message)
 
     async def _publish(self, events: tuple[OutgoingEvent, ...], original: OriginalMessage) -> None:
         for index, event in enumerate(events):

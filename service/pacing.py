@@ -16,6 +16,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from service.contract.errors import StoreUnavailable
 from service.secrets import fingerprint
 from service.state.redis import DEFAULT_KEY_PREFIX, redis_from_state_url
 from service.throttle import REDIS_RECOVERED, REDIS_SLOWED, Throttle, recovered, slowed
@@ -32,6 +33,8 @@ LATE_WAKE_SECONDS = 0.020
 # Slots one request may book before it goes whatever its lateness (a loop that stalls every
 # time must still send, and a 429 is then retried like any other).
 MAX_SLOTS_PER_REQUEST = 3
+# After Redis failed to book a slot, bookings fail at once for this long.
+UNREACHABLE_PAUSE_SECONDS = 1.0
 # A booked-slot key outlives the last slot it holds by this much, then Redis drops it.
 IDLE_KEY_GRACE_MS = 1000
 MICROSECONDS = 1_000_000
@@ -170,6 +173,7 @@ class RedisSlotBook:
         self._recovered = redis.register_script(REDIS_RECOVERED)
         # Keys last seen throttled: only they pay a round trip for an accepted request.
         self._throttled: set[str] = set()
+        self._unreachable_until = 0.0
 
     def redis_key(self, key: str) -> str:
         return f"{self._prefix}:pace:{fingerprint(key)}"
@@ -178,10 +182,24 @@ class RedisSlotBook:
         return f"{self._prefix}:throttle:{fingerprint(key)}"
 
     async def reserve(self, key: str) -> Slot:
-        at, now, next_free, factor = await self._reserve(
-            keys=[self.redis_key(key), self.throttle_key(key)],
-            args=[self._interval, IDLE_KEY_GRACE_MS],
-        )
+        """Book a slot; ``StoreUnavailable`` when Redis does not answer, and at once for a
+        moment after that, so the waiters queued behind one booking do not each wait out a
+        socket timeout in turn."""
+        if time.monotonic() < self._unreachable_until:
+            raise StoreUnavailable(
+                "pacing: the Redis of RELAY_STATE_URL did not answer a moment ago; check it is up"
+            )
+        try:
+            at, now, next_free, factor = await self._reserve(
+                keys=[self.redis_key(key), self.throttle_key(key)],
+                args=[self._interval, IDLE_KEY_GRACE_MS],
+            )
+        except (RedisError, OSError) as exc:
+            self._unreachable_until = time.monotonic() + UNREACHABLE_PAUSE_SECONDS
+            raise StoreUnavailable(
+                f"pacing could not book a slot in Redis ({type(exc).__name__}: {exc}); check "
+                "that the Redis of RELAY_STATE_URL is up and reachable"
+            ) from exc
         self._note(key, factor)
         delay = (int(at) - int(now)) / MICROSECONDS
         return Slot(at_us=int(at), delay_seconds=delay, next_us=int(next_free))

@@ -142,6 +142,12 @@ class BrokerUnavailable(RelayError):
     code = "BROKER_UNAVAILABLE"
 
 
+class StoreUnavailable(RelayError):
+    """The state store did not answer (down, unreachable, or its reply was lost)."""
+
+    code = "STATE_STORE_UNAVAILABLE"
+
+
 class NoQueueBound(RelayError):
     """The broker returned a publish: no queue is bound for its routing key (configuration)."""
 

@@ -5,14 +5,19 @@ Read-decide-write operations are Lua scripts: one atomic round trip each.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from service.contract.errors import ConfigError
+from service.contract.errors import ConfigError, StoreUnavailable
 from service.contract.events import Correlation
 from service.state.store import Claim, ClaimStatus, RememberedMessage
 
@@ -118,7 +123,10 @@ def redis_from_state_url(url: str) -> tuple[Redis, str | None]:
     """A client for a ``redis://`` RELAY_STATE_URL, and the key prefix its ``?prefix=`` names.
 
     ``prefix`` is the relay's own parameter, removed before redis-py sees the URL. The client
-    connects lazily; every round trip is bounded by socket timeouts.
+    connects lazily; every round trip is bounded by socket timeouts. redis-py's own retries
+    are off: a script whose reply was lost has run, and running it again answers differently
+    (a first sighting becomes "seen", a claim of a lost message "taken"); the pipeline defers
+    instead, and the next try asks afresh.
     """
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
@@ -131,6 +139,7 @@ def redis_from_state_url(url: str) -> tuple[Redis, str | None]:
             urlunsplit(parts._replace(query=rest)),
             socket_timeout=SOCKET_TIMEOUT_SECONDS,
             socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            retry=Retry(NoBackoff(), retries=0),
         )
     except ValueError as exc:
         raise ConfigError(
@@ -177,7 +186,8 @@ class RedisStateStore:
             self._expiry(now),
             self._retention_ms,
         ]
-        reply = await self._claim(keys=[self._key("claim", key)], args=args)
+        with _answered():
+            reply = await self._claim(keys=[self._key("claim", key)], args=args)
         status = _STATUS[reply[0]]
         if status is ClaimStatus.DONE:
             return Claim(status, result=bytes(reply[1]))
@@ -202,15 +212,18 @@ class RedisStateStore:
             correlation = message.correlation
             args += [message.message_id, correlation.request_id, correlation.request_source]
             args.append(correlation.traceparent or "")
-        await self._complete(keys=keys, args=args)
+        with _answered():
+            await self._complete(keys=keys, args=args)
 
     async def release(self, key: str, owner: str) -> None:
-        await self._release(keys=[self._key("claim", key)], args=[owner])
+        with _answered():
+            await self._release(keys=[self._key("claim", key)], args=[owner])
 
     async def mark_called(self, key: str, owner: str) -> bool:
         now = self._clock()
         args: list[str | int] = [owner, repr(now), self._expiry(now), self._retention_ms]
-        return bool(await self._mark_called(keys=[self._key("claim", key)], args=args))
+        with _answered():
+            return bool(await self._mark_called(keys=[self._key("claim", key)], args=args))
 
     async def renew(self, held: Mapping[str, str], lease_seconds: float) -> None:
         """One pipelined round trip for every held key."""
@@ -225,13 +238,15 @@ class RedisStateStore:
 
     async def forget(self, key: str) -> None:
         """Drop the claim or result and the request -> message record of ``key``."""
-        await self._redis.delete(self._key("claim", key), self._key("req", key))
+        with _answered():
+            await self._redis.delete(self._key("claim", key), self._key("req", key))
 
     async def correlation_for(self, message_id: str) -> Correlation | None:
         fields = ["request_id", "request_source", "expires_at", "traceparent"]
-        request_id, source, expires_at, traceparent = await self._redis.hmget(
-            self._key("msg", message_id), fields
-        )
+        with _answered():
+            request_id, source, expires_at, traceparent = await self._redis.hmget(
+                self._key("msg", message_id), fields
+            )
         if request_id is None or source is None or not self._live(expires_at):
             return None
         return Correlation(
@@ -242,7 +257,8 @@ class RedisStateStore:
 
     async def message_for_request(self, request_key: str) -> str | None:
         fields = ["message_id", "expires_at"]
-        message_id, expires_at = await self._redis.hmget(self._key("req", request_key), fields)
+        with _answered():
+            message_id, expires_at = await self._redis.hmget(self._key("req", request_key), fields)
         if message_id is None or not self._live(expires_at):
             return None
         return _text(message_id)
@@ -254,10 +270,12 @@ class RedisStateStore:
             repr(now + window_seconds),
             _milliseconds(window_seconds),
         ]
-        return bool(await self._first_seen(keys=[self._key("seen", key)], args=args))
+        with _answered():
+            return bool(await self._first_seen(keys=[self._key("seen", key)], args=args))
 
     async def forget_seen(self, key: str) -> None:
-        await self._redis.delete(self._key("seen", key))
+        with _answered():
+            await self._redis.delete(self._key("seen", key))
 
     async def open(self) -> None:
         """Nothing to open: the client connects on first use (readiness pings)."""
@@ -276,6 +294,18 @@ class RedisStateStore:
 
     def _live(self, expires_at: bytes | str | None) -> bool:
         return expires_at is not None and float(expires_at) > self._clock()
+
+
+@contextlib.contextmanager
+def _answered() -> Iterator[None]:
+    """Redis gone or silent becomes ``StoreUnavailable``: the pipeline waits, never guesses."""
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        raise StoreUnavailable(
+            f"Redis did not answer ({type(exc).__name__}: {exc}); check that the Redis of "
+            "RELAY_STATE_URL is up and reachable"
+        ) from exc
 
 
 def _milliseconds(seconds: float) -> int:
