@@ -26,6 +26,7 @@ from benchmarks import (
     memory,
     pacing,
     profiling,
+    reliability,
     throughput,
     tracing,
 )
@@ -44,6 +45,7 @@ SCENARIOS: dict[str, Scenario] = {
     "crash": crash.run,
     "tracing": tracing.run,
     "fairness": fairness.run,
+    "reliability": reliability.run,
     "profile": profiling.run,
 }
 DEFAULT_SCENARIOS = (
@@ -55,6 +57,7 @@ DEFAULT_SCENARIOS = (
     "crash",
     "tracing",
     "fairness",
+    "reliability",
 )
 BROKER_WAIT_SECONDS = 180.0
 ATTEMPTS = 3  # per scenario, when the broker is lost midway
