@@ -100,8 +100,11 @@ def build(settings: Settings, accounts: Accounts, tracing: Tracing | None = None
     """
     tracing = tracing or Tracing()
     metrics = Metrics()
-    lane_size = settings.relay_account_in_flight
-    topology = replace(settings.topology, accounts=accounts.names() if lane_size else ())
+    # Lanes only where there is someone to be fair to: with one account, moving its deliveries
+    # to a queue of its own would double the broker's work and change nothing.
+    fair = settings.relay_account_in_flight > 0 and len(accounts.names()) > 1
+    lane_size = settings.relay_account_in_flight if fair else 0
+    topology = replace(settings.topology, accounts=accounts.names() if fair else ())
     lanes = Lanes(topology.accounts, lane_size, topology, metrics)
     store = build_state_store(
         settings.state_url,

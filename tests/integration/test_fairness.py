@@ -250,3 +250,16 @@ async def test_without_lanes_no_account_queue_is_declared_or_consumed(
     relay = await relay_factory(relay_account_in_flight=0)
     assert relay.topology.account_queues == ()
     assert len(relay.consumers) == 3
+
+
+async def test_a_single_account_gets_no_lanes_so_its_commands_never_take_a_second_queue(
+    relay_factory: RelayFactory, events: EventTap, producer: Producer
+) -> None:
+    """With nobody to be fair to, moving deliveries would only double the broker's work."""
+    relay = await relay_factory()  # lanes on by default, one account: default
+    assert relay.topology.account_queues == ()
+    commands = [text_command(f"single {i}") for i in range(40)]
+    for cmd in commands:
+        await producer.publish(cmd)
+    await events.wait_for(lambda e: e["type"] == "msgflash.message.sent", count=40)
+    assert relay.metrics.render().count(b"relay_account_moved_total{") == 0
