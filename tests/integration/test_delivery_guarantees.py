@@ -159,7 +159,9 @@ async def test_a_429_storm_of_30_seconds_ends_with_every_command_sent_once(
         lambda e: e["type"] == "msgflash.message.sent", count=len(commands), timeout=120
     )
     assert {e["data"]["requestId"] for e in sent} == {c["id"] for c in commands}
-    assert all(e["data"]["attempts"] > 1 for e in sent)
+    # Adaptive pacing slows the key under the storm, so the last commands may go out only
+    # once it is over, at their first attempt; the storm itself was met with retries.
+    assert any(e["data"]["attempts"] > 1 for e in sent)
     assert await sends_by_text(sandbox) == Counter({f"storm {i}": 1 for i in range(20)})
     assert not [e for e in events.events if e["type"] == "msgflash.message.failed"]
 

@@ -52,7 +52,7 @@ async def wait_for_results(events: EventTap, wanted: set[str], *, timeout: float
 
 
 async def readyz(relay: Relay) -> int:
-    url = f"http://127.0.0.1:{relay.http_port}/readyz"
+    url = f"http://127.0.0.1:{relay.admin_port}/readyz"
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         return response.status
 
