@@ -18,7 +18,17 @@ from pathlib import Path
 import aio_pika
 import aiormq.exceptions
 
-from benchmarks import backoff, crash, latency, memory, pacing, profiling, throughput, tracing
+from benchmarks import (
+    backoff,
+    crash,
+    latency,
+    memory,
+    pacing,
+    profiling,
+    throughput,
+    tracing,
+    webhook,
+)
 from benchmarks.report import Figure, render_table, write_json
 from benchmarks.session import BenchSession, Sizes
 from benchmarks.workspace import CleanupIncomplete, Endpoints, Workspace
@@ -29,13 +39,23 @@ SCENARIOS: dict[str, Scenario] = {
     "throughput": throughput.run,
     "memory": memory.run,
     "latency": latency.run,
+    "webhook": webhook.run,
     "pacing": pacing.run,
     "backoff": backoff.run,
     "crash": crash.run,
     "tracing": tracing.run,
     "profile": profiling.run,
 }
-DEFAULT_SCENARIOS = ("throughput", "memory", "latency", "pacing", "backoff", "crash", "tracing")
+DEFAULT_SCENARIOS = (
+    "throughput",
+    "memory",
+    "latency",
+    "webhook",
+    "pacing",
+    "backoff",
+    "crash",
+    "tracing",
+)
 BROKER_WAIT_SECONDS = 180.0
 ATTEMPTS = 3  # per scenario, when the broker is lost midway
 AMQP_ERRORS = (aio_pika.exceptions.AMQPError, aiormq.exceptions.ChannelInvalidStateError)

@@ -28,6 +28,8 @@ class Sizes:
     pacing_commands: int
     backoff_commands: int
     crash_commands: int
+    webhook_requests: int  # per intake and round, at full speed
+    webhook_seconds: float  # at the steady rate
 
     @classmethod
     def full(cls) -> Sizes:
@@ -39,6 +41,8 @@ class Sizes:
             pacing_commands=600,
             backoff_commands=1_000,
             crash_commands=300,
+            webhook_requests=4_000,
+            webhook_seconds=10.0,
         )
 
     @classmethod
@@ -51,6 +55,8 @@ class Sizes:
             pacing_commands=100,
             backoff_commands=200,
             crash_commands=100,
+            webhook_requests=600,
+            webhook_seconds=3.0,
         )
 
 
