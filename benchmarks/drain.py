@@ -23,8 +23,10 @@ from benchmarks.processes import (
     Upstream,
     Usage,
     baseline_process,
+    cpu_seconds_of,
     faststream_process,
     free_port,
+    machine_busy_seconds,
     relay_env,
 )
 from benchmarks.workspace import Workspace
@@ -34,6 +36,7 @@ from benchmarks.workspace import Workspace
 Program = Literal["relay", "relay-memory", "bare", "bare-batched", "faststream"]
 # "Unlimited" for the relay's own pacing (the setting's maximum), since the sandbox's limit is off.
 UNPACED_RATE = 100_000.0
+BROKER_PROCESS = "beam.smp"  # RabbitMQ's Erlang VM
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,8 @@ class DrainRun:
     cpu_ms_per_command: float  # between the first and the last result event
     cpu_share: float  # CPU seconds per wall second in that window (1.0 = one core)
     upstream_cpu_ms_per_command: float  # the responder's, in the same window
+    broker_cpu_ms_per_command: float  # RabbitMQ's (every beam.smp), in the same window
+    machine_busy_share: float  # all cores busy, whoever used them (1.0 = every core)
 
 
 async def drain_preloaded(
@@ -78,6 +83,7 @@ async def drain_preloaded(
         upstream_cpu = _cpu_reader(upstream)
         at_first: list[Usage] = []
         upstream_first: list[float] = []
+        shared_first: list[tuple[float, tuple[float, float]]] = []
         spawned = time.perf_counter()
         await child.start()
         try:
@@ -88,10 +94,15 @@ async def drain_preloaded(
                 on_first=lambda: (
                     at_first.append(child.usage()),
                     upstream_first.append(upstream_cpu()),
+                    shared_first.append((cpu_seconds_of(BROKER_PROCESS), machine_busy_seconds())),
                 ),
             )
             at_last = child.usage()
             upstream_last = upstream_cpu()
+            broker_last, (busy_last, total_last) = (
+                cpu_seconds_of(BROKER_PROCESS),
+                machine_busy_seconds(),
+            )
         finally:
             await child.stop(timeout=60)
         await tap.close()
@@ -110,7 +121,15 @@ async def drain_preloaded(
         cpu_ms_per_command=1000 * cpu / max(timed, 1),
         cpu_share=cpu / window if window > 0 else 0.0,
         upstream_cpu_ms_per_command=1000 * (upstream_last - upstream_first[0]) / max(timed, 1),
+        broker_cpu_ms_per_command=1000 * (broker_last - shared_first[0][0]) / max(timed, 1),
+        machine_busy_share=_share(
+            busy_last - shared_first[0][1][0], total_last - shared_first[0][1][1]
+        ),
     )
+
+
+def _share(busy: float, total: float) -> float:
+    return busy / total if total > 0 else 0.0
 
 
 def program_process(

@@ -61,6 +61,30 @@ def process_usage(pid: int) -> Usage:
     return Usage(peak_rss_mb=peak_kb / 1024, cpu_seconds=(utime + stime) / CLOCK_TICKS)
 
 
+def cpu_seconds_of(command_name: str) -> float:
+    """CPU seconds used so far by every process named ``command_name`` (``/proc/PID/comm``),
+    e.g. RabbitMQ's ``beam.smp``: read only, to say how much of the machine the broker took."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != command_name:
+                continue
+            total += process_usage(int(entry.name)).cpu_seconds
+        except (OSError, ValueError):
+            continue  # gone meanwhile, or not ours to read
+    return total
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """``(busy, total)`` CPU seconds of the whole machine so far, all cores (``/proc/stat``)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    total = sum(fields[:8])
+    return (total - idle) / CLOCK_TICKS, total / CLOCK_TICKS
+
+
 class ChildProcess:
     """A subprocess with its output in a log file; ``stop`` terminates it, then kills it."""
 

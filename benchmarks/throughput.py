@@ -82,11 +82,40 @@ def figures(count: int, runs: Mapping[Program, Sequence[DrainRun]]) -> list[Figu
             Spread.of([r - b for r, b in zip(cpu["relay"], cpu["bare"], strict=True)]),
             "ms",
         ),
+        *where_the_time_goes(runs),
+    ]
+    return out
+
+
+def where_the_time_goes(runs: Mapping[Program, Sequence[DrainRun]]) -> list[Figure]:
+    """Whose CPU a drain costs besides the program's own, and how busy the machine was: a
+    program that is not using a whole core is waiting, on the broker or on the machine."""
+    out = []
+    for program in ("relay", "bare", "faststream"):
+        label = LABELS[program]
+        rs = runs[program]
+        out += [
+            Figure.median(
+                SCENARIO, f"{label}, CPU share (1 = one core)", Spread.of([r.cpu_share for r in rs])
+            ),
+            Figure.median(
+                SCENARIO,
+                f"{label} rounds, RabbitMQ CPU per command",
+                Spread.of([r.broker_cpu_ms_per_command for r in rs]),
+                "ms",
+            ),
+            Figure.median(
+                SCENARIO,
+                f"{label} rounds, machine busy (1 = both cores)",
+                Spread.of([r.machine_busy_share for r in rs]),
+            ),
+        ]
+    out.append(
         Figure.median(
             SCENARIO,
             "responder CPU per command (relay rounds)",
             Spread.of([r.upstream_cpu_ms_per_command for r in runs["relay"]]),
             "ms",
-        ),
-    ]
+        )
+    )
     return out
