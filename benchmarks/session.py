@@ -36,7 +36,7 @@ class Sizes:
         return cls(
             throughput_commands=6_000,
             throughput_rounds=3,
-            memory_commands=(5_000, 20_000, 50_000),
+            memory_commands=(5_000, 20_000, 40_000),
             latency_seconds=15.0,
             pacing_commands=600,
             backoff_commands=1_000,
