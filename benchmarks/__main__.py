@@ -21,6 +21,7 @@ import aiormq.exceptions
 from benchmarks import (
     backoff,
     crash,
+    fairness,
     latency,
     memory,
     pacing,
@@ -44,6 +45,7 @@ SCENARIOS: dict[str, Scenario] = {
     "backoff": backoff.run,
     "crash": crash.run,
     "tracing": tracing.run,
+    "fairness": fairness.run,
     "profile": profiling.run,
 }
 DEFAULT_SCENARIOS = (
@@ -55,6 +57,7 @@ DEFAULT_SCENARIOS = (
     "backoff",
     "crash",
     "tracing",
+    "fairness",
 )
 BROKER_WAIT_SECONDS = 180.0
 ATTEMPTS = 3  # per scenario, when the broker is lost midway

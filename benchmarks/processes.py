@@ -223,18 +223,19 @@ class Sandbox:
         *,
         rate_limit: float | None,
         request_log_limit: int,
+        api_keys: Sequence[str] = (),
     ) -> Sandbox:
+        """``api_keys``: the keys it accepts, each limited on its own (default: the sandbox's)."""
+        settings: dict[str, Any] = {
+            "plan": "unlimited",
+            "rate_limit_per_second": rate_limit,
+            "rate_limit_window": "sliding",
+            "request_log_limit": request_log_limit,
+        }
+        if api_keys:
+            settings["api_keys"] = list(api_keys)
         config = workspace.path(f"{name}.json")
-        config.write_text(
-            json.dumps(
-                {
-                    "plan": "unlimited",
-                    "rate_limit_per_second": rate_limit,
-                    "rate_limit_window": "sliding",
-                    "request_log_limit": request_log_limit,
-                }
-            )
-        )
+        config.write_text(json.dumps(settings))
         port = free_port()
         argv = [sys.executable, "-m", "service.cli", "sandbox", "--port", str(port)]
         argv += ["--config", str(config)]

@@ -30,6 +30,8 @@ class Sizes:
     crash_commands: int
     webhook_requests: int  # per intake and round, at full speed
     webhook_seconds: float  # at the steady rate
+    fairness_backlog: int
+    fairness_seconds: float
 
     @classmethod
     def full(cls) -> Sizes:
@@ -43,6 +45,8 @@ class Sizes:
             crash_commands=300,
             webhook_requests=4_000,
             webhook_seconds=10.0,
+            fairness_backlog=5_000,
+            fairness_seconds=20.0,
         )
 
     @classmethod
@@ -57,6 +61,8 @@ class Sizes:
             crash_commands=100,
             webhook_requests=600,
             webhook_seconds=3.0,
+            fairness_backlog=1_000,
+            fairness_seconds=6.0,
         )
 
 

@@ -16,12 +16,13 @@ import itertools
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
+from consumers.lanes import Lane, Lanes
 from consumers.leases import Leases
 from consumers.outcomes import Deferred, Failed, Handler, HandlerContext, Outcome
 from consumers.results import decode_events, encode_result, result_failed
@@ -31,6 +32,7 @@ from service.contract.amqp import (
     ATTEMPTS_HEADER,
     DEFERRALS_HEADER,
     FIRST_SEEN_HEADER,
+    MOVED_HEADER,
     RECONCILE_HEADER,
     REPLAYED_HEADER,
     RETRY_TIER_HEADER,
@@ -111,6 +113,7 @@ class Delivery:
     outcome_fields: dict[str, object] = field(default_factory=dict)
     acked: bool = False
     received_at: float = field(default_factory=time.time)
+    moved: bool = False  # from its account's own queue, moved there from a shared one
 
     @property
     def tag(self) -> int:
@@ -159,8 +162,10 @@ class CommandPipeline:
         config: PipelineConfig,
         clock: Callable[[], float] = time.monotonic,
         tracing: Tracing | None = None,
+        lanes: Lanes | None = None,
     ) -> None:
         self._handlers = handlers
+        self._lanes = lanes
         self._tracing = tracing or Tracing()  # None: off
         self._publisher = publisher
         self._store = store
@@ -204,9 +209,16 @@ class CommandPipeline:
         a broker restart would then abandon commands mid-call, holding their claims until the
         lease expires. Owned tasks finish their work; the ack of a dead channel is what fails.
         """
+        self._start(message, moved=False)
+
+    async def on_moved_message(self, message: AbstractIncomingMessage) -> None:
+        """Delivery callback of an account's own queue: its commands wait for a lane slot."""
+        self._start(message, moved=True)
+
+    def _start(self, message: AbstractIncomingMessage, *, moved: bool) -> None:
         self._in_flight += 1
         self._idle.clear()
-        task = asyncio.create_task(self._process(message), name="command")
+        task = asyncio.create_task(self._process(message, moved), name="command")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -224,15 +236,16 @@ class CommandPipeline:
             async with asyncio.timeout(ACKS_ON_STOP_SECONDS):
                 await self._acks.sent()
 
-    async def _process(self, message: AbstractIncomingMessage) -> None:
+    async def _process(self, message: AbstractIncomingMessage, moved: bool) -> None:
         started = self._clock()
         delivery: Delivery | None = None
         try:
             delivery = Delivery(
                 message,
-                OriginalMessage.from_incoming(message),
+                _original(message) if moved else OriginalMessage.from_incoming(message),
                 f"{self._config.owner}:{next(self._sequence)}",
                 self._acks.for_message(message),
+                moved=moved,
             )
             await self._deliver(delivery, started)
         except BrokerUnavailable as exc:
@@ -270,9 +283,34 @@ class CommandPipeline:
         structlog.contextvars.bind_contextvars(
             requestId=command.id, requestSource=command.source, type=command.type.value
         )
+        lane = self._lanes(command.account) if self._lanes is not None else None
+        if lane is None:
+            await self._traced(delivery, command, started)
+        elif await lane.enter(wait=delivery.moved):
+            try:
+                await self._traced(delivery, command, started)
+            finally:
+                lane.leave()
+        else:
+            await self._move(delivery, lane)
+
+    async def _traced(self, delivery: Delivery, command: Command, started: float) -> None:
         with self._tracing.consume(delivery.message, command.identity, command.traceparent):
             label = await self._run_safely(delivery, command)
             self._finish(command.type.value, label, started, delivery.outcome_fields)
+
+    async def _move(self, delivery: Delivery, lane: Lane) -> None:
+        """Hand the delivery to its account's queue, unchanged but for where it came from and
+        when it first arrived; acked once the broker confirmed the copy. Nothing is claimed:
+        the copy is a first delivery as far as exactly-once goes."""
+        headers = {
+            MOVED_HEADER: delivery.original.routing_key,
+            FIRST_SEEN_HEADER: _exact(delivery.first_seen_at),
+        }
+        await self._publisher.move(delivery.original, lane.queue, headers)
+        delivery.ack()
+        lane.moved()
+        log.debug("command_moved", account=lane.account)
 
     async def _run_safely(self, delivery: Delivery, command: Command) -> str:
         try:
@@ -432,14 +470,29 @@ class CommandPipeline:
 
 def _arrival(delivery: Delivery) -> datetime | None:
     """Now, for a command reaching the relay for the first time; None for one that was here
-    before (redelivered, deferred, replayed), whose schedule may rightly have come since."""
+    before (redelivered, moved to its account's queue, deferred, replayed), whose schedule may
+    rightly have come since."""
     headers = delivery.original.headers
-    if delivery.message.redelivered or any(name in headers for name in _RETURN_HEADERS):
+    if delivery.moved or delivery.message.redelivered:
+        return None
+    if any(name in headers for name in _RETURN_HEADERS):
         return None
     return datetime.now(UTC)
 
 
 _RETURN_HEADERS = (DEFERRALS_HEADER, ATTEMPTS_HEADER, REPLAYED_HEADER, RETRY_TIER_HEADER)
+
+
+def _original(message: AbstractIncomingMessage) -> OriginalMessage:
+    """A moved command as it first arrived: under its own routing key, so its deferred retries
+    and dead-letter replays go back to the shared queue, not to the account's."""
+    original = OriginalMessage.from_incoming(message)
+    routing_key = original.headers.get(MOVED_HEADER)
+    if not isinstance(routing_key, str | bytes):
+        return original
+    key = routing_key.decode() if isinstance(routing_key, bytes) else routing_key
+    headers = {k: v for k, v in original.headers.items() if k != MOVED_HEADER}
+    return replace(original.with_headers(headers), routing_key=key)
 
 
 def _exact(epoch_seconds: float) -> str:

@@ -14,12 +14,14 @@ import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 import structlog
 from aio_pika.abc import AbstractConnection
 
+from consumers.lanes import Lanes
 from consumers.pipeline import CommandPipeline, PipelineConfig
-from service.accounts import Accounts, load_accounts
+from service.accounts import Accounts
 from service.bus.broker import Broker, watch_channel
 from service.bus.consumer import QueueConsumer
 from service.bus.publisher import Publisher
@@ -88,20 +90,18 @@ async def _when_ready(relay: Relay, work: Callable[[Relay], Awaitable[None]]) ->
 
 
 # --- build ------------------------------------------------------------------------------------
-def build(
-    settings: Settings, accounts: Accounts | None = None, tracing: Tracing | None = None
-) -> Relay:
-    """Every component, wired together; nothing is opened, connected or started (no I/O
-    beyond reading the accounts file when ``accounts`` is not given).
+def build(settings: Settings, accounts: Accounts, tracing: Tracing | None = None) -> Relay:
+    """Every component, wired together; nothing is opened, connected or started (no I/O: the
+    caller reads the accounts, ``service.accounts.load_accounts``).
 
     ``tracing`` None: no spans (``service.tracing.export`` makes one from ``OTEL_*``). A few
     callbacks refer to components made further down; none of them runs before ``Relay.start``.
     """
-    if accounts is None:
-        accounts = load_accounts(settings, os.environ)
     tracing = tracing or Tracing()
     metrics = Metrics()
-    topology = settings.topology
+    lane_size = settings.relay_account_in_flight
+    topology = replace(settings.topology, accounts=accounts.names() if lane_size else ())
+    lanes = Lanes(topology.accounts, lane_size, topology, metrics)
     store = build_state_store(
         settings.state_url,
         retention_seconds=settings.relay_state_retention_seconds,
@@ -110,13 +110,13 @@ def build(
     traced = traced_store(store, tracing)  # what commands and webhooks use
     publisher = Publisher(topology, metrics, tracing=tracing)
     msgflash = msgflash_parts(settings, metrics, accounts.msgflash, tracing)
-    tether = tether_side(settings, metrics, accounts.tether)
+    tether = tether_side(settings, metrics, accounts.tether, tracing)
     handlers = {
         **msgflash_handlers(settings, metrics, traced, publisher, msgflash),
         **tether_handlers(tether, tuple(accounts.tether)),
     }
-    pipeline = _pipeline(settings, topology, metrics, traced, publisher, handlers, tracing)
-    consumers = _consumers(settings, topology, pipeline)
+    pipeline = _pipeline(settings, topology, metrics, traced, publisher, handlers, tracing, lanes)
+    consumers = _consumers(settings, topology, pipeline, lanes)
     broker = Broker(
         settings.amqp_url.get_secret_value(),
         setups=[
@@ -191,6 +191,7 @@ def _pipeline(
     publisher: Publisher,
     handlers: Handlers,
     tracing: Tracing,
+    lanes: Lanes,
 ) -> CommandPipeline:
     return CommandPipeline(
         handlers=handlers,
@@ -204,20 +205,24 @@ def _pipeline(
             retry_tiers=len(topology.retry_tiers),
         ),
         tracing=tracing,
+        lanes=lanes,
     )
 
 
 def _consumers(
-    settings: Settings, topology: Topology, pipeline: CommandPipeline
+    settings: Settings, topology: Topology, pipeline: CommandPipeline, lanes: Lanes
 ) -> tuple[QueueConsumer, ...]:
     """One consumer per queue, each with its own prefetch: a slow provider holds at most its
-    own queue's deliveries (a Tether outage never delays MsgFlash commands)."""
+    own queue's deliveries (a Tether outage never delays MsgFlash commands). An account's own
+    queue is read with its lane size as prefetch: what waits there, waits in the broker."""
+    moved = tuple(QueueConsumer(lane.queue, lane.size, pipeline.on_moved_message) for lane in lanes)
     return (
         QueueConsumer(topology.messages_queue, settings.relay_prefetch, pipeline.on_message),
         QueueConsumer(
             topology.campaigns_queue, settings.relay_campaign_prefetch, pipeline.on_message
         ),
         QueueConsumer(topology.tether_queue, settings.relay_tether_prefetch, pipeline.on_message),
+        *moved,
     )
 
 

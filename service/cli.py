@@ -123,7 +123,7 @@ def _run(args: argparse.Namespace) -> int:
 async def _serve(settings: Settings, tracing: Tracing, *, demo: bool) -> int:
     from service.app import build, run
 
-    relay = build(settings, tracing=tracing)
+    relay = build(settings, load_accounts(settings, os.environ), tracing)
     # Everything is imported and nothing is connected yet: what is frozen stays for good.
     settle_after_startup()
     stop = asyncio.Event()

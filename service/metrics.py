@@ -108,6 +108,18 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.account_in_flight = Gauge(
+            "relay_account_in_flight",
+            "Commands of an account being processed right now (its lane), by account.",
+            ["account"],
+            registry=r,
+        )
+        self.account_moved = Counter(
+            "relay_account_moved_total",
+            "Commands moved to their account's own queue because its lane was full, by account.",
+            ["account"],
+            registry=r,
+        )
         # ``labels()`` validates, locks and hashes on every call; the per-command paths look
         # their children up here instead (label values come from small fixed sets).
         self.command_outcome = functools.cache(self.commands.labels)

@@ -136,6 +136,13 @@ class Settings(BaseSettings):
     relay_tether_prefetch: int = Field(
         8, ge=1, le=65535, description="AMQP prefetch of the Tether consumer"
     )
+    relay_account_in_flight: int = Field(
+        16,
+        ge=0,
+        le=65535,
+        description="commands of one account in flight at once (its lane); more are moved to "
+        "its own queue; 0 turns lanes off",
+    )
     relay_tether_timeout: float = Field(
         10.0, gt=0, le=300, description="seconds before one Tether HTTP call is abandoned"
     )

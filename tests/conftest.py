@@ -101,14 +101,18 @@ class SandboxHandle:
             return response.status, await response.json()
 
 
+# The suite's sandbox: no rate limit, a fast lifecycle and fast webhook retries.
+SANDBOX_CONFIG: dict[str, Any] = {
+    "rate_limit_per_second": None,
+    "lifecycle_step_seconds": 0.05,
+    "webhook_retry_base_seconds": 0.05,
+}
+
+
 @pytest.fixture
 def sandbox_config() -> dict[str, Any]:
-    """Override per test (e.g. rate limit on) by redefining this fixture or mutating it."""
-    return {
-        "rate_limit_per_second": None,
-        "lifecycle_step_seconds": 0.05,
-        "webhook_retry_base_seconds": 0.05,
-    }
+    """Override per test (e.g. rate limit on) by parametrizing this fixture."""
+    return dict(SANDBOX_CONFIG)
 
 
 @pytest.fixture

@@ -209,6 +209,11 @@ class Publisher:
                 f"retry tier {tier} of {self._topology.retry_exchange!r} is gone"
             )
 
+    async def move(self, original: OriginalMessage, queue: str, headers: Mapping[str, Any]) -> None:
+        """Put a command in ``queue`` (an account's own), with its properties and headers."""
+        if not await self._publish_message("", queue, original.to_message(headers)):
+            raise BrokerUnavailable(f"queue {queue!r} is gone: the command was not moved")
+
     async def republish_raw(self, original: OriginalMessage, *, drop: tuple[str, ...]) -> None:
         """Send a parked command back to the commands exchange (dead-letter replay)."""
         headers = {k: v for k, v in original.headers.items() if k not in drop}

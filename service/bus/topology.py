@@ -35,6 +35,9 @@ async def declare_topology(connection: AbstractConnection, topology: Topology) -
     await _queue(connection, t.campaigns_queue, QUORUM, t.commands_exchange, ["campaign.*"])
     await _queue(connection, t.tether_queue, QUORUM, t.commands_exchange, ["tether.#"])
     await _queue(connection, t.dead_letter_queue, QUORUM, None, [])
+    for account_queue in t.account_queues:
+        # Unbound: only the relay puts commands there, moving them from a shared queue.
+        await _queue(connection, account_queue, QUORUM, None, [])
     for tier in t.retry_tiers:
         arguments = {
             "x-message-ttl": int(tier.delay_seconds * 1000),

@@ -22,6 +22,8 @@ class Topology:
 
     prefix: str = "msgflash"
     retry_delays: tuple[float, ...] = (10.0, 60.0, 600.0, 3600.0)
+    # Accounts with a queue of their own, for the commands their full lane moves aside.
+    accounts: tuple[str, ...] = ()
 
     @property
     def commands_exchange(self) -> str:
@@ -58,6 +60,13 @@ class Topology:
             for i, delay in enumerate(self.retry_delays)
         )
 
+    def account_queue(self, account: str) -> str:
+        return f"{self.prefix}.account.{account}"
+
+    @property
+    def account_queues(self) -> tuple[str, ...]:
+        return tuple(self.account_queue(name) for name in self.accounts)
+
     def exchanges(self) -> tuple[str, ...]:
         return (self.commands_exchange, self.events_exchange, self.retry_exchange)
 
@@ -69,6 +78,7 @@ class Topology:
             self.tether_queue,
             self.dead_letter_queue,
             *tiers,
+            *self.account_queues,
         )
 
 
@@ -106,6 +116,11 @@ REPLAYED_HEADER = "x-relay-replayed"
 
 
 RECONCILE_HEADER = "x-relay-reconcile-since"
+
+
+# On a command moved to its account's queue: the routing key it arrived under, which its
+# deferred retries and dead-letter replays must keep (the move publishes under the queue's name).
+MOVED_HEADER = "x-relay-moved-from"
 
 
 # Epoch seconds the relay first handled a deferred command: what bounded waits count from.

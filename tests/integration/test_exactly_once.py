@@ -9,6 +9,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from aio_pika.abc import AbstractConnection
 
 from service.app import Relay
@@ -16,6 +17,7 @@ from service.bus.deadletters import DeadLetterQueue
 from service.contract.amqp import Topology
 from service.providers.msgflash.sandbox.seed import INSTANCE_MAIN
 from tests.conftest import (
+    SANDBOX_CONFIG,
     EventTap,
     Producer,
     RelayFactory,
@@ -41,13 +43,11 @@ def campaign_command(name: str) -> dict[str, Any]:
     )
 
 
-async def test_a_campaign_whose_answer_was_lost_is_looked_up_and_created_once(
-    relay_factory: RelayFactory, events: EventTap, producer: Producer, sandbox: SandboxHandle
+async def lose_the_answer_to_one_campaign_create(
+    sandbox: SandboxHandle, producer: Producer, cmd: dict[str, Any]
 ) -> None:
-    await relay_factory(relay_retry_max_attempts=1)
-    # MsgFlash creates the campaign, then the connection drops before the answer.
+    """MsgFlash creates the campaign, then the connection drops before the answer."""
     await sandbox.set_faults(drop_after_rate=1.0, paths=["/api/v1/campaigns"])
-    cmd = campaign_command("Late answer")
     await producer.publish(cmd)
     for _ in range(200):
         if await sandbox.requests("/api/v1/campaigns", method="POST"):
@@ -55,10 +55,31 @@ async def test_a_campaign_whose_answer_was_lost_is_looked_up_and_created_once(
         await asyncio.sleep(0.05)
     await sandbox.clear_faults()
 
+
+@pytest.mark.parametrize("sandbox_config", [{**SANDBOX_CONFIG, "campaign_list": True}])
+async def test_a_campaign_whose_answer_was_lost_is_looked_up_and_created_once(
+    relay_factory: RelayFactory, events: EventTap, producer: Producer, sandbox: SandboxHandle
+) -> None:
+    await relay_factory(relay_retry_max_attempts=1)
+    await lose_the_answer_to_one_campaign_create(sandbox, producer, campaign_command("Late"))
+
     (created,) = await events.wait_for(lambda e: e["type"] == "msgflash.campaign.created")
     status, listed = await sandbox.api("GET", "/api/v1/campaigns")
     assert status == 200
     assert [c["id"] for c in listed["data"]["campaigns"]] == [created["data"]["campaignId"]]
+    assert len(await sandbox.requests("/api/v1/campaigns", method="POST")) == 1
+
+
+async def test_without_a_campaign_list_a_late_campaign_is_parked_not_created_twice(
+    relay_factory: RelayFactory, events: EventTap, producer: Producer, sandbox: SandboxHandle
+) -> None:
+    """MsgFlash's public API documents no campaign list: the lookup is refused, and the relay
+    parks the command as OUTCOME_UNKNOWN rather than send the campaign again."""
+    await relay_factory(relay_retry_max_attempts=1)
+    await lose_the_answer_to_one_campaign_create(sandbox, producer, campaign_command("Late"))
+
+    (failed,) = await events.wait_for(lambda e: e["type"] == "msgflash.campaign.failed")
+    assert failed["data"]["error"]["code"] == "OUTCOME_UNKNOWN"
     assert len(await sandbox.requests("/api/v1/campaigns", method="POST")) == 1
 
 
@@ -142,6 +163,11 @@ async def test_a_retry_after_holds_every_call_of_the_key_until_it_passes(
     await relay_factory()
     await sandbox.set_faults(force_429_count=1, force_429_retry_after=2)
     await producer.publish(text_command("first"))
+    for _ in range(200):  # the 429 has been answered before the second command comes
+        sent = await sandbox.requests("/api/v1/messages/send", method="POST")
+        if any(call["status"] == 429 for call in sent):
+            break
+        await asyncio.sleep(0.02)
     await producer.publish(text_command("second"))  # not refused itself, held all the same
 
     await events.wait_for(lambda e: e["type"] == "msgflash.message.sent", count=2)

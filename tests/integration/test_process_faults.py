@@ -17,6 +17,7 @@ from typing import Any
 import aio_pika
 import pytest
 
+from service.accounts import load_accounts
 from service.app import build
 from service.bus.topology import declare_topology, delete_topology
 from service.contract.amqp import Topology
@@ -202,7 +203,8 @@ async def test_2000_commands_through_two_broker_restarts_each_sent_once(
         "MSGFLASH_RATE_LIMIT": "1000",
         "RELAY_LOG_LEVEL": "warning",
     }
-    relay = build(load_settings(env))
+    settings = load_settings(env)
+    relay = build(settings, load_accounts(settings, env))
     await relay.start(wait_for_broker=30)
     try:
         for _ in range(2):

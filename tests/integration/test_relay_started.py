@@ -10,6 +10,7 @@ import pytest
 import structlog
 from structlog.typing import EventDict
 
+from service.accounts import load_accounts
 from service.app import build
 from service.settings import load_settings
 from service.wiring.relay import Relay
@@ -32,7 +33,8 @@ async def unstarted(prefix: str, sandbox: SandboxHandle) -> AsyncIterator[Callab
             "RELAY_HTTP_PORT": "0",
             "RELAY_STATE_URL": "memory://",
         }
-        relay = build(load_settings(env))
+        settings = load_settings(env)
+        relay = build(settings, load_accounts(settings, env))
         built.append(relay)
         return relay
 

@@ -11,6 +11,10 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from service.providers.tether.sandbox.app import create_tether_sandbox_app
 from service.providers.tether.sandbox.config import (
@@ -18,6 +22,7 @@ from service.providers.tether.sandbox.config import (
     DEFAULT_PASSWORD,
     TetherSandboxConfig,
 )
+from service.tracing.spans import Tracing
 from service.wiring.relay import Relay
 from tests.conftest import EventTap, Producer, RelayFactory, command
 
@@ -339,3 +344,26 @@ async def _until(probe: Any, *, at_least: int) -> None:
             return
         await asyncio.sleep(0.02)
     pytest.fail(f"fewer than {at_least} Tether calls were made")
+
+
+async def test_each_tether_call_is_a_client_span_whose_traceparent_tether_receives(
+    relay_factory: RelayFactory, tether: TetherHandle, events: EventTap, producer: Producer
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    await tether_relay(relay_factory, tether, tracing=Tracing(provider))
+    cmd = campaign(quota="skip")
+    await producer.publish(cmd)
+    await events.wait_for(outcome_of(cmd))
+
+    [create] = await tether.requests("/api/campaigns", "POST")
+    spans = {
+        f"{span.context.trace_id:032x}-{span.context.span_id:016x}": span
+        for span in exporter.get_finished_spans()
+    }
+    _, trace_id, span_id, _ = create["headers"]["traceparent"].split("-")
+    sent_by = spans[f"{trace_id}-{span_id}"]
+    assert sent_by.kind is SpanKind.CLIENT
+    assert (sent_by.attributes or {}).get("http.request.method") == "POST"
+    assert sent_by.parent is not None  # a child of the command's consumer span

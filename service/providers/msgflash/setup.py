@@ -61,7 +61,7 @@ def msgflash_parts(
 def _account_parts(
     settings: Settings, metrics: Metrics, account: MsgFlashAccount, tracing: Tracing
 ) -> MsgFlashAccountParts:
-    limiter = open_rate_limiter(settings.relay_state_url, account.rate_limit)
+    limiter = open_rate_limiter(settings.state_url, account.rate_limit)
     client = MsgFlashClient.create(
         base_url=account.base_url,
         api_key=account.api_key,

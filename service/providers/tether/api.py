@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic_core import from_json
@@ -99,6 +100,17 @@ def error_fields(document: Any) -> tuple[str | None, str | None]:
     if isinstance(error, dict):  # {"error": {"code": ..., "message": ...}}
         return _text(error.get("code")), _text(error.get("message"))
     return _text(document.get("code")), _text(document.get("message"))  # {message, code}
+
+
+def read_instant(value: object) -> datetime | None:
+    """A date Tether sent (``createdAt``, ``scheduledDate``); None unless ISO 8601 with offset."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def _text(value: object) -> str | None:

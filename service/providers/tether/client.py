@@ -33,6 +33,7 @@ from service.providers.tether import api
 from service.providers.tether.account import TetherAccount
 from service.providers.tether.auth import TokenKeeper
 from service.providers.tether.reconcile import campaigns_in, find_created_campaign
+from service.tracing.spans import HttpCall, Tracing
 
 if TYPE_CHECKING:
     from service.pacing import RateLimiter
@@ -73,8 +74,10 @@ class TetherClient:
         policy: RetryPolicy,
         metrics: Metrics,
         owns_session: bool = False,
+        tracing: Tracing | None = None,
     ) -> None:
         self._session = session
+        self._tracing = tracing or Tracing()  # None: off
         self._account = account
         self._base_url = account.base_url.rstrip("/")
         self._limiter = limiter
@@ -94,6 +97,7 @@ class TetherClient:
         policy: RetryPolicy,
         metrics: Metrics,
         timeout: float,
+        tracing: Tracing | None = None,
     ) -> TetherClient:
         """A client owning its session; call from a running event loop, ``close()`` when done."""
         session = aiohttp.ClientSession(
@@ -107,6 +111,7 @@ class TetherClient:
             policy=policy,
             metrics=metrics,
             owns_session=True,
+            tracing=tracing,
         )
 
     def __repr__(self) -> str:
@@ -262,9 +267,22 @@ class TetherClient:
         params: Mapping[str, str] | None,
         token: str | None,
     ) -> Any:
-        """One paced HTTP exchange, measured; returns the parsed answer or raises."""
+        """One paced HTTP exchange, measured and traced; returns the parsed answer or raises."""
         waited = await self._limiter.acquire(self._account.pacing_key)
         self._metrics.limiter_wait(self._account.name).observe(waited)
+        url = self._base_url + endpoint.path
+        with self._tracing.http_call(endpoint.method, url, endpoint.path, waited=waited) as call:
+            return await self._send(endpoint, url, json_body, params, token, call)
+
+    async def _send(
+        self,
+        endpoint: api.Endpoint,
+        url: str,
+        json_body: Mapping[str, Any] | None,
+        params: Mapping[str, str] | None,
+        token: str | None,
+        call: HttpCall,
+    ) -> Any:
         headers = {"Accept": "application/json"}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
@@ -272,13 +290,14 @@ class TetherClient:
         try:
             async with self._session.request(
                 endpoint.method,
-                self._base_url + endpoint.path,
+                url,
                 json=dict(json_body) if json_body is not None else None,
                 params=params,
-                headers=headers,
+                headers=call.headers(headers),
             ) as response:
                 body = await response.read()
                 status = str(response.status)
+                call.answered(response.status)
                 retry_after = parse_retry_after(
                     response.headers.get("Retry-After"), now=datetime.now(UTC)
                 )

@@ -20,6 +20,7 @@ from service.contract.errors import (
     TetherError,
 )
 from service.contract.wire import utc_millis
+from service.providers.tether.api import read_instant
 
 
 def validate_date_body(when: datetime, count: int) -> dict[str, Any]:
@@ -89,7 +90,7 @@ def segment_plan(answer: Mapping[str, Any], total: int) -> tuple[Segment, ...]:
     plan: list[Segment] = []
     for item in items if isinstance(items, list) else []:
         count = item.get("contactCount") if isinstance(item, dict) else None
-        when = _instant(item.get("scheduledDate")) if isinstance(item, dict) else None
+        when = read_instant(item.get("scheduledDate")) if isinstance(item, dict) else None
         if isinstance(count, int) and count > 0 and when is not None:
             plan.append(Segment(when, count))
     if not plan or sum(s.count for s in plan) != total:
@@ -99,13 +100,3 @@ def segment_plan(answer: Mapping[str, Any], total: int) -> tuple[Segment, ...]:
             f"segments (got {len(plan)} usable segments); nothing was created",
         )
     return tuple(plan)
-
-
-def _instant(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None

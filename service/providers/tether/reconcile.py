@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from service.providers.tether.api import read_instant
 from service.providers.tether.mapping import recipient_key
 
 # Tether's clock and ours may differ by this much.
@@ -41,7 +42,7 @@ def matches(campaign: Mapping[str, Any], body: Mapping[str, Any], since: datetim
         return False
     if recipients(campaign) != recipients(body):
         return False
-    created = _instant(campaign.get("createdAt"))
+    created = read_instant(campaign.get("createdAt"))
     return created is None or created >= since - CLOCK_SKEW
 
 
@@ -62,7 +63,7 @@ def find_segments(
     found: list[tuple[int, dict[str, Any]]] = []
     for campaign in campaigns:
         matched = part.match(str(campaign.get("name", "")))
-        created = _instant(campaign.get("createdAt"))
+        created = read_instant(campaign.get("createdAt"))
         recent = created is None or created >= since - CLOCK_SKEW
         if matched and campaign.get("message") == message and recent:
             found.append((int(matched.group(1)), dict(campaign)))
@@ -80,15 +81,5 @@ def recipients(document: Mapping[str, Any]) -> frozenset[str]:
 
 
 def _same_instant(left: object, right: object) -> bool:
-    a, b = _instant(left), _instant(right)
+    a, b = read_instant(left), read_instant(right)
     return a is not None and a == b
-
-
-def _instant(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None

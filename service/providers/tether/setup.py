@@ -19,6 +19,7 @@ from service.providers.common.retry import RetryPolicy
 from service.providers.tether.account import TetherAccount, TetherCredentials
 from service.providers.tether.client import TetherClient
 from service.settings import Settings
+from service.tracing.spans import Tracing
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,25 +40,31 @@ class TetherSide:
 
 
 def tether_side(
-    settings: Settings, metrics: Metrics, configured: Mapping[str, accounts.TetherAccount]
+    settings: Settings,
+    metrics: Metrics,
+    configured: Mapping[str, accounts.TetherAccount],
+    tracing: Tracing,
 ) -> TetherSide:
     sandbox = tether_sandbox_app(settings)
     parts: dict[str, TetherParts] = {}
     for name, configured_account in configured.items():
         account = tether_account(settings, configured_account)
         if account is not None:
-            parts[name] = _account_parts(settings, metrics, account)
+            parts[name] = _account_parts(settings, metrics, account, tracing)
     return TetherSide(parts, sandbox)
 
 
-def _account_parts(settings: Settings, metrics: Metrics, account: TetherAccount) -> TetherParts:
-    limiter = open_rate_limiter(settings.relay_state_url, account.rate_limit)
+def _account_parts(
+    settings: Settings, metrics: Metrics, account: TetherAccount, tracing: Tracing
+) -> TetherParts:
+    limiter = open_rate_limiter(settings.state_url, account.rate_limit)
     client = TetherClient.create(
         account=account,
         limiter=limiter,
         policy=RetryPolicy(max_attempts=settings.relay_retry_max_attempts),
         metrics=metrics,
         timeout=settings.relay_tether_timeout,
+        tracing=tracing,
     )
     return TetherParts(client, limiter)
 

@@ -75,8 +75,9 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> web.Application:
     app[SANDBOX] = sandbox
     router = app.router
     # Groups first: /contacts/groups would otherwise match /contacts/{id}.
-    for module in (groups, contacts, instances, messages, templates, campaigns, webhooks):
+    for module in (groups, contacts, instances, messages, templates, webhooks):
         module.add_routes(router)
+    campaigns.add_routes(router, with_list=sandbox.config.campaign_list)
     account.add_routes(router)
     admin.add_routes(router)
     app.cleanup_ctx.append(_background)

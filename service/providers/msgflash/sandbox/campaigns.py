@@ -223,9 +223,10 @@ def _store(sandbox: Sandbox, campaign: CampaignRecord) -> web.Response:
     return data_response(campaign.as_api())
 
 
-def add_routes(router: web.UrlDispatcher) -> None:
+def add_routes(router: web.UrlDispatcher, *, with_list: bool = False) -> None:
     router.add_post("/api/v1/campaigns", create_campaign)
-    router.add_get("/api/v1/campaigns", list_campaigns)
+    if with_list:
+        router.add_get("/api/v1/campaigns", list_campaigns)
     router.add_get("/api/v1/campaigns/{id}", get_campaign)
     router.add_get("/api/v1/campaigns/{id}/stats", campaign_stats)
     router.add_post("/api/v1/campaigns/{id}/pause", pause_campaign)

@@ -37,6 +37,9 @@ class SandboxConfig(BaseModel):
     webhook_timeout_seconds: float = Field(10.0, gt=0)  # per delivery attempt
     allow_http_webhooks: bool = True  # real MsgFlash requires https; loopback http allowed here
     request_log_limit: int = Field(100_000, ge=0)
+    # The fact sheet has no campaign list in the public API (the console has one): off, the
+    # sandbox answers GET /api/v1/campaigns as MsgFlash would, 404; on, it lists campaigns.
+    campaign_list: bool = False
     faults: FaultSettings | None = None  # active from the start
     seed: SeedData | None = None  # None = the default seed
 

@@ -31,6 +31,8 @@ class LoggedRequest:
     status: int | None = None  # None until answered; stays None when the answer was lost
     code: str | None = None
     fault: str | None = None
+    # W3C trace context only (traceparent, tracestate): never a credential.
+    headers: dict[str, str] = field(default_factory=dict)
 
     def as_api(self) -> dict[str, Any]:
         return dict(self.__dict__)

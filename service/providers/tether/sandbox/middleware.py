@@ -18,6 +18,8 @@ from service.providers.tether.sandbox.faults import FaultPlan
 
 _log = logging.getLogger(__name__)
 _REDACTED = "[redacted]"
+# The only headers the request log keeps: what a test of trace propagation needs.
+TRACE_HEADERS = ("traceparent", "tracestate")
 
 
 @web.middleware
@@ -31,6 +33,7 @@ async def serve_requests(request: web.Request, handler: Handler) -> web.StreamRe
         query=dict(request.query),
         auth=auth_kind(request),
         body=_logged_body(await request.read()),
+        headers={name: request.headers[name] for name in TRACE_HEADERS if name in request.headers},
     )
     plan = sandbox.faults.plan_for(request.method, request.path)
     entry.fault = plan.name if plan else None
