@@ -14,6 +14,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
 services:
 	bash scripts/ensure-services.sh
 
@@ -35,7 +40,7 @@ lint: install
 unit: install
 	$(BIN)/python -m pytest -q tests/unit
 
-bench: install services
+bench: $(BENCH_STAMP) services
 	$(BIN)/python -m benchmarks
 
 ## make audit: known vulnerabilities in the installed dependencies (pip-audit). It asks the

@@ -29,6 +29,7 @@ from benchmarks import (
     reliability,
     throughput,
     tracing,
+    webhook,
 )
 from benchmarks.report import Figure, render_table, write_json
 from benchmarks.session import BenchSession, Sizes
@@ -40,6 +41,7 @@ SCENARIOS: dict[str, Scenario] = {
     "throughput": throughput.run,
     "memory": memory.run,
     "latency": latency.run,
+    "webhook": webhook.run,
     "pacing": pacing.run,
     "backoff": backoff.run,
     "crash": crash.run,
@@ -52,6 +54,7 @@ DEFAULT_SCENARIOS = (
     "throughput",
     "memory",
     "latency",
+    "webhook",
     "pacing",
     "backoff",
     "crash",

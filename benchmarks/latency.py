@@ -1,8 +1,10 @@
 """Scenario 2: latency at a steady 50 % of the relay's measured maximum rate.
 
 From a command's publish to its result event on the bus: p50, p95, p99, for the relay and, at
-the same rate, for the bare baseline; and the sandbox's own response time at that rate, from a
-direct aiohttp loop. Target: the relay's p99 exceeds the sandbox's own p99 by under 50 ms.
+the same rate, for the bare loop; and the upstream's own response time at that rate, from a
+direct aiohttp loop. The upstream is the minimal responder (``benchmarks.responder``), so the
+figures are the programs' own. Target: the relay's p99 exceeds the responder's own p99 by
+under 50 ms.
 Commands published in the first second are left out (connections and caches warming up).
 """
 
@@ -35,6 +37,7 @@ from benchmarks.processes import (
 )
 from benchmarks.report import Figure
 from benchmarks.session import BenchSession
+from benchmarks.stats import percentile
 from service.settings import DEFAULT_SANDBOX_API_KEY
 
 SCENARIO = "latency"
@@ -66,26 +69,19 @@ class Latencies:
         )
 
 
-def percentile(ordered: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile of already sorted values."""
-    rank = max(1, -(-len(ordered) * q // 100))  # ceil without floats creeping in
-    return ordered[int(rank) - 1]
-
-
 async def run(session: BenchSession) -> list[Figure]:
-    maximum = await session.drain("relay", session.sizes.throughput_commands)
-    rate = LOAD_FACTOR * maximum.events_per_second
+    rate = LOAD_FACTOR * await session.relay_rate()
     seconds = session.sizes.latency_seconds
     session.progress(SCENARIO, f"steady {rate:.0f} commands/s for {seconds:g} s each")
     relay, sandbox_seen_by_relay = await through_bus(session, "relay", rate, seconds)
-    baseline, _ = await through_bus(session, "baseline", rate, seconds)
-    direct = await sandbox_direct(session, rate, seconds)
+    baseline, _ = await through_bus(session, "bare", rate, seconds)
+    direct = await upstream_direct(session, rate, seconds)
     session.details[SCENARIO] = {
         "rate_per_second": rate,
         "relay": asdict(relay),
         "baseline": asdict(baseline),
-        "sandbox_direct": asdict(direct),
-        "sandbox_mean_ms_seen_by_relay": sandbox_seen_by_relay,
+        "responder_direct": asdict(direct),
+        "responder_mean_ms_seen_by_relay": sandbox_seen_by_relay,
     }
     added = relay.p99_ms - direct.p99_ms
     return [
@@ -93,12 +89,12 @@ async def run(session: BenchSession) -> list[Figure]:
         Figure.info(SCENARIO, "relay p50", relay.p50_ms, "ms"),
         Figure.info(SCENARIO, "relay p95", relay.p95_ms, "ms"),
         Figure.info(SCENARIO, "relay p99", relay.p99_ms, "ms"),
-        Figure.info(SCENARIO, "baseline p50", baseline.p50_ms, "ms"),
-        Figure.info(SCENARIO, "baseline p99", baseline.p99_ms, "ms"),
-        Figure.info(SCENARIO, "sandbox alone p50", direct.p50_ms, "ms"),
-        Figure.info(SCENARIO, "sandbox alone p99", direct.p99_ms, "ms"),
-        Figure.info(SCENARIO, "sandbox mean as timed by relay", sandbox_seen_by_relay, "ms"),
-        Figure.below(SCENARIO, "relay p99 - sandbox p99", added, TARGET_ADDED_P99_MS, "ms"),
+        Figure.info(SCENARIO, "bare loop p50", baseline.p50_ms, "ms"),
+        Figure.info(SCENARIO, "bare loop p99", baseline.p99_ms, "ms"),
+        Figure.info(SCENARIO, "responder alone p50", direct.p50_ms, "ms"),
+        Figure.info(SCENARIO, "responder alone p99", direct.p99_ms, "ms"),
+        Figure.info(SCENARIO, "responder mean as timed by relay", sandbox_seen_by_relay, "ms"),
+        Figure.below(SCENARIO, "relay p99 - responder p99", added, TARGET_ADDED_P99_MS, "ms"),
     ]
 
 
@@ -107,8 +103,7 @@ async def through_bus(
 ) -> tuple[Latencies, float]:
     """Publish -> result event latencies of ``program``; for the relay, also its own mean
     MsgFlash call time (from its metrics), in ms."""
-    workspace, sandbox = session.workspace, await session.sandbox()
-    await sandbox.reset()
+    workspace, upstream = session.workspace, await session.responder()
     topology = workspace.topology(f"latency-{program}")
     connection = await workspace.connect()
     try:
@@ -116,7 +111,7 @@ async def through_bus(
         env = relay_env(
             workspace,
             topology,
-            sandbox,
+            upstream,
             http_port=free_port(),
             state_url=workspace.sqlite_state_url(topology.prefix),
             rate_limit=UNPACED_RATE,
@@ -156,12 +151,11 @@ async def _mean_call_ms(relay: RelayProcess) -> float:
     return 1000 * total / count if count else 0.0
 
 
-async def sandbox_direct(session: BenchSession, rate: float, seconds: float) -> Latencies:
-    """The sandbox's own response time: the same POST, at the same rate, straight from here."""
-    sandbox = await session.sandbox()
-    await sandbox.reset()
+async def upstream_direct(session: BenchSession, rate: float, seconds: float) -> Latencies:
+    """The responder's own response time: the same POST, at the same rate, straight from here."""
+    upstream = await session.responder()
     payload = to_payload(json.loads(schedule_command("direct", far_future())))
-    url, headers = sandbox.url + SCHEDULE_PATH, {"x-api-key": DEFAULT_SANDBOX_API_KEY}
+    url, headers = upstream.url + SCHEDULE_PATH, {"x-api-key": DEFAULT_SANDBOX_API_KEY}
     timings: list[tuple[float, float]] = []
     connector = aiohttp.TCPConnector(limit=100, limit_per_host=100, keepalive_timeout=30.0)
     async with aiohttp.ClientSession(

@@ -1,4 +1,5 @@
-"""The programs under measurement as child processes: the sandbox, the relay and the bare loop.
+"""The programs under measurement as child processes: the upstreams (the sandbox, the minimal
+responder), the relay, the bare loop and the peers.
 
 Each runs in its own interpreter so that none competes with the harness's event loop; their
 output goes to a file in the workspace, shown (last lines) when one of them misbehaves.
@@ -18,7 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -58,6 +59,30 @@ def process_usage(pid: int) -> Usage:
     fields = stat[stat.rindex(")") + 2 :].split()  # the command name may contain spaces
     utime, stime = int(fields[11]), int(fields[12])
     return Usage(peak_rss_mb=peak_kb / 1024, cpu_seconds=(utime + stime) / CLOCK_TICKS)
+
+
+def cpu_seconds_of(command_name: str) -> float:
+    """CPU seconds used so far by every process named ``command_name`` (``/proc/PID/comm``),
+    e.g. RabbitMQ's ``beam.smp``: read only, to say how much of the machine the broker took."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != command_name:
+                continue
+            total += process_usage(int(entry.name)).cpu_seconds
+        except (OSError, ValueError):
+            continue  # gone meanwhile, or not ours to read
+    return total
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """``(busy, total)`` CPU seconds of the whole machine so far, all cores (``/proc/stat``)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    total = sum(fields[:8])
+    return (total - idle) / CLOCK_TICKS, total / CLOCK_TICKS
 
 
 class ChildProcess:
@@ -140,6 +165,48 @@ async def wait_until_ok(child: ChildProcess, url: str, timeout: float = READY_TI
     raise ChildFailed(f"{child.name} not ready within {timeout:g} s:\n{child.tail()}")
 
 
+class Upstream(Protocol):
+    """What the programs call as MsgFlash: the sandbox, or the minimal responder."""
+
+    url: str
+
+    async def reset(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class Responder:
+    """``benchmarks.responder`` in a child process: send and schedule only, no state."""
+
+    def __init__(self, child: ChildProcess, url: str) -> None:
+        self.child = child
+        self.url = url
+
+    @classmethod
+    async def start(cls, workspace: Workspace) -> Responder:
+        port = free_port()
+        argv = [sys.executable, "-m", "benchmarks.responder", "--port", str(port)]
+        child = ChildProcess("responder", argv, {}, workspace.path("responder.log"))
+        await child.start()
+        deadline = time.monotonic() + READY_TIMEOUT
+        while "ready" not in child.tail():
+            child.ensure_running()
+            if time.monotonic() > deadline:
+                await child.stop()
+                raise ChildFailed(f"responder not ready within {READY_TIMEOUT:g} s")
+            await asyncio.sleep(0.05)
+        return cls(child, f"http://127.0.0.1:{port}")
+
+    async def reset(self) -> None:
+        """Nothing to reset: every answer is the same."""
+
+    def usage(self) -> Usage:
+        return self.child.usage()
+
+    async def stop(self) -> None:
+        await self.child.stop()
+
+
 class Sandbox:
     """``msgflash-relay sandbox`` in a child process, with its admin routes."""
 
@@ -205,7 +272,7 @@ class Sandbox:
 def relay_env(
     workspace: Workspace,
     topology: Topology,
-    sandbox: Sandbox,
+    upstream: Upstream,
     *,
     http_port: int,
     state_url: str,
@@ -214,7 +281,7 @@ def relay_env(
     """The relay's environment: everything on, as in production, at info level."""
     return {
         "AMQP_URL": workspace.endpoints.amqp_url,
-        "MSGFLASH_BASE_URL": sandbox.url,
+        "MSGFLASH_BASE_URL": upstream.url,
         "MSGFLASH_API_KEY": DEFAULT_SANDBOX_API_KEY,
         "MSGFLASH_RATE_LIMIT": f"{rate_limit:g}",
         "RELAY_EXCHANGE_PREFIX": topology.prefix,
@@ -268,6 +335,12 @@ class RelayProcess:
 def baseline_process(name: str, env: Mapping[str, str], log: Path) -> ChildProcess:
     """The bare loop of ``benchmarks.baseline``, given the relay's own environment."""
     return ChildProcess(name, [sys.executable, "-m", "benchmarks.baseline"], env, log)
+
+
+def faststream_process(name: str, env: Mapping[str, str], log: Path) -> ChildProcess:
+    """The FastStream peer of ``benchmarks.peers.faststream_app``, given the relay's environment."""
+    argv = [sys.executable, "-m", "benchmarks.peers.faststream_app"]
+    return ChildProcess(name, argv, env, log)
 
 
 def metric_total(text: str, name: str, **labels: str) -> float:

@@ -27,7 +27,7 @@ async def run(session: BenchSession) -> list[Figure]:
     count = session.sizes.throughput_commands
     raw = session.workspace.path("relay.pyisession")  # ~150 MB at full size: not kept
     drained = await drain_preloaded(
-        session.workspace, await session.sandbox(), "relay", count, profile_to=raw
+        session.workspace, await session.responder(), "relay", count, profile_to=raw
     )
     written = render_profile(raw, RESULTS)
     session.details[SCENARIO] = {"events_per_second": drained.events_per_second, "files": written}

@@ -12,10 +12,12 @@ import os
 import platform
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
+
+from benchmarks.stats import Spread
 
 Verdict = Literal["pass", "MISS", "info", "error"]
 
@@ -28,6 +30,8 @@ class Figure:
     unit: str = ""
     target: str = ""
     verdict: Verdict = "info"
+    low: float | None = None  # the range over rounds, when the value is their median
+    high: float | None = None
 
     @classmethod
     def info(cls, scenario: str, name: str, value: float, unit: str = "") -> Figure:
@@ -53,6 +57,23 @@ class Figure:
         return cls(scenario, name, value, "", target, "pass" if value == wanted else "MISS")
 
     @classmethod
+    def median(
+        cls,
+        scenario: str,
+        name: str,
+        spread: Spread,
+        unit: str = "",
+        *,
+        at_least: float | None = None,
+    ) -> Figure:
+        """The median over rounds with its range; against ``at_least`` when there is a target."""
+        if at_least is None:
+            figure = cls.info(scenario, name, spread.median, unit)
+        else:
+            figure = cls.at_least(scenario, name, spread.median, at_least, unit)
+        return replace(figure, low=spread.low, high=spread.high)
+
+    @classmethod
     def failed(cls, scenario: str, error: BaseException) -> Figure:
         """The error in one table cell; the full story is in the progress lines above."""
         while isinstance(error, BaseExceptionGroup) and error.exceptions:
@@ -62,7 +83,12 @@ class Figure:
         return cls(scenario, text if len(text) <= 70 else text[:69] + "…", None, "", "", "error")
 
     def shown_value(self) -> str:
-        return "-" if self.value is None else f"{_number(self.value)}{_suffix(self.unit)}"
+        if self.value is None:
+            return "-"
+        shown = f"{_number(self.value)}{_suffix(self.unit)}"
+        if self.low is not None and self.high is not None:
+            shown += f" ({_number(self.low)}-{_number(self.high)})"
+        return shown
 
 
 def _suffix(unit: str) -> str:
