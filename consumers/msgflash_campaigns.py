@@ -23,7 +23,7 @@ from consumers.outcomes import (
     Outcome,
     QuotaDeadline,
     Succeeded,
-    outcome_from_error,
+    failed_create,
     quota_wait,
     resolve_instance,
 )
@@ -73,14 +73,8 @@ class CampaignHandler:
         called_at = time.time()
         result = await self.client.create_campaign(payload, before_send=context.calling)
         if isinstance(result, CallFailure):
-            await self.quota.observe(result.error)
-            return outcome_from_error(
-                result.error,
-                context,
-                instance_id,
-                attempts=result.attempts,
-                called_at=called_at,
-                give_up_at=give_up_at,
+            return await failed_create(
+                result, self.quota, context, instance_id, called_at=called_at, give_up_at=give_up_at
             )
         self.quota.record_success()
         return self._succeeded(command, result.data, instance_id, result.attempts, context, health)

@@ -18,7 +18,7 @@ from consumers.outcomes import (
     Outcome,
     QuotaDeadline,
     Succeeded,
-    outcome_from_error,
+    failed_create,
     quota_wait,
     resolve_instance,
 )
@@ -89,14 +89,8 @@ class MessageHandler:
         called_at = time.time()
         result = await call(payload, before_send=context.calling, caller=context.key)
         if isinstance(result, CallFailure):
-            await self.quota.observe(result.error)
-            return outcome_from_error(
-                result.error,
-                context,
-                instance_id,
-                attempts=result.attempts,
-                called_at=called_at,
-                give_up_at=give_up_at,
+            return await failed_create(
+                result, self.quota, context, instance_id, called_at=called_at, give_up_at=give_up_at
             )
         self.quota.record_success()
         return self._succeeded(

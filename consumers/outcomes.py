@@ -16,7 +16,9 @@ from service.contract.errors import (
     error_info,
 )
 from service.contract.events import OutgoingEvent
+from service.providers.common.retry import CallFailure
 from service.providers.msgflash.instances import InstanceResolver
+from service.providers.msgflash.quota import QuotaGate
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,28 @@ def outcome_from_error(
         error_info(error),
         attempts=context.prior_attempts + attempts,
         instance_id=instance_id,
+    )
+
+
+async def failed_create(
+    failure: CallFailure[MsgFlashError],
+    quota: QuotaGate,
+    context: HandlerContext,
+    instance_id: str,
+    *,
+    called_at: float,
+    give_up_at: float | None,
+) -> Outcome:
+    """A MsgFlash create that did not succeed: the quota gate learns of it first, then the
+    outcome is decided as for any failed call."""
+    await quota.observe(failure.error)
+    return outcome_from_error(
+        failure.error,
+        context,
+        instance_id,
+        attempts=failure.attempts,
+        called_at=called_at,
+        give_up_at=give_up_at,
     )
 
 
