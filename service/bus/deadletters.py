@@ -1,12 +1,16 @@
 """The dead-letter queue as a thing an operator can look at, replay from and purge.
 
 Reading is done with unacknowledged ``basic.get``s on a private channel: closing the channel puts
-every message that was looked at but not replayed back in the queue.
+every message that was looked at but not replayed back in the queue. The dead-letter queue is a
+quorum queue, where that return is applied after the close is acknowledged, so each reader waits
+until the queue holds again what it put back: a peek followed at once by a replay sees it all.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -70,23 +74,47 @@ def _command_id(message: AbstractIncomingMessage) -> str:
 
 
 class DeadLetterQueue:
-    def __init__(self, connection: AbstractConnection, topology: Topology) -> None:
+    def __init__(
+        self, connection: AbstractConnection, topology: Topology, *, settle_seconds: float = 5.0
+    ) -> None:
         self._connection = connection
         self._topology = topology
+        self._settle_seconds = settle_seconds
+
+    async def _ready_count(self) -> int:
+        channel = await self._connection.channel()
+        try:
+            queue = await channel.declare_queue(self._topology.dead_letter_queue, passive=True)
+            return int(queue.declaration_result.message_count or 0)
+        finally:
+            await channel.close()
+
+    async def _settle(self, at_least: int) -> None:
+        """Wait (bounded) until the queue's ready count shows the messages a closed channel returned.
+
+        Nothing but these tools takes from the dead-letter queue, so the count only grows while
+        the returns land; a concurrent purge or replay ends the wait at the deadline at worst.
+        """
+        if at_least <= 0:
+            return
+        deadline = time.monotonic() + self._settle_seconds
+        while await self._ready_count() < at_least and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
 
     async def peek(self, *, limit: int = 100) -> list[ParkedCommand]:
         channel = await self._connection.channel()
+        parked: list[ParkedCommand] = []
         try:
             queue = await channel.get_queue(self._topology.dead_letter_queue)
-            parked: list[ParkedCommand] = []
             while len(parked) < limit:
                 message = await queue.get(fail=False, no_ack=False)
                 if message is None:
                     break
                 parked.append(describe(message))
-            return parked
         finally:
             await channel.close()  # requeues everything we looked at
+        await self._settle(len(parked))
+        return parked
 
     async def replay(
         self, publisher: Publisher, select: Callable[[ParkedCommand], bool], *, limit: int = 10_000
@@ -99,6 +127,7 @@ class DeadLetterQueue:
         """
         channel = await self._connection.channel()
         replayed: list[ParkedCommand] = []
+        left = 0
         try:
             queue = await channel.declare_queue(self._topology.dead_letter_queue, passive=True)
             parked_now = queue.declaration_result.message_count or 0
@@ -108,6 +137,7 @@ class DeadLetterQueue:
                     break
                 parked = describe(message)
                 if not parked.routing_key or not select(parked):
+                    left += 1
                     continue  # left unacked: requeued when the channel closes
                 await publisher.republish_raw(
                     OriginalMessage.from_incoming(message, routing_key=parked.routing_key),
@@ -117,6 +147,7 @@ class DeadLetterQueue:
                 replayed.append(parked)
         finally:
             await channel.close()
+        await self._settle(left)
         return replayed
 
     async def purge(self) -> int:
