@@ -16,7 +16,7 @@ import contextlib
 import structlog
 
 from consumers.outcomes import Calling
-from service.contract.errors import ClaimLost
+from service.contract.errors import CallNotMarked, ClaimLost, StoreUnavailable
 from service.state.store import StateStore
 
 log = structlog.get_logger("consumers.leases")
@@ -56,7 +56,11 @@ class Leases:
             nonlocal marked
             if marked:
                 return
-            if not await self._store.mark_called(key, owner):
+            try:
+                called = await self._store.mark_called(key, owner)
+            except StoreUnavailable as exc:
+                raise CallNotMarked(exc.args[0] if exc.args else str(exc)) from exc
+            if not called:
                 raise ClaimLost(
                     "another holder took this command over while this replica was presumed "
                     "dead; it was not sent from here (raise RELAY_LEASE_SECONDS if this "

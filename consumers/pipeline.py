@@ -36,6 +36,7 @@ from service.contract.amqp import (
     RECONCILE_HEADER,
     REPLAYED_HEADER,
     RETRY_TIER_HEADER,
+    UNCALLED_HOLDER_HEADER,
 )
 from service.contract.commands import (
     Command,
@@ -48,6 +49,7 @@ from service.contract.commands import (
 from service.contract.errors import (
     RETRIES_EXHAUSTED,
     BrokerUnavailable,
+    CallNotMarked,
     ClaimLost,
     ErrorInfo,
     InvalidCommand,
@@ -78,6 +80,7 @@ _TRANSIT_HEADERS = frozenset(
         ATTEMPTS_HEADER,
         REPLAYED_HEADER,
         RECONCILE_HEADER,
+        UNCALLED_HOLDER_HEADER,
     }
 )
 # How many finished commands a replica remembers having published itself (~180 bytes each).
@@ -326,7 +329,11 @@ class CommandPipeline:
         except StoreUnavailable as exc:  # waits for the store without using up a retry tier
             log.warning("state_store_unavailable", error=exc.message)
             outage = Deferred(error_info(exc), counts=False)
-            return await self._defer(delivery, command.identity, outage, key=None)
+            # This delivery sent nothing, though the store may have recorded that it was about to.
+            uncalled = delivery.owner if isinstance(exc, CallNotMarked) else None
+            return await self._defer(
+                delivery, command.identity, outage, key=None, uncalled_holder=uncalled
+            )
         except Exception as exc:  # a bug must not lose the command
             log.exception("command_crashed")
             crash = Deferred(ErrorInfo("RELAY_INTERNAL_ERROR", f"{type(exc).__name__}: {exc}"))
@@ -334,7 +341,11 @@ class CommandPipeline:
 
     async def _run(self, delivery: Delivery, command: Command) -> str:
         key, lease = command.key, self._config.lease_seconds
-        claim = await self._store.claim(key, delivery.owner, lease)
+        # A holder that failed to record its call sent nothing, though its record may say so.
+        uncalled = delivery.original.headers.get(UNCALLED_HOLDER_HEADER)
+        claim = await self._store.claim(
+            key, delivery.owner, lease, uncalled=str(uncalled) if uncalled else None
+        )
         if (
             claim.status is ClaimStatus.DONE
             and delivery.original.headers.get(REPLAYED_HEADER)
@@ -421,7 +432,13 @@ class CommandPipeline:
         delivery.outcome_fields.update(code=failure.error.code, attempts=failure.attempts)
 
     async def _defer(
-        self, delivery: Delivery, identity: CommandIdentity, deferred: Deferred, *, key: str | None
+        self,
+        delivery: Delivery,
+        identity: CommandIdentity,
+        deferred: Deferred,
+        *,
+        key: str | None,
+        uncalled_holder: str | None = None,
     ) -> str:
         tier = delivery.header_int(DEFERRALS_HEADER)
         total = delivery.header_int(ATTEMPTS_HEADER) + deferred.attempts
@@ -444,6 +461,8 @@ class CommandPipeline:
         }
         if deferred.reconcile_since is not None:
             headers[RECONCILE_HEADER] = _exact(deferred.reconcile_since)
+        if uncalled_holder is not None:
+            headers[UNCALLED_HOLDER_HEADER] = uncalled_holder
         queue_tier = min(tier, self._config.retry_tiers - 1)
         await self._publisher.defer(delivery.original, tier=queue_tier, headers=headers)
         delivery.ack()

@@ -7,6 +7,9 @@ accepted and go silent too. ``heal`` resumes every link where it stopped (held b
 delivered, as TCP retransmission would after a short partition) or, with
 ``resume_old=False``, leaves the blackholed links silent for good while new ones flow.
 
+``blackhole(replies_only=True)`` is the nastier half: requests still reach the server, which acts
+on them, but its answers never come back (a write applied whose reply was lost).
+
 Loopback only, and bounded in time: a blackhole heals itself after ``max_seconds`` so a
 failing test cannot leave a link dead, and ``close`` always returns within a few seconds.
 """
@@ -25,9 +28,10 @@ CLOSE_SECONDS = 5.0
 
 @dataclass(eq=False)
 class Link:
-    """One proxied connection: its two pumps and the gate they pass through."""
+    """One proxied connection: its two pumps and the gate each passes through."""
 
-    open: asyncio.Event = field(default_factory=asyncio.Event)
+    requests: asyncio.Event = field(default_factory=asyncio.Event)  # client -> server
+    replies: asyncio.Event = field(default_factory=asyncio.Event)  # server -> client
     dead: bool = False  # blackholed for good: never forwards again
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     writers: list[asyncio.StreamWriter] = field(default_factory=list)
@@ -43,6 +47,7 @@ class LinkProxy:
         self._server: asyncio.Server | None = None
         self._links: set[Link] = set()
         self._flowing = True
+        self._requests_flow = True  # while blackholed: whether requests still cross
         self._auto_heal: asyncio.TimerHandle | None = None
         self.port = 0
         self.accepted = 0
@@ -69,11 +74,15 @@ class LinkProxy:
         """Links currently open through the proxy."""
         return len(self._links)
 
-    def blackhole(self, *, max_seconds: float = 120.0) -> None:
-        """Stop every byte on every link, present and future, until ``heal`` (or the bound)."""
+    def blackhole(self, *, max_seconds: float = 120.0, replies_only: bool = False) -> None:
+        """Stop every byte on every link, present and future, until ``heal`` (or the bound);
+        with ``replies_only``, only what the server sends back."""
         self._flowing = False
+        self._requests_flow = replies_only
         for link in self._links:
-            link.open.clear()
+            link.replies.clear()
+            if not replies_only:
+                link.requests.clear()
         self._cancel_auto_heal()
         self._auto_heal = asyncio.get_running_loop().call_later(max_seconds, self.heal)
 
@@ -83,9 +92,11 @@ class LinkProxy:
         self._flowing = True
         for link in self._links:
             if resume_old and not link.dead:
-                link.open.set()
+                link.requests.set()
+                link.replies.set()
             else:
                 link.dead = True
+                link.requests.clear()
 
     async def close(self) -> None:
         self._cancel_auto_heal()
@@ -111,7 +122,9 @@ class LinkProxy:
         link = Link()
         link.writers.append(writer)
         if self._flowing:
-            link.open.set()
+            link.replies.set()
+        if self._flowing or self._requests_flow:
+            link.requests.set()
         self._links.add(link)
         try:
             upstream_reader, upstream_writer = await asyncio.wait_for(
@@ -122,22 +135,22 @@ class LinkProxy:
             return
         link.writers.append(upstream_writer)
         link.tasks += [
-            asyncio.create_task(self._pump(link, reader, upstream_writer)),
-            asyncio.create_task(self._pump(link, upstream_reader, writer)),
+            asyncio.create_task(self._pump(link.requests, reader, upstream_writer)),
+            asyncio.create_task(self._pump(link.replies, upstream_reader, writer)),
         ]
         await asyncio.gather(*link.tasks, return_exceptions=True)
         self._drop(link)
 
     async def _pump(
-        self, link: Link, source: asyncio.StreamReader, sink: asyncio.StreamWriter
+        self, gate: asyncio.Event, source: asyncio.StreamReader, sink: asyncio.StreamWriter
     ) -> None:
-        """Copy one direction while the link is open; a chunk read just before a blackhole
+        """Copy one direction while its gate is open; a chunk read just before a blackhole
         waits for the heal too."""
         with contextlib.suppress(OSError, asyncio.CancelledError):
             while True:
-                await link.open.wait()
+                await gate.wait()
                 data = await source.read(CHUNK)
-                await link.open.wait()
+                await gate.wait()
                 if not data:
                     if sink.can_write_eof():
                         sink.write_eof()

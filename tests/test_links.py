@@ -89,6 +89,33 @@ async def test_a_blackhole_heals_itself_after_its_bound(echo: tuple[int, list[by
         writer.close()
 
 
+async def test_a_replies_only_blackhole_lets_requests_reach_the_server_but_no_answer_back(
+    echo: tuple[int, list[bytes]],
+) -> None:
+    port, received = echo
+    async with LinkProxy(port) as proxy:
+        old_reader, old_writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        proxy.blackhole(replies_only=True)
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        old_writer.write(b"applied")
+        writer.write(b"also")
+        for _ in range(100):
+            if len(received) == 2:
+                break
+            await asyncio.sleep(0.02)
+        assert sorted(received) == [b"also", b"applied"]  # the server got both
+        for answers in (old_reader, reader):  # the echoes never come back
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(answers.read(1), 0.2)
+        proxy.heal(resume_old=False)
+        old_writer.write(b"after")
+        await asyncio.sleep(0.2)
+        assert b"after" not in received  # a link blackholed for good carries nothing any more
+        assert not old_reader.at_eof()
+        for w in (old_writer, writer):
+            w.close()
+
+
 def test_only_loopback_targets_are_proxied() -> None:
     with pytest.raises(ValueError, match="loopback"):
         LinkProxy(80, "example.com")

@@ -127,4 +127,10 @@ MOVED_HEADER = "x-relay-moved-from"
 FIRST_SEEN_HEADER = "x-relay-first-seen-at"
 
 
+# On a command deferred because the store did not confirm its "about to call" record: the claim
+# owner of that delivery, which sent nothing. A successor that finds that very owner's claim
+# expired sends the command instead of looking it up and parking it as OUTCOME_UNKNOWN.
+UNCALLED_HOLDER_HEADER = "x-relay-uncalled-holder"
+
+
 REASON_HEADERS = (ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, ATTEMPTS_HEADER, FAILED_AT_HEADER)

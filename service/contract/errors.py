@@ -148,6 +148,12 @@ class StoreUnavailable(RelayError):
     code = "STATE_STORE_UNAVAILABLE"
 
 
+class CallNotMarked(StoreUnavailable):
+    """The store did not confirm the record made right before a provider call, so the call was
+    not made. The record may still have been written (its reply lost): a successor that finds
+    this holder's claim expired must know that this holder sent nothing."""
+
+
 class NoQueueBound(RelayError):
     """The broker returned a publish: no queue is bound for its routing key (configuration)."""
 

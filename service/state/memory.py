@@ -77,7 +77,9 @@ class MemoryStateStore:
         tables = (self._claims, self._correlations, self._messages_by_request, self._seen)
         return sum(len(table) for table in tables)
 
-    async def claim(self, key: str, owner: str, lease_seconds: float) -> Claim:
+    async def claim(
+        self, key: str, owner: str, lease_seconds: float, *, uncalled: str | None = None
+    ) -> Claim:
         now = self._clock()
         claim, entry = decide_claim(
             self._claims.get(key, now),
@@ -85,6 +87,7 @@ class MemoryStateStore:
             now=now,
             lease_seconds=lease_seconds,
             retention_seconds=self._retention,
+            uncalled=uncalled,
         )
         self._store(key, entry, now)
         return claim

@@ -35,7 +35,13 @@ class Entry:
 
 
 def decide_claim(
-    held: Held | None, *, owner: str, now: float, lease_seconds: float, retention_seconds: float
+    held: Held | None,
+    *,
+    owner: str,
+    now: float,
+    lease_seconds: float,
+    retention_seconds: float,
+    uncalled: str | None = None,
 ) -> tuple[Claim, Entry | None]:
     """The answer to ``owner`` claiming a key whose live record is ``held``, and what to store.
 
@@ -43,12 +49,16 @@ def decide_claim(
     A renewal keeps the record's times. A takeover depends on how far the dead holder got: one
     that never reached the provider call left nothing to find there, so the key is claimed
     afresh; one that did is reported EXPIRED with the time of its first call, so the new holder
-    looks for what that call may have created before calling again.
+    looks for what that call may have created before calling again. A holder named
+    ``uncalled`` is known to have sent nothing, whatever its record says: it counts as one that
+    never reached the call.
     """
     if held is not None and held.result is not None:
         return Claim(ClaimStatus.DONE, result=held.result), None
     if held is not None and held.owner != owner and held.lease_until > now:
         return Claim(ClaimStatus.BUSY), None
+    if held is not None and held.owner == uncalled and held.owner != owner:
+        held = replace(held, called_at=None)
     if held is None or held.called_at is None or held.owner == owner:
         kept = held if held is not None and held.owner == owner else None
         fresh = Held(

@@ -26,7 +26,7 @@ DEFAULT_KEY_PREFIX = "msgflash-relay"
 SOCKET_TIMEOUT_SECONDS = 5.0
 CONNECT_TIMEOUT_SECONDS = 5.0
 
-# KEYS[1] claim hash. ARGV: owner, now, lease_until, expires_at, ttl_ms.
+# KEYS[1] claim hash. ARGV: owner, now, lease_until, expires_at, ttl_ms, uncalled ('' if none).
 _CLAIM = """
 local owner, now = ARGV[1], tonumber(ARGV[2])
 local held = redis.call('HMGET', KEYS[1], 'owner', 'claimed_at', 'lease_until', 'expires_at',
@@ -44,7 +44,7 @@ end
 if held[5] then return {'done', held[5]} end
 if held[1] == owner then hold(held[2]) return {'claimed'} end
 if tonumber(held[3]) > now then return {'busy'} end
-if not held[6] then
+if not held[6] or held[1] == ARGV[6] then
   redis.call('DEL', KEYS[1])
   hold(ARGV[2])
   return {'claimed'}
@@ -177,7 +177,9 @@ class RedisStateStore:
         self._renew = redis.register_script(_RENEW)
         self._first_seen = redis.register_script(_FIRST_SEEN)
 
-    async def claim(self, key: str, owner: str, lease_seconds: float) -> Claim:
+    async def claim(
+        self, key: str, owner: str, lease_seconds: float, *, uncalled: str | None = None
+    ) -> Claim:
         now = self._clock()
         args: list[str | int] = [
             owner,
@@ -185,6 +187,7 @@ class RedisStateStore:
             repr(now + lease_seconds),
             self._expiry(now),
             self._retention_ms,
+            uncalled or "",
         ]
         with _answered():
             reply = await self._claim(keys=[self._key("claim", key)], args=args)

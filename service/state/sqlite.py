@@ -157,8 +157,12 @@ class SqliteStateStore:
         """Seconds between two commits now (see ``sqlite_writer``)."""
         return self._writer.commit_window
 
-    async def claim(self, key: str, owner: str, lease_seconds: float) -> Claim:
-        request = ClaimRequest(key, owner, now=self._clock(), lease_seconds=lease_seconds)
+    async def claim(
+        self, key: str, owner: str, lease_seconds: float, *, uncalled: str | None = None
+    ) -> Claim:
+        request = ClaimRequest(
+            key, owner, now=self._clock(), lease_seconds=lease_seconds, uncalled=uncalled
+        )
         claim = await self._record(request)
         assert claim is not None  # a claim is answered with its Claim
         return claim

@@ -61,6 +61,7 @@ class ClaimRequest:
     owner: str
     now: float
     lease_seconds: float
+    uncalled: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,7 @@ class _Changes:
             now=request.now,
             lease_seconds=request.lease_seconds,
             retention_seconds=self._retention,
+            uncalled=request.uncalled,
         )
         self._put(request.key, entry, claim.status)
         return claim

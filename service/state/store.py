@@ -40,8 +40,14 @@ class RememberedMessage:
 
 
 class StateStore(Protocol):
-    async def claim(self, key: str, owner: str, lease_seconds: float) -> Claim:
-        """Atomically claim ``key`` for ``owner``. Re-claiming one's own live key is CLAIMED."""
+    async def claim(
+        self, key: str, owner: str, lease_seconds: float, *, uncalled: str | None = None
+    ) -> Claim:
+        """Atomically claim ``key`` for ``owner``. Re-claiming one's own live key is CLAIMED.
+
+        ``uncalled`` names an earlier owner known to have sent nothing (its call mark was written
+        but the reply lost): once its lease ran out, the key is claimed afresh, not EXPIRED.
+        """
 
     async def complete(
         self, key: str, owner: str, result: bytes, *, message: RememberedMessage | None = None

@@ -34,9 +34,11 @@ class TracedStore:
         self._tracing = tracing
         self._system = db_system(store)
 
-    async def claim(self, key: str, owner: str, lease_seconds: float) -> Claim:
+    async def claim(
+        self, key: str, owner: str, lease_seconds: float, *, uncalled: str | None = None
+    ) -> Claim:
         with self._tracing.store("claim", self._system):
-            return await self._store.claim(key, owner, lease_seconds)
+            return await self._store.claim(key, owner, lease_seconds, uncalled=uncalled)
 
     async def complete(
         self, key: str, owner: str, result: bytes, *, message: RememberedMessage | None = None

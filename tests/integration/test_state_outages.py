@@ -9,6 +9,7 @@ shared one.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import signal
 import uuid
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 import pytest
 from redis.asyncio import Redis
 
+from service.contract.commands import RawCommand, parse_command
 from tests.conftest import (
     REDIS_URL,
     RESULT_TYPES,
@@ -65,7 +67,7 @@ def assert_all_sent_once(events: EventTap, commands: list[dict[str, Any]], sends
     assert max(sends.values()) == 1, "a message was sent twice"
 
 
-async def test_a_blackholed_redis_sends_no_command_twice_and_ends_every_one_once(
+async def test_a_blackholed_redis_sends_every_command_once_and_parks_none(
     relay_factory: RelayFactory,
     events: EventTap,
     producer: Producer,
@@ -85,12 +87,49 @@ async def test_a_blackholed_redis_sends_no_command_twice_and_ends_every_one_once
         await asyncio.sleep(8)  # claims, completions and pacing run into the blackhole
         proxy.heal(resume_old=False)  # replies on the old connections never come
         await wait_for_results(events, {c["id"] for c in commands}, timeout=240)
-    # Not asserted here: that no never-sent command is parked. A call mark whose write reached
-    # Redis but whose reply was lost into the blackhole leaves the claim marked "called" for a
-    # holder that never called; its successor then finds no message and, by the default
-    # RELAY_OUTCOME_UNKNOWN_POLICY=fail, parks the command (seen in about one run in three).
-    assert_each_ended_once(events, {c["id"] for c in commands})
-    assert max((await sends_by_text(sandbox)).values()) == 1, "a message was sent twice"
+    # Includes the call mark whose write reached Redis but whose reply was lost: its holder sent
+    # nothing, and its successor must send rather than park the command as OUTCOME_UNKNOWN.
+    assert_all_sent_once(events, commands, await sends_by_text(sandbox))
+
+
+async def test_a_call_mark_applied_whose_reply_was_lost_is_sent_by_the_successor_not_parked(
+    relay_factory: RelayFactory,
+    events: EventTap,
+    producer: Producer,
+    sandbox: SandboxHandle,
+    redis_prefix: str,
+) -> None:
+    first, second = text_command("mark reply lost 1"), text_command("mark reply lost 2")
+    claim_key = f"{redis_prefix}:claim:{command_key(second)}"
+    direct = Redis.from_url(REDIS_URL)
+    async with LinkProxy(urlsplit(REDIS_URL).port or 6379) as proxy:
+        url = f"redis://127.0.0.1:{proxy.port}/0?prefix={redis_prefix}"
+        # One call a second: the second command books its slot, then waits for it.
+        relay = await relay_factory(**{**replica_settings(url), "msgflash_rate_limit": 1})
+        await producer.publish(first)
+        await producer.publish(second)
+        await events.wait_for(lambda e: e["data"].get("requestId") == first["id"], timeout=30)
+        proxy.blackhole(replies_only=True)
+        for _ in range(200):  # Redis applies the second's call mark; its reply never comes
+            if await direct.hget(claim_key, "called_at"):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail("the second command's call mark never reached Redis")
+        proxy.heal(resume_old=False)
+        await wait_for_results(events, {first["id"], second["id"]}, timeout=60)
+    await direct.aclose()
+    assert_all_sent_once(events, [first, second], await sends_by_text(sandbox))
+    outages = relay.metrics.registry.get_sample_value(
+        "relay_deferred_total", {"reason": "STATE_STORE_UNAVAILABLE"}
+    )
+    assert outages and outages >= 1, (
+        "the lost reply did not defer the command: the test missed its case"
+    )
+
+
+def command_key(cmd: dict[str, Any]) -> str:
+    return parse_command(RawCommand(json.dumps(cmd).encode()), max_bytes=1 << 20).key
 
 
 class PrivateRedis:

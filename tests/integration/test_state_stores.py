@@ -138,6 +138,20 @@ async def test_a_holder_that_died_before_calling_leaves_the_key_to_be_claimed_af
 
 
 @every_backend
+async def test_a_holder_named_uncalled_is_replaced_afresh_though_its_call_mark_was_written(
+    store: StateStore, clock: FakeClock
+) -> None:
+    await store.claim("k", "a", LEASE)
+    assert await store.mark_called("k", "a")  # written, but "a" never heard so and sent nothing
+    assert await store.claim("k", "b", LEASE, uncalled="a") == Claim(ClaimStatus.BUSY)
+    clock.advance(LEASE + 1)
+
+    assert await store.claim("k", "b", LEASE, uncalled="a") == Claim(ClaimStatus.CLAIMED)
+    clock.advance(LEASE + 1)  # "b" died too, before calling: its successor has nothing to find
+    assert await store.claim("k", "c", LEASE) == Claim(ClaimStatus.CLAIMED)
+
+
+@every_backend
 async def test_a_second_takeover_still_reports_the_first_call(
     store: StateStore, clock: FakeClock
 ) -> None:

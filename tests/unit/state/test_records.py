@@ -97,6 +97,37 @@ def test_a_holder_that_died_before_calling_leaves_a_fresh_claim() -> None:
     )
 
 
+def test_a_holder_known_to_have_sent_nothing_leaves_a_fresh_claim_whatever_its_record_says() -> (
+    None
+):
+    marked = claimed_by("a", claimed_at=NOW - 50, lease_until=NOW - 40, called_at=NOW - 45)
+
+    assert decide_claim(
+        marked,
+        owner="b",
+        now=NOW,
+        lease_seconds=LEASE,
+        retention_seconds=RETENTION,
+        uncalled="a",
+    ) == (
+        Claim(ClaimStatus.CLAIMED),
+        Entry(Held("b", claimed_at=NOW, lease_until=NOW + LEASE), expires_at=NOW + RETENTION),
+    )
+
+
+def test_naming_another_holder_as_uncalled_changes_nothing() -> None:
+    marked = claimed_by("a", claimed_at=NOW - 50, lease_until=NOW - 40, called_at=NOW - 45)
+    named_c = decide_claim(
+        marked, owner="b", now=NOW, lease_seconds=LEASE, retention_seconds=RETENTION, uncalled="c"
+    )
+
+    assert named_c == claim(marked, owner="b")
+    live = claimed_by("a", called_at=NOW - 1)
+    assert decide_claim(
+        live, owner="b", now=NOW, lease_seconds=LEASE, retention_seconds=RETENTION, uncalled="a"
+    ) == (Claim(ClaimStatus.BUSY), None)
+
+
 def test_a_renewal_keeps_the_call_time() -> None:
     _, entry = claim(claimed_by("a", called_at=NOW - 2))
 
