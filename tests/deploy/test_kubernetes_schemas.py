@@ -70,7 +70,7 @@ def test_the_strict_check_rejects_a_misspelt_field() -> None:
 def test_custom_resource_schemas_reject_a_misspelt_spec_field(key: str) -> None:
     api_version, kind = key.rsplit("/", 1)
     schema = SCHEMAS[(api_version, kind)]
-    (valid,) = (m for m in rendered("prod") if (m["apiVersion"], m["kind"]) == (api_version, kind))
+    valid = next(m for m in rendered("prod") if (m["apiVersion"], m["kind"]) == (api_version, kind))
     jsonschema.validate(valid, schema)
     with pytest.raises(jsonschema.ValidationError, match="replicaz"):
         jsonschema.validate({**valid, "spec": {**valid["spec"], "replicaz": 3}}, schema)

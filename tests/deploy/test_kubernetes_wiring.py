@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
+from service.contract.amqp import Topology
 from tests.deploy.kustomize import KUSTOMIZATION_FILE, Manifest
 from tests.deploy.manifests import (
     ADMIN_PORT,
@@ -103,7 +105,7 @@ def test_keda_scales_the_relay_on_the_message_queue_with_the_relays_broker_secre
     objects = rendered("prod")
     spec = _scaled_object("prod")["spec"]
     assert spec["scaleTargetRef"]["name"] == relay_deployment("prod")["metadata"]["name"]
-    (trigger,) = spec["triggers"]
+    trigger, _accounts = spec["triggers"]
     prefix = relay_config("prod")["RELAY_EXCHANGE_PREFIX"]
     assert trigger["type"] == "rabbitmq"
     assert trigger["metadata"]["queueName"] == f"{prefix}.messages"
@@ -112,6 +114,31 @@ def test_keda_scales_the_relay_on_the_message_queue_with_the_relays_broker_secre
     (ref,) = auth["spec"]["secretTargetRef"]
     assert (ref["parameter"], ref["name"], ref["key"]) == ("host", SECRET, "AMQP_URL")
     assert "AMQP_URL" in secret_template()["stringData"]
+
+
+def test_keda_scales_on_every_accounts_queue_by_name_whichever_accounts_exist() -> None:
+    objects = rendered("prod")
+    _messages, trigger = _scaled_object("prod")["spec"]["triggers"]
+    prefix = relay_config("prod")["RELAY_EXCHANGE_PREFIX"]
+    metadata = trigger["metadata"]
+    assert (metadata["protocol"], metadata["useRegex"], metadata["operation"]) == (
+        "http",
+        "true",
+        "sum",
+    )
+    pattern = re.compile(metadata["queueName"])
+    for name in ("default", "acme", "brand-2"):
+        assert pattern.fullmatch(Topology(prefix=prefix).account_queue(name))
+    for queue in Topology(prefix=prefix).queues():
+        assert not pattern.fullmatch(queue), f"{queue} is not an account's queue"
+    auth = find(objects, "TriggerAuthentication", trigger["authenticationRef"]["name"])
+    (ref,) = auth["spec"]["secretTargetRef"]
+    assert (ref["parameter"], ref["name"], ref["key"]) == (
+        "host",
+        SECRET,
+        "RABBITMQ_MANAGEMENT_URL",
+    )
+    assert urlsplit(secret_template()["stringData"]["RABBITMQ_MANAGEMENT_URL"]).scheme == "http"
 
 
 def test_prod_autoscaling_is_capped_because_the_api_key_rate_limit_is_shared() -> None:
