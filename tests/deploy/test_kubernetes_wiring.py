@@ -157,7 +157,7 @@ def test_prod_state_url_names_the_redis_service_of_the_overlay() -> None:
     assert url.port in {p["port"] for p in service["spec"]["ports"]}
     redis = find(objects, "StatefulSet", str(url.hostname))
     assert _selects(service["spec"]["selector"], redis["spec"]["template"]["metadata"]["labels"])
-    args = redis["spec"]["template"]["spec"]["containers"][0]["command"]
+    args = redis["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[args.index("--maxmemory-policy") + 1] == "noeviction"
     assert args[args.index("--appendonly") + 1] == "yes"
 
@@ -166,9 +166,12 @@ def test_prod_redis_refuses_clients_without_the_password_the_relay_gets_from_its
     objects = rendered("prod")
     redis = find(objects, "StatefulSet", "msgflash-redis")["spec"]["template"]["spec"]
     (container,) = redis["containers"]
-    args = container["command"]
+    shell, flag, script, name = container["command"]
     env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
-    assert args[args.index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
+    assert (shell, flag, name) == ("sh", "-c", "redis-server")
+    assert script.startswith('exec redis-server - "$@" <<EOF\n')
+    assert 'requirepass "$REDIS_PASSWORD"\n' in script  # on stdin, out of the process arguments
+    assert not [a for a in container["args"] if "PASSWORD" in a or "requirepass" in a]
     for name in ("REDIS_PASSWORD", "REDISCLI_AUTH"):  # the server, and its probes' redis-cli
         assert (env[name]["name"], env[name]["key"]) == (SECRET, "RELAY_REDIS_PASSWORD")
         assert not env[name].get("optional", False)
