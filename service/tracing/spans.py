@@ -1,6 +1,6 @@
 """OpenTelemetry spans of the relay: one consumer span per command, and under it the state
 store, each MsgFlash HTTP call and each publish; one server span per webhook, linked to the
-command that created the message.
+command that created the message; one server span per command sent over the HTTP ingress.
 
 ``Tracing()`` (the default) is off: every method returns at its first line, so a relay without
 ``OTEL_*`` pays nothing for the instrumentation. Attributes follow OpenTelemetry's messaging,
@@ -212,13 +212,31 @@ class Tracing:
         if any, are not trusted), linked to the command by ``link_command``."""
         if self._tracer is None:
             return _OFF
+        return self._server_span(self._tracer, method, route, Context())
+
+    def ingress(
+        self, method: str, route: str, traceparent: str | None
+    ) -> AbstractContextManager[Span | None]:
+        """A server span per command sent over HTTP, continuing the producer's trace when the
+        request carries a W3C ``traceparent`` header: unlike MsgFlash, an authenticated producer
+        is part of the same system, so its context is trusted."""
+        if self._tracer is None:
+            return _OFF
+        carrier = {"traceparent": traceparent} if traceparent else {}
+        context = _PROPAGATOR.extract(carrier, context=Context())  # malformed: a trace of its own
+        return self._server_span(self._tracer, method, route, context)
+
+    @staticmethod
+    def _server_span(
+        tracer: Tracer, method: str, route: str, context: Context
+    ) -> AbstractContextManager[Span]:
         attributes = {"http.request.method": method, "http.route": route, "url.path": route}
-        return self._tracer.start_as_current_span(
-            f"{method} {route}", context=Context(), kind=SpanKind.SERVER, attributes=attributes
+        return tracer.start_as_current_span(
+            f"{method} {route}", context=context, kind=SpanKind.SERVER, attributes=attributes
         )
 
     def answered(self, status: int) -> None:
-        """The status of the webhook's answer, on its server span (5xx is the server's error)."""
+        """The status of an answer, on its server span (5xx is the server's error)."""
         if self._tracer is None:
             return
         span = trace.get_current_span()

@@ -72,6 +72,7 @@ def create_web_app(deps: WebDeps) -> web.Application:
         tokens=tokens,
         max_body_bytes=deps.max_body_bytes,
         body_timeout=deps.body_timeout,
+        tracing=deps.tracing,
     )
     app.add_routes(webhook_routes(receiver))
     app.add_routes(ingress_routes(ingress))

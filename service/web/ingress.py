@@ -23,6 +23,7 @@ from service.contract.errors import (
     NoQueueBound,
 )
 from service.contract.schemas import command_schemas
+from service.tracing.spans import Tracing
 from service.web.bodies import CommandAccepted, error_reply, read_bounded, reply
 from service.web.credentials import BearerTokens
 from service.web.operations import Header, Operation, Reply, RequestBody
@@ -51,13 +52,22 @@ class CommandIngress:
         tokens: BearerTokens,
         max_body_bytes: int,
         body_timeout: float,
+        tracing: Tracing | None = None,
     ) -> None:
+        self._tracing = tracing or Tracing()  # None: off
         self._publisher = publisher
         self._tokens = tokens
         self._max_body_bytes = max_body_bytes
         self._body_timeout = body_timeout
 
     async def accept(self, request: web.Request) -> web.Response:
+        traceparent = request.headers.get("traceparent")
+        with self._tracing.ingress(OPERATION.method, OPERATION.path, traceparent):
+            response = await self._accept(request)
+            self._tracing.answered(response.status)
+            return response
+
+    async def _accept(self, request: web.Request) -> web.Response:
         if not self._tokens.enabled:
             message = "the HTTP ingress is disabled: set RELAY_INGRESS_TOKENS to enable it"
             return error_reply(404, "INGRESS_DISABLED", message)

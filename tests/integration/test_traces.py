@@ -7,10 +7,12 @@ producer's span is made with the same provider, as a producer service would with
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -185,6 +187,44 @@ async def test_a_webhook_starts_its_own_trace_linked_to_the_command_that_sent_th
     assert attributes(
         publish, {"messaging.rabbitmq.destination.routing_key": "webhook.message.delivered"}
     )
+
+
+async def test_a_command_over_http_continues_the_producers_trace_through_its_publish(
+    relay_factory: RelayFactory,
+    provider: TracerProvider,
+    exporter: InMemorySpanExporter,
+    events: EventTap,
+    declared: Topology,
+) -> None:
+    token = "trace-token"
+    relay = await relay_factory(Tracing(provider), relay_ingress_tokens=token)
+    body = text_command("traced over http")
+    with provider.get_tracer("tests.producer").start_as_current_span(
+        "POST relay", kind=SpanKind.CLIENT
+    ) as span:
+        caller = span.get_span_context()
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": "application/cloudevents+json",
+        "traceparent": f"00-{caller.trace_id:032x}-{caller.span_id:016x}-01",
+    }
+    url = f"http://127.0.0.1:{relay.http_port}/v1/commands"
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url, data=json.dumps(body), headers=headers) as response:
+            assert response.status == 202
+        async with session.post(url, data=b"{", headers=headers) as response:
+            assert response.status == 422
+    await events.wait_for(lambda e: e["data"].get("requestId") == body["id"])
+
+    accepted = await finished(exporter, attribute("http.response.status_code", 202))
+    assert accepted.kind is SpanKind.SERVER and accepted.name == "POST /v1/commands"
+    assert accepted.context.trace_id == caller.trace_id
+    assert accepted.parent is not None and accepted.parent.span_id == caller.span_id
+    [publish] = [s for s in children(exporter, accepted) if s.kind is SpanKind.PRODUCER]
+    assert publish.name == f"publish {declared.commands_exchange}"
+    assert attributes(publish, {"messaging.message.id": body["id"]})
+    refused = await finished(exporter, attribute("http.response.status_code", 422))
+    assert refused.kind is SpanKind.SERVER and not children(exporter, refused)
 
 
 async def test_a_relay_started_with_an_otlp_endpoint_exports_its_spans_when_it_stops(
