@@ -8,33 +8,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from pydantic_core import from_json
 
 from service.contract.errors import MSGFLASH_BAD_RESPONSE, FieldProblem, MsgFlashError
 from service.logs import redact_text
+from service.providers.common.endpoint import Endpoint
 from service.secrets import fingerprint
 
 _KEY_PREFIX = re.compile(r"^msgf_(live|team)_")
 _SNIPPET_CHARS = 200
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """A MsgFlash route; ``label`` is its metric/log name and never contains a raw id."""
-
-    method: str
-    template: str
-
-    @property
-    def label(self) -> str:
-        return f"{self.method} {self.template}"
-
-    def path(self, **ids: str) -> str:
-        return self.template.format(**{name: quote(v, safe="") for name, v in ids.items()})
 
 
 SEND_MESSAGE = Endpoint("POST", "/api/v1/messages/send")

@@ -30,6 +30,7 @@ from service.contract.errors import (
 )
 from service.logs import redact_text
 from service.metrics import Metrics
+from service.providers.common.endpoint import Endpoint
 from service.providers.common.retry import CallFailure, Retrier, RetryPolicy, parse_retry_after
 from service.providers.msgflash.api import (
     CREATE_CAMPAIGN,
@@ -43,7 +44,6 @@ from service.providers.msgflash.api import (
     REGISTER_WEBHOOK,
     SCHEDULE_MESSAGE,
     SEND_MESSAGE,
-    Endpoint,
     key_fingerprint,
     read_envelope,
 )

@@ -8,7 +8,6 @@ envelopes vary by route, so a 2xx body is returned as parsed JSON for the caller
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,20 +15,9 @@ from pydantic_core import from_json
 
 from service.contract.errors import TETHER_BAD_RESPONSE, TetherError
 from service.logs import redact_text
+from service.providers.common.endpoint import Endpoint
 
 _SNIPPET_CHARS = 200
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """A Tether route; ``label`` is its metric and log name."""
-
-    method: str
-    path: str
-
-    @property
-    def label(self) -> str:
-        return f"{self.method} {self.path}"
 
 
 LOGIN = Endpoint("POST", "/api/auth/login")

@@ -28,6 +28,7 @@ from service.contract.errors import (
 )
 from service.logs import redact_text
 from service.metrics import Metrics
+from service.providers.common.endpoint import Endpoint
 from service.providers.common.retry import CallFailure, Retrier, RetryPolicy, parse_retry_after
 from service.providers.tether import api
 from service.providers.tether.account import TetherAccount
@@ -190,7 +191,7 @@ class TetherClient:
 
     async def _call(
         self,
-        endpoint: api.Endpoint,
+        endpoint: Endpoint,
         *,
         json_body: Mapping[str, Any] | None = None,
         params: Mapping[str, str] | None = None,
@@ -208,7 +209,7 @@ class TetherClient:
 
     async def _authorized(
         self,
-        endpoint: api.Endpoint,
+        endpoint: Endpoint,
         json_body: Mapping[str, Any] | None,
         params: Mapping[str, str] | None,
     ) -> Any:
@@ -262,7 +263,7 @@ class TetherClient:
 
     async def _exchange(
         self,
-        endpoint: api.Endpoint,
+        endpoint: Endpoint,
         json_body: Mapping[str, Any] | None,
         params: Mapping[str, str] | None,
         token: str | None,
@@ -270,13 +271,15 @@ class TetherClient:
         """One paced HTTP exchange, measured and traced; returns the parsed answer or raises."""
         waited = await self._limiter.acquire(self._account.pacing_key)
         self._metrics.limiter_wait(self._account.name).observe(waited)
-        url = self._base_url + endpoint.path
-        with self._tracing.http_call(endpoint.method, url, endpoint.path, waited=waited) as call:
+        url = self._base_url + endpoint.path()
+        with self._tracing.http_call(
+            endpoint.method, url, endpoint.template, waited=waited
+        ) as call:
             return await self._send(endpoint, url, json_body, params, token, call)
 
     async def _send(
         self,
-        endpoint: api.Endpoint,
+        endpoint: Endpoint,
         url: str,
         json_body: Mapping[str, Any] | None,
         params: Mapping[str, str] | None,
@@ -312,7 +315,7 @@ class TetherClient:
                 time.perf_counter() - started
             )
 
-    def _no_response(self, endpoint: api.Endpoint, exc: BaseException) -> TetherNoResponse:
+    def _no_response(self, endpoint: Endpoint, exc: BaseException) -> TetherNoResponse:
         reason = redact_text(f"{type(exc).__name__}: {exc}".rstrip(": "), self._secrets)
         if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
             return TetherNoResponse(
