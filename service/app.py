@@ -132,14 +132,15 @@ def build(settings: Settings, accounts: Accounts, tracing: Tracing | None = None
         on_lost=lambda: _forget_channels(publisher, consumers),
         heartbeat=settings.relay_amqp_heartbeat_seconds,
     )
-    default = accounts.msgflash.get(DEFAULT_ACCOUNT)
-    webhook_secrets = list(default.webhook_secrets if default is not None else ())
+    # Lists, not tuples: the embedded sandbox's secrets join their accounts' at start. The
+    # path without an account is always default's (verified against none when it has none).
+    webhook_secrets = {DEFAULT_ACCOUNT: list[str]()} | {
+        name: list(account.webhook_secrets) for name, account in accounts.msgflash.items()
+    }
 
     def secrets_of(account: str) -> tuple[str, ...] | None:
-        if account == DEFAULT_ACCOUNT:
-            return tuple(webhook_secrets)  # the embedded sandbox's secret joins them at start
-        configured = accounts.msgflash.get(account)
-        return configured.webhook_secrets if configured is not None else None
+        known = webhook_secrets.get(account)
+        return tuple(known) if known is not None else None
 
     public = Listener(
         create_web_app(

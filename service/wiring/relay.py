@@ -23,7 +23,7 @@ from service.contract.errors import ConfigError, TopologyConflict
 from service.metrics import Metrics
 from service.providers.msgflash.setup import MsgFlashParts
 from service.providers.tether.setup import TetherSide
-from service.settings import Settings
+from service.settings import DEFAULT_ACCOUNT, Settings
 from service.state.factory import open_store
 from service.state.store import StateStore
 from service.tracing.spans import Tracing
@@ -67,7 +67,7 @@ class Relay:
     broker: Broker
     public: Listener
     admin: Listener
-    webhook_secrets: list[str]
+    webhook_secrets: dict[str, list[str]]  # by account name
 
     tracing: Tracing = field(default_factory=Tracing)
     tether: TetherSide | None = None  # no accounts: Tether commands fail PROVIDER_NOT_CONFIGURED
@@ -98,8 +98,8 @@ class Relay:
         self._stack.push_async_callback(self.pipeline.cancel_remaining)
         self.admin_port = await self._listen(self.admin)
         self.http_port = await self._listen(self.public)
-        if self.msgflash.sandbox is not None:
-            await self._register_sandbox_webhook()
+        for name in self.msgflash.sandboxed:
+            await self._register_sandbox_webhook(name)
         if wait_for_broker is not None:
             await self.broker.wait_ready(wait_for_broker)
             self._announce_started()
@@ -151,10 +151,11 @@ class Relay:
         tether = self.tether.accounts.values() if self.tether is not None else ()
         return tuple(refused for parts in tether if (refused := parts.client.auth_failed))
 
-    def add_webhook_secret(self, secret: str) -> None:
-        """Accept webhooks signed with ``secret`` too (embedded sandbox, tests)."""
-        if secret not in self.webhook_secrets:
-            self.webhook_secrets.append(secret)
+    def add_webhook_secret(self, secret: str, account: str = DEFAULT_ACCOUNT) -> None:
+        """Accept ``account``'s webhooks signed with ``secret`` too (embedded sandbox, tests)."""
+        known = self.webhook_secrets.setdefault(account, [])
+        if secret not in known:
+            known.append(secret)
 
     async def readiness(self) -> dict[str, bool]:
         return {
@@ -186,16 +187,18 @@ class Relay:
             return False
         return True
 
-    async def _register_sandbox_webhook(self) -> None:
-        """Embedded mode: subscribe this relay to the sandbox's webhooks, as an operator would."""
-        client = self.msgflash.client
-        url = f"http://127.0.0.1:{self.http_port}/webhooks/msgflash"
+    async def _register_sandbox_webhook(self, account: str) -> None:
+        """Embedded mode: subscribe this relay to ``account``'s webhooks at the sandbox, on
+        the account's own path, as an operator would for each account."""
+        client = self.msgflash.accounts[account].client
+        path = "" if account == DEFAULT_ACCOUNT else f"/{account}"
+        url = f"http://127.0.0.1:{self.http_port}/webhooks/msgflash{path}"
         for hook in await client.list_webhooks():
             if hook.get("url") == url:
                 await client.delete_webhook(str(hook["id"]))
         created = await client.register_webhook(url, WEBHOOK_EVENTS)
-        self.add_webhook_secret(str(created["secret"]))
-        log.info("sandbox_webhook_registered", url=url)
+        self.add_webhook_secret(str(created["secret"]), account)
+        log.info("sandbox_webhook_registered", url=url, account=account)
 
     async def _listen(self, listener: Listener) -> int:
         """Serve ``listener``'s app; the port it is bound to (the OS's choice when 0 is asked)."""

@@ -1,6 +1,6 @@
 """The MsgFlash side of one relay, made from its accounts: per account a paced client of its
 own (its key, base URL and rate) and, with ``RELAY_SANDBOX=1``, the simulator to serve beside
-them, which accepts every account's key.
+them, where each account's key opens a sandbox account of its own.
 
 No I/O here: each client makes its session on first use and the relay serves the sandbox. What
 turns these parts into command handlers lives with the relay's wiring, since providers may not
@@ -9,7 +9,7 @@ import the consumers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -20,7 +20,7 @@ from service.pacing import RateLimiter, open_rate_limiter
 from service.providers.common.retry import RetryPolicy
 from service.providers.msgflash.client import MsgFlashClient
 from service.providers.msgflash.reconcile import Attribution
-from service.settings import DEFAULT_ACCOUNT, Settings
+from service.settings import Settings
 from service.tracing.spans import Tracing
 
 
@@ -39,13 +39,9 @@ class MsgFlashParts:
 
     accounts: Mapping[str, MsgFlashAccountParts]
     sandbox: web.Application | None
-
-    @property
-    def client(self) -> MsgFlashClient:
-        """Account ``default``'s client (the embedded sandbox's webhook is registered with
-        it), or the first account's when the file has no ``default``."""
-        parts = self.accounts.get(DEFAULT_ACCOUNT) or next(iter(self.accounts.values()))
-        return parts.client
+    # The accounts that own an account of the embedded sandbox: each registers its webhooks
+    # there for itself (an account sharing another's key does not, or events would come twice).
+    sandboxed: tuple[str, ...] = ()
 
 
 def msgflash_parts(
@@ -61,8 +57,10 @@ def msgflash_parts(
         name: _account_parts(settings, metrics, a, tracing, attribution)
         for name, a in accounts.items()
     }
-    keys = tuple(account.api_key for account in accounts.values())
-    return MsgFlashParts(parts, msgflash_sandbox_app(settings, keys))
+    if not settings.relay_sandbox:
+        return MsgFlashParts(parts, None)
+    owners = sandbox_owners(a for a in accounts.values() if a.base_url == settings.msgflash_url)
+    return MsgFlashParts(parts, msgflash_sandbox_app(owners), tuple(a.name for a in owners))
 
 
 def _account_parts(
@@ -87,13 +85,22 @@ def _account_parts(
     return MsgFlashAccountParts(account, client, limiter)
 
 
-def msgflash_sandbox_app(settings: Settings, api_keys: tuple[str, ...]) -> web.Application | None:
-    """RELAY_SANDBOX=1: the simulator, accepting every account's key (each key is paced by
-    the sandbox's limiter on its own, as MsgFlash does)."""
-    if not settings.relay_sandbox:
-        return None
+def sandbox_owners(accounts: Iterable[MsgFlashAccount]) -> tuple[MsgFlashAccount, ...]:
+    """One account per API key: the first account with a key owns its sandbox account and
+    names it; later ones with the same key share it."""
+    owners: dict[str, MsgFlashAccount] = {}
+    for account in accounts:
+        owners.setdefault(account.api_key, account)
+    return tuple(owners.values())
+
+
+def msgflash_sandbox_app(owners: tuple[MsgFlashAccount, ...]) -> web.Application:
+    """RELAY_SANDBOX=1: the simulator, with a sandbox account per owner (the accounts calling
+    it, one per key), so each account's data, quotas and webhooks stay its own, as on
+    MsgFlash; each key is paced by the sandbox's limiter on its own."""
     # Imported here on purpose: production paths never load the simulator unless asked to.
     from service.providers.msgflash.sandbox.app import create_sandbox_app
-    from service.providers.msgflash.sandbox.config import SandboxConfig
+    from service.providers.msgflash.sandbox.config import SandboxAccount, SandboxConfig
 
-    return create_sandbox_app(SandboxConfig(api_keys=tuple(dict.fromkeys(api_keys))))
+    accounts = tuple(SandboxAccount(name=o.name, api_keys=(o.api_key,)) for o in owners)
+    return create_sandbox_app(SandboxConfig(accounts=accounts))

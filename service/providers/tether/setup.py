@@ -1,5 +1,6 @@
 """The Tether side of one relay, made from its Tether accounts: per account (organisation) a
-paced client of its own and, with ``RELAY_SANDBOX=1``, the simulator to serve beside them.
+paced client of its own and, with ``RELAY_SANDBOX=1``, the simulator to serve beside them, with
+an organisation of its own for each account that calls it.
 
 No I/O here: each client makes its session on first use. What turns these parts into command
 handlers lives with the relay's wiring, since providers may not import the consumers.
@@ -7,7 +8,7 @@ handlers lives with the relay's wiring, since providers may not import the consu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -45,12 +46,12 @@ def tether_side(
     configured: Mapping[str, accounts.TetherAccount],
     tracing: Tracing,
 ) -> TetherSide:
-    sandbox = tether_sandbox_app(settings)
-    parts: dict[str, TetherParts] = {}
-    for name, configured_account in configured.items():
-        account = tether_account(settings, configured_account)
-        if account is not None:
-            parts[name] = _account_parts(settings, metrics, account, tracing)
+    resolved = [tether_account(settings, account) for account in configured.values()]
+    usable = [account for account in resolved if account is not None]
+    parts = {a.name: _account_parts(settings, metrics, a, tracing) for a in usable}
+    sandbox = None
+    if settings.relay_sandbox and settings.tether_base_url is None:
+        sandbox = tether_sandbox_app(a for a in usable if a.base_url == settings.tether_url)
     return TetherSide(parts, sandbox)
 
 
@@ -72,8 +73,8 @@ def _account_parts(
 def tether_account(settings: Settings, configured: accounts.TetherAccount) -> TetherAccount | None:
     """The client's view of a configured account; None when it has no base URL (not sandboxed).
 
-    With the embedded sandbox, an account without credentials of its own uses the sandbox's
-    public login, and one without a base URL the sandbox's.
+    With the embedded sandbox, an account without credentials of its own uses the login the
+    sandbox keeps for it, and one without a base URL the sandbox's.
     """
     base_url = configured.base_url or (settings.tether_url if settings.relay_sandbox else None)
     if base_url is None:
@@ -82,18 +83,29 @@ def tether_account(settings: Settings, configured: accounts.TetherAccount) -> Te
     if token is None and (email is None or password is None):
         if not settings.relay_sandbox:
             return None
-        from service.providers.tether.sandbox.config import DEFAULT_EMAIL, DEFAULT_PASSWORD
+        from service.providers.tether.sandbox.embedded import sandbox_login
 
-        email, password = DEFAULT_EMAIL, DEFAULT_PASSWORD
+        email, password = sandbox_login(configured.name)
     credentials = TetherCredentials(api_token=token, email=email, password=password)
     return TetherAccount(configured.name, base_url, credentials, configured.rate_limit)
 
 
-def tether_sandbox_app(settings: Settings) -> web.Application | None:
-    """RELAY_SANDBOX=1 without a TETHER_BASE_URL: the simulator, to serve in-process."""
-    if not settings.relay_sandbox or settings.tether_base_url is not None:
-        return None
+def tether_sandbox_app(accounts: Iterable[TetherAccount]) -> web.Application:
+    """RELAY_SANDBOX=1 without a TETHER_BASE_URL: the simulator, to serve in-process, with an
+    organisation per account calling it. Accounts with the same token or login share one
+    (the first names it), as they would on Tether."""
     # Imported here on purpose: production paths never load the simulator unless asked to.
     from service.providers.tether.sandbox.app import create_tether_sandbox_app
+    from service.providers.tether.sandbox.config import SandboxOrganization, TetherSandboxConfig
+    from service.providers.tether.sandbox.embedded import relay_organization
 
-    return create_tether_sandbox_app()
+    organizations: dict[str, SandboxOrganization] = {}
+    for account in accounts:
+        found = account.credentials
+        opened_by = found.api_token or found.email or account.name
+        if opened_by not in organizations:
+            organizations[opened_by] = relay_organization(
+                account.name, api_token=found.api_token, email=found.email, password=found.password
+            )
+    config = TetherSandboxConfig(organizations=tuple(organizations.values()))
+    return create_tether_sandbox_app(config)

@@ -1,4 +1,5 @@
-"""The account's own routes: ``/me``, billing plans, subscription and usage (§13).
+"""The account's own routes: ``/me``, billing plans, subscription and usage (§13), each about
+the account of the key that asks.
 
 The sandbox's month never rolls over: usage is reset by ``PUT /_sandbox/usage`` instead.
 """
@@ -10,9 +11,10 @@ from typing import Any
 
 from aiohttp import web
 
-from service.providers.msgflash.sandbox.context import Sandbox, sandbox_of
+from service.providers.msgflash.sandbox.context import Sandbox, sandbox_of, state_of
 from service.providers.msgflash.sandbox.envelope import data_response
 from service.providers.msgflash.sandbox.formats import iso_timestamp
+from service.providers.msgflash.sandbox.state import SandboxState
 
 
 def _period(now: float) -> dict[str, str]:
@@ -23,11 +25,11 @@ def _period(now: float) -> dict[str, str]:
     return {"start": iso_timestamp(start.timestamp()), "end": iso_timestamp(end.timestamp())}
 
 
-def usage_report(sandbox: Sandbox) -> dict[str, Any]:
-    account = sandbox.state.account
+def usage_report(sandbox: Sandbox, state: SandboxState) -> dict[str, Any]:
+    account = state.account
     plan = sandbox.gate.plan(account)
     usage = account.usage
-    connected = [i for i in sandbox.state.instances.values() if i.status == "connected"]
+    connected = [i for i in state.instances.values() if i.status == "connected"]
     return {
         "plan": {"code": plan.code, "name": plan.name},
         "limits": sandbox.gate.limits(account).model_dump(by_alias=True),
@@ -38,19 +40,18 @@ def usage_report(sandbox: Sandbox) -> dict[str, Any]:
             "effectiveOutboundUsage": usage.effective_outbound,
             "apiRequestsCount": usage.api_requests_count,
             "activeInstancesCount": len(connected),
-            "activeApiKeysCount": len(sandbox.config.api_keys),
+            "activeApiKeysCount": sandbox.keys.key_count(state.name),
         },
         "period": _period(sandbox.clock()),
     }
 
 
 async def get_usage(request: web.Request) -> web.Response:
-    return data_response(usage_report(sandbox_of(request)))
+    return data_response(usage_report(sandbox_of(request), state_of(request)))
 
 
 async def get_subscription(request: web.Request) -> web.Response:
-    sandbox = sandbox_of(request)
-    report = usage_report(sandbox)
+    report = usage_report(sandbox_of(request), state_of(request))
     plan = {**report["plan"], "limits": report["limits"], "features": report["features"]}
     subscription = {
         "plan": plan,
@@ -70,15 +71,15 @@ async def list_plans(request: web.Request) -> web.Response:
 
 async def get_me(request: web.Request) -> web.Response:
     """Undocumented shape; the console's ``User`` type, as the fact sheet suggests (§17)."""
-    sandbox = sandbox_of(request)
-    user = sandbox.state.user
+    state = state_of(request)
+    user = state.user
     return data_response(
         {
             "id": user.id,
             "fullName": user.full_name,
             "email": user.email,
             "phone": user.phone,
-            "plan": sandbox.state.account.plan_code,
+            "plan": state.account.plan_code,
             "displayName": user.full_name,
             "avatarUrl": None,
         }

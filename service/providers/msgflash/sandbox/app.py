@@ -23,21 +23,19 @@ from service.providers.msgflash.sandbox import (
     webhooks,
 )
 from service.providers.msgflash.sandbox.config import SandboxConfig
-from service.providers.msgflash.sandbox.context import SANDBOX, Sandbox
+from service.providers.msgflash.sandbox.context import SANDBOX, Sandbox, account_states
 from service.providers.msgflash.sandbox.delivery import WebhookDispatcher
 from service.providers.msgflash.sandbox.faults import FaultInjector
+from service.providers.msgflash.sandbox.keyring import KeyRing
 from service.providers.msgflash.sandbox.lifecycle import MessageLifecycle
 from service.providers.msgflash.sandbox.limits import PlanGate, RateLimiter
 from service.providers.msgflash.sandbox.middleware import serve_requests
 from service.providers.msgflash.sandbox.requestlog import RequestLog
-from service.providers.msgflash.sandbox.seed import default_seed
-from service.providers.msgflash.sandbox.state import build_state
 
 
 def build_sandbox(config: SandboxConfig) -> Sandbox:
     """Every part of a sandbox, wired from its config; nothing runs until the app starts."""
     clock = time.time
-    state = build_state(config.seed or default_seed(), config.plan, clock())
     dispatcher = WebhookDispatcher(
         max_attempts=config.webhook_max_attempts,
         retry_base_seconds=config.webhook_retry_base_seconds,
@@ -53,13 +51,14 @@ def build_sandbox(config: SandboxConfig) -> Sandbox:
     sandbox = Sandbox(
         config=config,
         gate=PlanGate(config.plan_table()),
-        state=state,
+        accounts=account_states(config, clock()),
+        keys=KeyRing(config.sandbox_accounts()),
         request_log=RequestLog(config.request_log_limit),
         faults=faults,
         limiter=limiter,
         dispatcher=dispatcher,
         lifecycle=MessageLifecycle(
-            state=lambda: sandbox.state,
+            state=lambda name: sandbox.accounts.get(name),
             dispatcher=dispatcher,
             step_seconds=config.lifecycle_step_seconds,
             clock=clock,

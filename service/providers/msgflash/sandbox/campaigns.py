@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from service.providers.msgflash.sandbox.composition import check_template, direct_content
-from service.providers.msgflash.sandbox.context import Sandbox, sandbox_of
+from service.providers.msgflash.sandbox.context import Sandbox, sandbox_of, state_of
 from service.providers.msgflash.sandbox.envelope import (
     ApiError,
     data_response,
@@ -41,7 +41,7 @@ RESUMABLE = frozenset({"paused", "paused_quota", "paused_plan"})
 
 async def create_campaign(request: web.Request) -> web.Response:
     sandbox = sandbox_of(request)
-    state = sandbox.state
+    state = state_of(request)
     sandbox.gate.require_feature(state.account, "campaigns", "CAMPAIGNS_NOT_AVAILABLE_ON_PLAN")
     body = await read_object(request)
     problems = validate_campaign_request(body)
@@ -63,13 +63,14 @@ async def create_campaign(request: web.Request) -> web.Response:
             f"Buttons need a WhatsApp Business account; instance {instance.name!r} is not one",
         )
     sandbox.gate.ensure_outbound_available(state.account)
-    campaign = _campaign(sandbox, body, instance, recipients, audience)
+    campaign = _campaign(sandbox, state, body, instance, recipients, audience)
     state.campaigns[campaign.id] = campaign
     return data_response(campaign.as_api(), status=201)
 
 
 def _campaign(
     sandbox: Sandbox,
+    state: SandboxState,
     body: Mapping[str, Any],
     instance: InstanceRecord,
     recipients: dict[str, Any],
@@ -81,7 +82,7 @@ def _campaign(
     now = sandbox.clock()
     return CampaignRecord(
         id=str(uuid.uuid4()),
-        user_id=sandbox.state.user.id,
+        user_id=state.user.id,
         instance_id=instance.id,
         name=body["name"],
         status="scheduled",
@@ -149,7 +150,7 @@ async def list_campaigns(request: web.Request) -> web.Response:
     instance_id = query.get("instanceId")
     newest_first = [
         campaign
-        for campaign in reversed(sandbox_of(request).state.campaigns.values())
+        for campaign in reversed(state_of(request).campaigns.values())
         if instance_id is None or campaign.instance_id == instance_id
     ]
     page = cursor_page(
@@ -169,12 +170,12 @@ async def list_campaigns(request: web.Request) -> web.Response:
 
 
 async def get_campaign(request: web.Request) -> web.Response:
-    campaign = find_campaign(sandbox_of(request).state, request.match_info["id"])
+    campaign = find_campaign(state_of(request), request.match_info["id"])
     return data_response(campaign.as_api())
 
 
 async def campaign_stats(request: web.Request) -> web.Response:
-    campaign = find_campaign(sandbox_of(request).state, request.match_info["id"])
+    campaign = find_campaign(state_of(request), request.match_info["id"])
     counters = {key: value for key, value in campaign.stats().items() if isinstance(value, int)}
     return data_response(
         {
@@ -197,17 +198,16 @@ async def campaign_stats(request: web.Request) -> web.Response:
 
 
 async def pause_campaign(request: web.Request) -> web.Response:
-    sandbox = sandbox_of(request)
-    campaign = find_campaign(sandbox.state, request.match_info["id"])
+    sandbox, state = sandbox_of(request), state_of(request)
+    campaign = find_campaign(state, request.match_info["id"])
     if campaign.status not in PAUSABLE:
         raise ApiError(400, "BAD_REQUEST", f"A {campaign.status} campaign cannot be paused")
-    return _store(sandbox, replace(campaign, status="paused", updated_at=sandbox.clock()))
+    return _store(state, replace(campaign, status="paused", updated_at=sandbox.clock()))
 
 
 async def resume_campaign(request: web.Request) -> web.Response:
     """Resume re-evaluates safety against today's audience (§8: resume may carry safety)."""
-    sandbox = sandbox_of(request)
-    state = sandbox.state
+    sandbox, state = sandbox_of(request), state_of(request)
     campaign = find_campaign(state, request.match_info["id"])
     if campaign.status not in RESUMABLE:
         raise ApiError(400, "BAD_REQUEST", f"A {campaign.status} campaign cannot be resumed")
@@ -215,11 +215,11 @@ async def resume_campaign(request: web.Request) -> web.Response:
     audience = _audience(_resolve_recipients(state, campaign.recipients))
     safety = campaign_safety(instance.safety_state, instance.safety_score, audience)
     resumed = replace(campaign, status="scheduled", safety=safety, updated_at=sandbox.clock())
-    return _store(sandbox, resumed)
+    return _store(state, resumed)
 
 
-def _store(sandbox: Sandbox, campaign: CampaignRecord) -> web.Response:
-    sandbox.state.campaigns[campaign.id] = campaign
+def _store(state: SandboxState, campaign: CampaignRecord) -> web.Response:
+    state.campaigns[campaign.id] = campaign
     return data_response(campaign.as_api())
 
 

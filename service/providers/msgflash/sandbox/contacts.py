@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from service.providers.msgflash.sandbox.context import sandbox_of
+from service.providers.msgflash.sandbox.context import sandbox_of, state_of
 from service.providers.msgflash.sandbox.envelope import (
     ApiError,
     data_response,
@@ -64,15 +64,16 @@ def _ensure_phone_free(state: SandboxState, phone: str, *, owner: str | None = N
 
 async def create_contact(request: web.Request) -> web.Response:
     sandbox = sandbox_of(request)
+    state = state_of(request)
     body = await read_object(request)
     problems = _field_problems(body, creating=True)
     if problems:
         raise invalid(problems)
-    _ensure_phone_free(sandbox.state, body["phone"])
+    _ensure_phone_free(state, body["phone"])
     now = sandbox.clock()
     contact = ContactRecord(
         id=str(uuid.uuid4()),
-        user_id=sandbox.state.user.id,
+        user_id=state.user.id,
         name=body["name"],
         phone=body["phone"],
         tags=tuple(body.get("tags") or ()),
@@ -81,7 +82,7 @@ async def create_contact(request: web.Request) -> web.Response:
         created_at=now,
         updated_at=now,
     )
-    sandbox.state.contacts[contact.id] = contact
+    state.contacts[contact.id] = contact
     return data_response(contact.as_api(), status=201)
 
 
@@ -96,7 +97,7 @@ async def list_contacts(request: web.Request) -> web.Response:
         raise invalid([{"field": "search", "message": "must be 1 to 100 characters"}])
     contacts = [
         contact
-        for contact in sandbox_of(request).state.contacts.values()
+        for contact in state_of(request).contacts.values()
         if search is None or _matches(contact, search)
     ]
     if sort == "name_asc":
@@ -128,38 +129,39 @@ def _matches(contact: ContactRecord, search: str) -> bool:
 
 
 async def get_contact(request: web.Request) -> web.Response:
-    return data_response(find_contact(sandbox_of(request).state, request.match_info["id"]).as_api())
+    return data_response(find_contact(state_of(request), request.match_info["id"]).as_api())
 
 
 async def update_contact(request: web.Request) -> web.Response:
     """PUT: every field optional; ``tags`` and ``meta`` replace what was there."""
     sandbox = sandbox_of(request)
-    contact = find_contact(sandbox.state, request.match_info["id"])
+    state = state_of(request)
+    contact = find_contact(state, request.match_info["id"])
     body = await read_object(request)
     problems = _field_problems(body, creating=False)
     if problems:
         raise invalid(problems)
     if "phone" in body:
-        _ensure_phone_free(sandbox.state, body["phone"], owner=contact.id)
+        _ensure_phone_free(state, body["phone"], owner=contact.id)
     changes: dict[str, Any] = {
         key: body[key] for key in ("name", "phone", "meta", "temperature") if key in body
     }
     if "tags" in body:
         changes["tags"] = tuple(body["tags"] or ())
     updated = replace(contact, **changes, updated_at=sandbox.clock())
-    sandbox.state.contacts[updated.id] = updated
+    state.contacts[updated.id] = updated
     return data_response(updated.as_api())
 
 
 async def delete_contact(request: web.Request) -> web.Response:
-    state = sandbox_of(request).state
+    state = state_of(request)
     contact = find_contact(state, request.match_info["id"])
     state.remove_contact(contact.id)
     return data_response({"deleted": True})
 
 
 async def contact_groups(request: web.Request) -> web.Response:
-    state = sandbox_of(request).state
+    state = state_of(request)
     contact = find_contact(state, request.match_info["id"])
     groups = [
         {"id": group.id, "name": group.name, "color": group.color}

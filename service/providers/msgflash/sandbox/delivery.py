@@ -33,6 +33,7 @@ def sign(secret: str, body: bytes) -> str:
 class DeliveryAttempt:
     seq: int
     at: float
+    account: str  # whose endpoint: an account's events go to its own endpoints only
     webhook_id: str
     url: str
     event: str
@@ -81,22 +82,31 @@ class WebhookDispatcher:
         await self._tasks.cancel_all()
         self._attempts.clear()
 
-    def emit(self, payload: dict[str, Any], endpoints: Iterable[WebhookRecord]) -> None:
-        """Deliver ``payload`` to every active endpoint subscribed to its event."""
+    def emit(
+        self, payload: dict[str, Any], endpoints: Iterable[WebhookRecord], *, account: str
+    ) -> None:
+        """Deliver ``payload`` to every active endpoint (all ``account``'s) subscribed to its
+        event, each signed with that endpoint's secret."""
         event = str(payload["event"])
         body = json.dumps(payload, separators=(",", ":")).encode()
         for endpoint in endpoints:
             if endpoint.active and event in endpoint.events:
                 self._tasks.spawn(
-                    self._deliver(endpoint, event, body, payload),
+                    self._deliver(account, endpoint, event, body, payload),
                     name=f"sandbox-webhook-{endpoint.id}",
                 )
 
-    def attempts(self) -> list[dict[str, Any]]:
-        return [attempt.as_api() for attempt in self._attempts]
+    def attempts(self, account: str | None = None) -> list[dict[str, Any]]:
+        """Every attempt, or ``account``'s only."""
+        return [a.as_api() for a in self._attempts if account in (None, a.account)]
 
     async def _deliver(
-        self, endpoint: WebhookRecord, event: str, body: bytes, payload: dict[str, Any]
+        self,
+        account: str,
+        endpoint: WebhookRecord,
+        event: str,
+        body: bytes,
+        payload: dict[str, Any],
     ) -> None:
         headers = {
             "Content-Type": "application/json",
@@ -111,6 +121,7 @@ class WebhookDispatcher:
                 DeliveryAttempt(
                     self._seq,
                     self._clock(),
+                    account,
                     endpoint.id,
                     endpoint.url,
                     event,

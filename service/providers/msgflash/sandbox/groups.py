@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from service.providers.msgflash.sandbox.context import sandbox_of
+from service.providers.msgflash.sandbox.context import sandbox_of, state_of
 from service.providers.msgflash.sandbox.envelope import (
     ApiError,
     data_response,
@@ -61,7 +61,7 @@ def _ensure_name_free(state: SandboxState, name: str, *, owner: str | None = Non
 
 async def create_group(request: web.Request) -> web.Response:
     sandbox = sandbox_of(request)
-    state = sandbox.state
+    state = state_of(request)
     body = await read_object(request)
     problems = _field_problems(body, creating=True)
     if problems:
@@ -81,7 +81,7 @@ async def create_group(request: web.Request) -> web.Response:
 
 
 async def list_groups(request: web.Request) -> web.Response:
-    state = sandbox_of(request).state
+    state = state_of(request)
     query = request.query
     limit = limit_param(query, default=50)
     needle = (query.get("search") or "").casefold()
@@ -109,27 +109,28 @@ async def list_groups(request: web.Request) -> web.Response:
 
 
 async def get_group(request: web.Request) -> web.Response:
-    state = sandbox_of(request).state
+    state = state_of(request)
     return data_response(_group_api(state, find_group(state, request.match_info["groupId"])))
 
 
 async def update_group(request: web.Request) -> web.Response:
     sandbox = sandbox_of(request)
-    group = find_group(sandbox.state, request.match_info["groupId"])
+    state = state_of(request)
+    group = find_group(state, request.match_info["groupId"])
     body = await read_object(request)
     problems = _field_problems(body, creating=False)
     if problems:
         raise invalid(problems)
     if "name" in body:
-        _ensure_name_free(sandbox.state, body["name"], owner=group.id)
+        _ensure_name_free(state, body["name"], owner=group.id)
     changes = {key: body[key] for key in ("name", "description", "color") if key in body}
     updated = replace(group, **changes, updated_at=sandbox.clock())
-    sandbox.state.groups[group.id] = updated
-    return data_response(_group_api(sandbox.state, updated))
+    state.groups[group.id] = updated
+    return data_response(_group_api(state, updated))
 
 
 async def delete_group(request: web.Request) -> web.Response:
-    state = sandbox_of(request).state
+    state = state_of(request)
     group = find_group(state, request.match_info["groupId"])
     del state.groups[group.id]
     state.members.pop(group.id, None)
@@ -154,7 +155,7 @@ async def _member_ids(request: web.Request) -> list[str]:
 
 async def add_members(request: web.Request) -> web.Response:
     sandbox = sandbox_of(request)
-    state = sandbox.state
+    state = state_of(request)
     group = find_group(state, request.match_info["groupId"])
     ids = await _member_ids(request)
     members = state.members.setdefault(group.id, {})
@@ -173,7 +174,7 @@ async def add_members(request: web.Request) -> web.Response:
 
 
 async def remove_members(request: web.Request) -> web.Response:
-    state = sandbox_of(request).state
+    state = state_of(request)
     group = find_group(state, request.match_info["groupId"])
     ids = await _member_ids(request)
     members = state.members.setdefault(group.id, {})
@@ -182,7 +183,7 @@ async def remove_members(request: web.Request) -> web.Response:
 
 
 async def list_members(request: web.Request) -> web.Response:
-    state = sandbox_of(request).state
+    state = state_of(request)
     group = find_group(state, request.match_info["groupId"])
     query = request.query
     limit = limit_param(query, default=50)

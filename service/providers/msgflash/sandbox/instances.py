@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from service.providers.msgflash.sandbox.context import sandbox_of
+from service.providers.msgflash.sandbox.context import sandbox_of, state_of
 from service.providers.msgflash.sandbox.envelope import data_response, not_found
 from service.providers.msgflash.sandbox.formats import iso_timestamp
 from service.providers.msgflash.sandbox.records import InstanceRecord
@@ -38,17 +38,17 @@ def find_instance(state: SandboxState, instance_id: str) -> InstanceRecord:
 
 
 async def list_instances(request: web.Request) -> web.Response:
-    state = sandbox_of(request).state
+    state = state_of(request)
     return data_response([instance.as_api() for instance in state.instances.values()])
 
 
 async def get_instance(request: web.Request) -> web.Response:
-    instance = find_instance(sandbox_of(request).state, request.match_info["id"])
+    instance = find_instance(state_of(request), request.match_info["id"])
     return data_response(instance.as_api())
 
 
 async def get_instance_state(request: web.Request) -> web.Response:
-    instance = find_instance(sandbox_of(request).state, request.match_info["id"])
+    instance = find_instance(state_of(request), request.match_info["id"])
     return data_response(
         {
             "instanceId": instance.id,
@@ -60,7 +60,8 @@ async def get_instance_state(request: web.Request) -> web.Response:
 
 async def get_instance_health(request: web.Request) -> web.Response:
     sandbox = sandbox_of(request)
-    instance = find_instance(sandbox.state, request.match_info["id"])
+    state = state_of(request)
+    instance = find_instance(state, request.match_info["id"])
     now = sandbox.clock()
     age_days = SAFETY_PROFILES[instance.safety_state].age_days
     return data_response(
@@ -70,7 +71,7 @@ async def get_instance_health(request: web.Request) -> web.Response:
             "safetyScore": instance.safety_score,
             "firstConnectedAt": iso_timestamp(instance.created_at - age_days * 24 * _HOUR),
             "warmupPolicy": warmup_policy(instance.safety_state),
-            "usageWindowSummary": _usage_window(sandbox.state, instance.id, now),
+            "usageWindowSummary": _usage_window(state, instance.id, now),
             "recommendations": health_recommendations(instance.safety_state),
         }
     )

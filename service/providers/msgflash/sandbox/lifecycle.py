@@ -3,7 +3,8 @@
 A message is processed at its due time (one step after a send, at ``scheduledAt`` for a
 schedule); an instance that is not connected by then fails it, as MsgFlash's worker does.
 Each later status follows one step after the previous, and each transition fires the
-matching ``message.*`` webhook. One owned task drives every message from a heap of due times.
+matching ``message.*`` webhook of the message's account. One owned task drives every
+account's messages from a heap of due times.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class MessageLifecycle:
     def __init__(
         self,
         *,
-        state: Callable[[], SandboxState],
+        state: Callable[[str], SandboxState | None],  # an account's state by name
         dispatcher: WebhookDispatcher,
         step_seconds: float,
         clock: Callable[[], float] = time.time,
@@ -40,7 +41,7 @@ class MessageLifecycle:
         self._dispatcher = dispatcher
         self._step = step_seconds
         self._clock = clock
-        self._due: list[tuple[float, int, str]] = []
+        self._due: list[tuple[float, int, str, str]] = []  # (due, order, account, message id)
         self._order = itertools.count()
         self._wake = asyncio.Event()
         self._tasks = TaskSet()
@@ -52,8 +53,8 @@ class MessageLifecycle:
             return scheduled_at
         return now + self._step
 
-    def track(self, message: MessageRecord) -> None:
-        self._push(message.due_at, message.id)
+    def track(self, account: str, message: MessageRecord) -> None:
+        self._push(message.due_at, account, message.id)
 
     async def start(self) -> None:
         self._tasks.spawn(self._run(), name="sandbox-message-lifecycle")
@@ -64,25 +65,25 @@ class MessageLifecycle:
     def reset(self) -> None:
         self._due.clear()
 
-    def _push(self, at: float, message_id: str) -> None:
-        heapq.heappush(self._due, (at, next(self._order), message_id))
+    def _push(self, at: float, account: str, message_id: str) -> None:
+        heapq.heappush(self._due, (at, next(self._order), account, message_id))
         self._wake.set()
 
     async def _run(self) -> None:
         while True:
             now = self._clock()
             while self._due and self._due[0][0] <= now:
-                _, _, message_id = heapq.heappop(self._due)
-                self._advance(message_id, now)
+                _, _, account, message_id = heapq.heappop(self._due)
+                self._advance(account, message_id, now)
             delay = self._due[0][0] - now if self._due else None
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
 
-    def _advance(self, message_id: str, now: float) -> None:
-        state = self._state()
-        message = state.messages.get(message_id)
-        if message is None:  # gone with a reset
+    def _advance(self, account: str, message_id: str, now: float) -> None:
+        state = self._state(account)
+        message = state.messages.get(message_id) if state is not None else None
+        if state is None or message is None:  # gone with a reset
             return
         if message.status == "queued":
             updated = self._process(state, message, now)
@@ -92,8 +93,9 @@ class MessageLifecycle:
             return
         state.messages[message_id] = updated
         if updated.status in _NEXT_STATUS:
-            self._push(now + self._step, message_id)
-        self._dispatcher.emit(_webhook_payload(updated, now), state.webhooks.values())
+            self._push(now + self._step, account, message_id)
+        payload = _webhook_payload(updated, now)
+        self._dispatcher.emit(payload, state.webhooks.values(), account=account)
 
     def _process(self, state: SandboxState, message: MessageRecord, now: float) -> MessageRecord:
         instance = state.instances.get(message.instance_id)

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from service.providers.msgflash.sandbox.composition import Content, direct_content, template_content
-from service.providers.msgflash.sandbox.context import Sandbox, sandbox_of
+from service.providers.msgflash.sandbox.context import Sandbox, sandbox_of, state_of
 from service.providers.msgflash.sandbox.envelope import (
     ApiError,
     data_response,
@@ -28,6 +28,7 @@ from service.providers.msgflash.sandbox.instances import find_instance
 from service.providers.msgflash.sandbox.pagination import cursor_page, limit_param
 from service.providers.msgflash.sandbox.records import ContactRecord, InstanceRecord, MessageRecord
 from service.providers.msgflash.sandbox.safety import message_safety
+from service.providers.msgflash.sandbox.state import SandboxState
 from service.providers.msgflash.sandbox.templating import build_context
 from service.providers.msgflash.sandbox.validation import (
     destination_problem,
@@ -54,31 +55,31 @@ async def _accept(request: web.Request, *, schedule: bool) -> web.Response:
     destination = destination_problem(body["to"])
     if destination is not None:
         raise ApiError(422, "INVALID_DESTINATION", destination)
-    state = sandbox.state
+    state = state_of(request)
     instance = find_instance(state, body["instanceId"])
-    contact = _contact(sandbox, body.get("contactId"))
-    content = _content(sandbox, body, instance, contact)
-    _check_features(sandbox, content, instance)
+    contact = _contact(state, body.get("contactId"))
+    content = _content(state, body, instance, contact)
+    _check_features(sandbox, state, content, instance)
     sandbox.gate.ensure_outbound_available(state.account)
     scheduled_at = parse_instant(body["scheduledAt"]) if schedule else None
-    message = _message(sandbox, body, instance, contact, content, scheduled_at)
+    message = _message(sandbox, state, body, instance, contact, content, scheduled_at)
     state.messages[message.id] = message
     state.account.usage.messages_count += 1
-    sandbox.lifecycle.track(message)
+    sandbox.lifecycle.track(state.name, message)
     return data_response(message.as_api(with_safety=True), status=201)
 
 
-def _contact(sandbox: Sandbox, contact_id: str | None) -> ContactRecord | None:
+def _contact(state: SandboxState, contact_id: str | None) -> ContactRecord | None:
     if contact_id is None:
         return None
-    contact = sandbox.state.contacts.get(contact_id)
+    contact = state.contacts.get(contact_id)
     if contact is None:
         raise not_found("Contact")
     return contact
 
 
 def _content(
-    sandbox: Sandbox,
+    state: SandboxState,
     body: Mapping[str, Any],
     instance: InstanceRecord,
     contact: ContactRecord | None,
@@ -86,11 +87,11 @@ def _content(
     template_id = body.get("templateId")
     if template_id is None:
         return direct_content(body, text_key="text")
-    template = sandbox.state.templates.get(template_id)
+    template = state.templates.get(template_id)
     if template is None:
         raise not_found("Template")
     context = build_context(
-        user=sandbox.state.user.model_dump(by_alias=True),
+        user=state.user.model_dump(by_alias=True),
         instance_name=instance.name,
         contact=contact.as_api() if contact else None,
         variables=body.get("variables"),
@@ -98,7 +99,9 @@ def _content(
     return template_content(template, context)
 
 
-def _check_features(sandbox: Sandbox, content: Content, instance: InstanceRecord) -> None:
+def _check_features(
+    sandbox: Sandbox, state: SandboxState, content: Content, instance: InstanceRecord
+) -> None:
     if content.type == "buttons" and not instance.business:
         raise ApiError(
             403,
@@ -106,13 +109,12 @@ def _check_features(sandbox: Sandbox, content: Content, instance: InstanceRecord
             f"Buttons need a WhatsApp Business account; instance {instance.name!r} is not one",
         )
     if content.type == "voice_note":
-        sandbox.gate.require_feature(
-            sandbox.state.account, "voiceNotes", "FEATURE_NOT_AVAILABLE_ON_PLAN"
-        )
+        sandbox.gate.require_feature(state.account, "voiceNotes", "FEATURE_NOT_AVAILABLE_ON_PLAN")
 
 
 def _message(
     sandbox: Sandbox,
+    state: SandboxState,
     body: Mapping[str, Any],
     instance: InstanceRecord,
     contact: ContactRecord | None,
@@ -129,7 +131,7 @@ def _message(
         meta["scheduledAt"] = body["scheduledAt"]
     return MessageRecord(
         id=str(uuid.uuid4()),
-        user_id=sandbox.state.user.id,
+        user_id=state.user.id,
         instance_id=instance.id,
         contact_id=contact.id if contact else None,
         type=content.type,
@@ -147,7 +149,7 @@ def _message(
 
 
 async def get_message(request: web.Request) -> web.Response:
-    message = sandbox_of(request).state.messages.get(request.match_info["id"])
+    message = state_of(request).messages.get(request.match_info["id"])
     if message is None:
         raise not_found("Message")
     return data_response(message.as_api())
@@ -163,7 +165,7 @@ async def list_messages(request: web.Request) -> web.Response:
     instance_id = query.get("instanceId")
     newest_first = [
         message
-        for message in reversed(sandbox_of(request).state.messages.values())
+        for message in reversed(state_of(request).messages.values())
         if (status is None or message.status == status)
         and (instance_id is None or message.instance_id == instance_id)
     ]

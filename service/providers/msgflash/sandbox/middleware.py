@@ -1,5 +1,6 @@
 """What every ``/api`` request goes through, in order: the request log, fault injection,
-then admission (API key, per-second limiter, monthly API quota), then its handler.
+then admission (API key -> its account, per-second limiter per key, the account's monthly API
+quota), then its handler, which sees that account's state only.
 
 Faults strike before admission, so an injected failure never counts toward any quota. The
 steps hand an ``Answer`` back up, so the log learns the error code and the fault without
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from service.providers.msgflash.sandbox.context import Sandbox, sandbox_of
+from service.providers.msgflash.sandbox.context import ACCOUNT, Sandbox, sandbox_of
 from service.providers.msgflash.sandbox.envelope import (
     MESSAGES_429,
     ApiError,
@@ -47,12 +47,14 @@ async def serve_requests(request: web.Request, handler: Handler) -> web.StreamRe
     if not is_api_path(request.path):  # admin routes: errors rendered, nothing else
         return (await _rendered(request, lambda: handler(request))).response
     sandbox = sandbox_of(request)
+    api_key = request.headers.get("x-api-key")
     entry = sandbox.request_log.open(
         at=sandbox.clock(),
         method=request.method,
         path=request.path,
         query=dict(request.query),
-        api_key=request.headers.get("x-api-key"),
+        api_key=api_key,
+        account=sandbox.keys.account_of(api_key),
         body=parse_json(await request.read()),
         headers=request.headers,
     )
@@ -105,17 +107,21 @@ def _drop_connection(request: web.Request) -> None:
 
 
 async def _admitted(request: web.Request, handler: Handler, sandbox: Sandbox) -> web.StreamResponse:
-    key = _authenticate(request, sandbox.config.api_keys)
+    key, account = _authenticate(request, sandbox)
     if sandbox.limiter is not None and not sandbox.limiter.admit(key):
         raise rate_limited()
-    sandbox.gate.charge_api_request(sandbox.state.account)
+    state = sandbox.accounts[account]
+    sandbox.gate.charge_api_request(state.account)
+    request[ACCOUNT] = state
     return await handler(request)
 
 
-def _authenticate(request: web.Request, keys: tuple[str, ...]) -> str:
-    """``x-api-key`` must be a configured key; ``Authorization: Bearer`` is not accepted."""
+def _authenticate(request: web.Request, sandbox: Sandbox) -> tuple[str, str]:
+    """``x-api-key`` must be a configured key; ``Authorization: Bearer`` is not accepted.
+    Returns the key and the name of the account it belongs to."""
     given = request.headers.get("x-api-key", "")
-    if not any(hmac.compare_digest(given.encode(), key.encode()) for key in keys):
+    account = sandbox.keys.account_of(given)
+    if account is None:
         raise ApiError(401, "UNAUTHORIZED", "Invalid or revoked API key")
     if "X-Team-Id" in request.headers:
         raise ApiError(
@@ -123,7 +129,7 @@ def _authenticate(request: web.Request, keys: tuple[str, ...]) -> str:
             "TEAM_KEY_REQUIRED",
             "X-Team-Id is only accepted with a team key: remove the header or use a team key",
         )
-    return given
+    return given, account
 
 
 async def _rendered(

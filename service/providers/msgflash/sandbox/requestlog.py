@@ -1,7 +1,8 @@
 """Every ``/api`` request the sandbox saw, rejected ones included, for tests to assert on.
 
 An entry is opened when the request arrives (so a hanging request is already visible) and
-completed when it is answered. Only the last six characters of an API key are kept, and of
+completed when it is answered. Each entry names the account whose key it carried (None for
+no key or an unknown one); of the key itself only the last six characters are kept, and of
 the other headers only the W3C trace context (what tests of the relay's traces look for).
 """
 
@@ -23,6 +24,7 @@ class LoggedRequest:
     path: str
     query: dict[str, str]
     key: str | None
+    account: str | None
     body: Any
     status: int | None = None  # None until answered; stays None when the connection dropped
     code: str | None = None
@@ -39,6 +41,7 @@ class LoggedRequest:
             "status": self.status,
             "code": self.code,
             "key": self.key,
+            "account": self.account,
             "body": self.body,
             "fault": self.fault,
             "headers": self.headers,
@@ -60,13 +63,13 @@ class RequestLog:
         path: str,
         query: dict[str, str],
         api_key: str | None,
+        account: str | None,
         body: Any,
         headers: Mapping[str, str] | None = None,
     ) -> LoggedRequest:
         self._seq += 1
-        entry = LoggedRequest(
-            self._seq, at, method, path, query, api_key[-6:] if api_key else None, body
-        )
+        hint = api_key[-6:] if api_key else None
+        entry = LoggedRequest(self._seq, at, method, path, query, hint, account, body)
         for name in RECORDED_HEADERS:
             value = (headers or {}).get(name)
             if value is not None:
@@ -74,12 +77,15 @@ class RequestLog:
         self._entries.append(entry)
         return entry
 
-    def select(self, *, path_prefix: str = "", method: str | None = None) -> list[dict[str, Any]]:
+    def select(
+        self, *, path_prefix: str = "", method: str | None = None, account: str | None = None
+    ) -> list[dict[str, Any]]:
         return [
             entry.as_api()
             for entry in self._entries
             if entry.path.startswith(path_prefix)
             and (method is None or entry.method == method.upper())
+            and (account is None or entry.account == account)
         ]
 
     def clear(self) -> None:

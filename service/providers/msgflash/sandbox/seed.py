@@ -112,7 +112,7 @@ class SeedWebhook(_SeedModel):
     id: str
     url: str
     events: tuple[WebhookEvent, ...] = Field(min_length=1)
-    secret: str = Field(min_length=1)
+    secret: str = Field(min_length=1, repr=False)
 
 
 class SeedData(_SeedModel):

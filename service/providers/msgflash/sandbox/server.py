@@ -18,7 +18,7 @@ from aiohttp import web
 from service.contract.errors import ConfigError
 from service.providers.msgflash.sandbox import seed
 from service.providers.msgflash.sandbox.app import create_sandbox_app
-from service.providers.msgflash.sandbox.config import SandboxConfig
+from service.providers.msgflash.sandbox.config import SandboxAccount, SandboxConfig
 from service.settings import DEFAULT_SANDBOX_API_KEY
 
 SEEDED_IDS = (
@@ -50,7 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rate-limit-window", choices=("sliding", "fixed"), help="limiter window (sliding)"
     )
-    parser.add_argument("--plan", help="plan: free, starter, pro, plus, max, unlimited (max)")
+    parser.add_argument(
+        "--plan",
+        help="plan: free, starter, pro, plus, max, unlimited (max); with accounts in the "
+        "config, the plan of those that name none",
+    )
     parser.add_argument(
         "--step-seconds", type=float, help="seconds between queued/sent/delivered/read (1)"
     )
@@ -123,23 +127,35 @@ def _rate_limit(raw: str) -> float | None:
 def describe(config: SandboxConfig, url: str) -> str:
     """The start banner: where it listens, which key to use, and the seeded ids."""
     lines = [f"MsgFlash sandbox listening on {url}  (admin: {url}/_sandbox/requests)"]
-    if DEFAULT_SANDBOX_API_KEY in config.api_keys:
-        lines.append(f"API key (public sandbox default): {DEFAULT_SANDBOX_API_KEY}")
-    others = [key for key in config.api_keys if key != DEFAULT_SANDBOX_API_KEY]
-    if others:
-        hints = ", ".join(f"...{key[-4:]}" for key in others)
-        lines.append(f"API keys from the config: {len(others)} ({hints})")
+    accounts = config.sandbox_accounts()
+    for account in accounts:
+        lines += _account_lines(account, named=len(accounts) > 1)
     limit = config.rate_limit_per_second
     lines.append(
-        f"plan {config.plan}; rate limit {'none' if limit is None else f'{limit:g}/s'} per key; "
+        f"rate limit {'none' if limit is None else f'{limit:g}/s'} per key; "
         f"lifecycle step {config.lifecycle_step_seconds:g}s"
     )
-    if config.seed is None:
-        lines.append("seeded ids:")
+    if any(account.seed is None for account in accounts):
+        lines.append("seeded ids (of every account seeded by default):")
         lines += [f"  {name:<20} {getattr(seed, name)}" for name in SEEDED_IDS]
-    else:
-        lines.append("seeded from the config file's seed section")
     return "\n".join(lines)
+
+
+def _account_lines(account: SandboxAccount, *, named: bool) -> list[str]:
+    """The public default key in full (it is public); of any other key, its last 4 characters."""
+    indent = "  " if named else ""
+    lines = [f"account {account.name}: plan {account.plan}"] if named else []
+    if DEFAULT_SANDBOX_API_KEY in account.api_keys:
+        lines.append(f"{indent}API key (public sandbox default): {DEFAULT_SANDBOX_API_KEY}")
+    others = [key for key in account.api_keys if key != DEFAULT_SANDBOX_API_KEY]
+    if others:
+        hints = ", ".join(f"...{key[-4:]}" for key in others)
+        lines.append(f"{indent}API keys from the config: {len(others)} ({hints})")
+    if not named:
+        lines.append(f"plan {account.plan}")
+    if account.seed is not None:
+        lines.append(f"{indent}seeded from the config file's seed section")
+    return lines
 
 
 async def serve(config: SandboxConfig, host: str, port: int, out: TextIO) -> None:

@@ -1,7 +1,8 @@
-"""The account a sandbox simulates, in memory: its records, plan and monthly usage.
+"""One account a sandbox simulates, in memory: its records, plan and monthly usage.
 
-One user, one account. ``build_state`` turns a seed into a fresh state; a reset simply
-builds a new one, so nothing from before a reset can leak into after it.
+One user per account, and nothing shared between accounts: a record is found only in the
+state of the account whose key created it. ``build_state`` turns a seed into a fresh state;
+a reset simply builds a new one, so nothing from before a reset can leak into after it.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class Account:
 
 @dataclass
 class SandboxState:
+    name: str  # the account's name in the sandbox config
     user: SeedUser
     account: Account
     instances: dict[str, InstanceRecord] = field(default_factory=dict)
@@ -88,9 +90,9 @@ def _variables_or_none(body: str | None) -> tuple[str, ...]:
         return ()
 
 
-def build_state(seed: SeedData, plan_code: str, now: float) -> SandboxState:
+def build_state(name: str, seed: SeedData, plan_code: str, now: float) -> SandboxState:
     user_id = seed.user.id
-    state = SandboxState(user=seed.user, account=Account(plan_code=plan_code))
+    state = SandboxState(name=name, user=seed.user, account=Account(plan_code=plan_code))
     for instance in seed.instances:
         state.instances[instance.id] = instance_record(instance, user_id, now)
     for template in seed.templates:

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from service.providers.msgflash.sandbox.composition import check_template
-from service.providers.msgflash.sandbox.context import sandbox_of
+from service.providers.msgflash.sandbox.context import sandbox_of, state_of
 from service.providers.msgflash.sandbox.envelope import (
     ApiError,
     data_response,
@@ -63,6 +63,7 @@ def find_template(state: SandboxState, template_id: str) -> TemplateRecord:
 
 async def create_template(request: web.Request) -> web.Response:
     sandbox = sandbox_of(request)
+    state = state_of(request)
     body = await read_object(request)
     problems = _field_problems(body, creating=True)
     if problems:
@@ -71,7 +72,7 @@ async def create_template(request: web.Request) -> web.Response:
     template = _checked(
         TemplateRecord(
             id=str(uuid.uuid4()),
-            user_id=sandbox.state.user.id,
+            user_id=state.user.id,
             name=body["name"],
             type=body["type"],
             body=body.get("body"),
@@ -81,14 +82,14 @@ async def create_template(request: web.Request) -> web.Response:
             updated_at=now,
         )
     )
-    sandbox.state.templates[template.id] = template
+    state.templates[template.id] = template
     return data_response(template.as_api(), status=201)
 
 
 async def list_templates(request: web.Request) -> web.Response:
     page = page_param(request.query)
     limit = limit_param(request.query, default=20)
-    newest_first = list(reversed(sandbox_of(request).state.templates.values()))
+    newest_first = list(reversed(state_of(request).templates.values()))
     chunk = newest_first[(page - 1) * limit : page * limit]
     return data_response(
         {"templates": [template.as_api() for template in chunk], "total": len(newest_first)}
@@ -96,13 +97,14 @@ async def list_templates(request: web.Request) -> web.Response:
 
 
 async def get_template(request: web.Request) -> web.Response:
-    template = find_template(sandbox_of(request).state, request.match_info["id"])
+    template = find_template(state_of(request), request.match_info["id"])
     return data_response(template.as_api())
 
 
 async def update_template(request: web.Request) -> web.Response:
     sandbox = sandbox_of(request)
-    template = find_template(sandbox.state, request.match_info["id"])
+    state = state_of(request)
+    template = find_template(state, request.match_info["id"])
     body = await read_object(request)
     problems = _field_problems(body, creating=False)
     if body.get("type") not in (None, template.type):
@@ -115,12 +117,12 @@ async def update_template(request: web.Request) -> web.Response:
         if key in body
     }
     updated = _checked(replace(template, **changes, updated_at=sandbox.clock()))
-    sandbox.state.templates[updated.id] = updated
+    state.templates[updated.id] = updated
     return data_response(updated.as_api())
 
 
 async def delete_template(request: web.Request) -> web.Response:
-    state = sandbox_of(request).state
+    state = state_of(request)
     find_template(state, request.match_info["id"])
     del state.templates[request.match_info["id"]]
     return data_response({"deleted": True})
@@ -128,8 +130,7 @@ async def delete_template(request: web.Request) -> web.Response:
 
 async def preview_template(request: web.Request) -> web.Response:
     """Render without sending: unresolved variables are reported, not an error (200)."""
-    sandbox = sandbox_of(request)
-    state = sandbox.state
+    state = state_of(request)
     template = find_template(state, request.match_info["id"])
     body = await read_object(request, optional=True)
     instance = state.instances.get(body["instanceId"]) if body.get("instanceId") else None

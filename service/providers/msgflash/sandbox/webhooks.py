@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from service.providers.msgflash.sandbox.context import Sandbox, sandbox_of
+from service.providers.msgflash.sandbox.context import Sandbox, sandbox_of, state_of
 from service.providers.msgflash.sandbox.envelope import (
     ApiError,
     data_response,
@@ -55,7 +55,7 @@ def _problems(sandbox: Sandbox, body: dict[str, Any]) -> list[dict[str, str]]:
 
 async def create_webhook(request: web.Request) -> web.Response:
     sandbox = sandbox_of(request)
-    state = sandbox.state
+    state = state_of(request)
     sandbox.gate.require_feature(state.account, "webhooks", "WEBHOOKS_NOT_AVAILABLE_ON_PLAN")
     body = await read_object(request)
     problems = _problems(sandbox, body)
@@ -79,12 +79,12 @@ async def create_webhook(request: web.Request) -> web.Response:
 
 
 async def list_webhooks(request: web.Request) -> web.Response:
-    hooks = sandbox_of(request).state.webhooks.values()
+    hooks = state_of(request).webhooks.values()
     return data_response([hook.as_api() for hook in hooks])
 
 
 async def delete_webhook(request: web.Request) -> web.Response:
-    state = sandbox_of(request).state
+    state = state_of(request)
     if state.webhooks.pop(request.match_info["id"], None) is None:
         raise not_found("Webhook")
     return data_response({"deleted": True})

@@ -1,4 +1,7 @@
-"""``/_sandbox``: what tests drive and inspect (no auth, never logged or faulted)."""
+"""``/_sandbox``: what tests drive and inspect (no auth, never logged or faulted).
+
+A route about one organisation takes ``?organization=NAME``, which may be left out while there
+is only one; the request log and the campaign list take it as a filter."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from service.providers.tether.sandbox.context import sandbox_of
+from service.providers.tether.sandbox.context import Organization, sandbox_of
 from service.providers.tether.sandbox.faults import FaultSettings
 
 _SHAPES = ("string", "nested", "flat")
@@ -25,6 +28,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_put("/_sandbox/error-shape", put_error_shape)
     router.add_post("/_sandbox/tokens/expire", expire_tokens)
     router.add_get("/_sandbox/campaigns", campaigns)
+    router.add_get("/_sandbox/organizations", organizations)
 
 
 def _ok(data: Any) -> web.Response:
@@ -38,10 +42,13 @@ def _bad(message: str) -> web.Response:
 async def requests(request: web.Request) -> web.Response:
     """``?path=PREFIX&method=M``: every ``/api`` request, rejected and faulted ones included."""
     prefix, method = request.query.get("path", ""), request.query.get("method")
+    organization = request.query.get("organization")
     entries = [
         e.as_api()
         for e in sandbox_of(request).log
-        if e.path.startswith(prefix) and (method is None or e.method == method.upper())
+        if e.path.startswith(prefix)
+        and (method is None or e.method == method.upper())
+        and organization in (None, e.organization)
     ]
     return _ok(entries)
 
@@ -83,10 +90,12 @@ async def put_quota(request: web.Request) -> web.Response:
         parsed = {date.fromisoformat(day): int(count) for day, count in dict(sent or {}).items()}
     except (TypeError, ValueError):
         return _bad('expected {"sent": {"YYYY-MM-DD": count}}')
-    sandbox = sandbox_of(request)
-    sandbox.sent.clear()
-    sandbox.sent.update(parsed)
-    return _ok({day.isoformat(): count for day, count in sandbox.sent.items()})
+    org = _organization(request)
+    if org is None:
+        return _bad(_ORGANIZATION_HELP.format(known=", ".join(sandbox_of(request).organizations)))
+    org.sent.clear()
+    org.sent.update(parsed)
+    return _ok({day.isoformat(): count for day, count in org.sent.items()})
 
 
 async def put_error_shape(request: web.Request) -> web.Response:
@@ -106,4 +115,36 @@ async def expire_tokens(request: web.Request) -> web.Response:
 
 
 async def campaigns(request: web.Request) -> web.Response:
-    return _ok(list(sandbox_of(request).campaigns.values()))
+    """Every organisation's campaigns, or ``?organization=NAME``'s."""
+    named = request.query.get("organization")
+    orgs = sandbox_of(request).organizations
+    return _ok(
+        [c for o in orgs.values() if named in (None, o.config.name) for c in o.campaigns.values()]
+    )
+
+
+async def organizations(request: web.Request) -> web.Response:
+    """Each organisation's name, id, users' emails and number of API tokens (never a token)."""
+    return _ok(
+        [
+            {
+                "name": org.config.name,
+                "id": org.config.id,
+                "emails": [user.email for user in org.config.users],
+                "apiTokens": len(org.config.api_tokens),
+            }
+            for org in sandbox_of(request).organizations.values()
+        ]
+    )
+
+
+_ORGANIZATION_HELP = "name the organisation with ?organization=NAME (one of: {known})"
+
+
+def _organization(request: web.Request) -> Organization | None:
+    """The organisation ``?organization=NAME`` names, or the only one; None otherwise."""
+    orgs = sandbox_of(request).organizations
+    name = request.query.get("organization")
+    if name is None and len(orgs) == 1:
+        return next(iter(orgs.values()))
+    return orgs.get(name or "")

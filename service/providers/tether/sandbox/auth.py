@@ -1,4 +1,7 @@
-"""``/api/auth``: login for a JWT, verify-token, and the Bearer check of every other route."""
+"""``/api/auth``: login for a JWT, verify-token, and the Bearer check of every other route.
+
+A login, a token and an API token each belong to one organisation's user; the request is
+then served for that organisation (``context.ORGANIZATION``)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,13 @@ from typing import Any
 from aiohttp import web
 
 from service.providers.tether.sandbox import tokens
-from service.providers.tether.sandbox.context import TetherSandbox, sandbox_of
+from service.providers.tether.sandbox.config import SandboxUser
+from service.providers.tether.sandbox.context import (
+    ORGANIZATION,
+    Organization,
+    TetherSandbox,
+    sandbox_of,
+)
 from service.providers.tether.sandbox.errors import ApiError, bad_request, unauthorized
 
 PUBLIC_PATHS = frozenset({"/api/auth/login"})
@@ -30,11 +39,13 @@ async def login(request: web.Request) -> web.Response:
     password = body.get("password") if isinstance(body, dict) else None
     if not isinstance(email, str) or not isinstance(password, str):
         raise bad_request("Missing required field: email and password")
-    for user in sandbox.config.users:
-        if user.email == email and hmac.compare_digest(user.password, password):
-            return web.json_response(
-                {"token": _issue(sandbox, user.id), "user": _user(sandbox, user.id)}
-            )
+    for org in sandbox.organizations.values():
+        for user in org.config.users:
+            if user.email == email and hmac.compare_digest(user.password, password):
+                request[ORGANIZATION] = org
+                return web.json_response(
+                    {"token": _issue(sandbox, user.id), "user": _user(org, user)}
+                )
     # G2: the failure body is undocumented; the sandbox answers 401 in its error shape.
     raise ApiError(401, "invalid_credentials", "Invalid email or password")
 
@@ -49,13 +60,12 @@ def _issue(sandbox: TetherSandbox, user_id: str) -> str:
     return tokens.issue(claims, sandbox.jwt_secret)
 
 
-def _user(sandbox: TetherSandbox, user_id: str) -> dict[str, Any]:
-    user = next(u for u in sandbox.config.users if u.id == user_id)
+def _user(org: Organization, user: SandboxUser) -> dict[str, Any]:
     return {
         "id": user.id,
         "email": user.email,
         "fullName": user.full_name,
-        "organizationId": sandbox.config.organization_id,
+        "organizationId": org.config.id,
         "accessRole": user.access_role,
     }
 
@@ -71,15 +81,27 @@ def auth_kind(request: web.Request) -> str | None:
 
 
 def authenticate(request: web.Request) -> dict[str, Any]:
-    """R2: a live JWT this sandbox issued, or a configured API token; else 401."""
+    """R2: a live JWT this sandbox issued, or a configured API token; else 401. The caller
+    (the API token's organisation's first user) is returned; its organisation is set on the
+    request."""
     sandbox = sandbox_of(request)
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         raise unauthorized()
-    given = header.removeprefix("Bearer ").strip()
-    if any(hmac.compare_digest(given, t) for t in sandbox.config.api_tokens):
-        return _user(sandbox, sandbox.config.users[0].id)
+    org, user = _caller(sandbox, header.removeprefix("Bearer ").strip())
+    request[ORGANIZATION] = org
+    return _user(org, user)
+
+
+def _caller(sandbox: TetherSandbox, given: str) -> tuple[Organization, SandboxUser]:
+    for org in sandbox.organizations.values():
+        if any(hmac.compare_digest(given, t) for t in org.config.api_tokens):
+            return org, org.config.users[0]
     claims = tokens.verify(given, sandbox.jwt_secret, now=sandbox.clock())
     if claims is None or float(claims.get("iat", 0)) < sandbox.tokens_valid_from:
         raise unauthorized()
-    return _user(sandbox, str(claims["sub"]))
+    owner = sandbox.organization_of_user(str(claims["sub"]))
+    user = owner.user(str(claims["sub"])) if owner is not None else None
+    if owner is None or user is None:
+        raise unauthorized()
+    return owner, user

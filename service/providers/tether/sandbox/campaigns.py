@@ -8,7 +8,12 @@ from typing import Any
 from aiohttp import web
 
 from service.providers.tether.sandbox.auth import authenticate
-from service.providers.tether.sandbox.context import TetherSandbox, sandbox_of
+from service.providers.tether.sandbox.context import (
+    Organization,
+    TetherSandbox,
+    organization_of,
+    sandbox_of,
+)
 from service.providers.tether.sandbox.errors import ApiError, bad_request
 from service.providers.tether.sandbox.tokens import object_id
 from service.providers.tether.sandbox.validation import (
@@ -44,21 +49,25 @@ async def create(request: web.Request) -> web.Response:
     problems = campaign_problems(body)
     if problems:
         raise bad_request("; ".join(problems))
-    campaign = _campaign(sandbox, body, authenticate(request))
-    day = sandbox.ledger().local_day(parse_instant(campaign["scheduleDate"]) or _now(sandbox))
+    org = organization_of(request)
+    campaign = _campaign(sandbox, org, body, authenticate(request))
+    ledger = org.ledger()
+    day = ledger.local_day(parse_instant(campaign["scheduleDate"]) or _now(sandbox))
     count = campaign["stats"]["total"]
-    if sandbox.config.over_quota_create == "reject" and not sandbox.ledger().fits(day, count):
+    if sandbox.config.over_quota_create == "reject" and not ledger.fits(day, count):
         raise ApiError(
             400,
             "daily_quota_exceeded",
             f"Not enough daily SMS quota on {day.isoformat()} for {count} contacts",
         )
-    sandbox.campaigns[campaign["_id"]] = campaign
+    org.campaigns[campaign["_id"]] = campaign
     answer = {"success": True, "message": "Campaign created", "data": campaign}
     return web.json_response(answer, status=sandbox.config.create_status)
 
 
-def _campaign(sandbox: TetherSandbox, body: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
+def _campaign(
+    sandbox: TetherSandbox, org: Organization, body: dict[str, Any], user: dict[str, Any]
+) -> dict[str, Any]:
     now = millis(_now(sandbox))
     when = parse_instant(body.get("scheduleDate")) or _now(sandbox)  # G4: absent = now
     new = body.get("newContacts") or []
@@ -66,7 +75,7 @@ def _campaign(sandbox: TetherSandbox, body: dict[str, Any], user: dict[str, Any]
     user_ids = body.get("userIds") or []
     return {
         "_id": object_id(sandbox.clock()),
-        "organizationId": sandbox.config.organization_id,
+        "organizationId": org.config.id,
         "name": body["name"],
         "message": body["message"],
         "newContacts": new,
@@ -96,7 +105,7 @@ def _campaign(sandbox: TetherSandbox, body: dict[str, Any], user: dict[str, Any]
 
 async def list_campaigns(request: web.Request) -> web.Response:
     """G4: the list's shape is undocumented; the sandbox answers ``{success, data: [...]}``."""
-    campaigns = list(sandbox_of(request).campaigns.values())
+    campaigns = list(organization_of(request).campaigns.values())
     return web.json_response({"success": True, "data": campaigns})
 
 
@@ -104,14 +113,13 @@ async def get_campaign(request: web.Request) -> web.Response:
     campaign_id = request.match_info["id"]
     if not OBJECT_ID.match(campaign_id):
         raise bad_request("id must be a 24-hex ObjectId")
-    campaign = sandbox_of(request).campaigns.get(campaign_id)
+    campaign = organization_of(request).campaigns.get(campaign_id)
     if campaign is None:
         raise ApiError(404, "not_found", "Campaign not found")
     return web.json_response({"success": True, "data": campaign})
 
 
 async def validate_date(request: web.Request) -> web.Response:
-    sandbox = sandbox_of(request)
     body = await _json(request)
     when = parse_instant(body.get("scheduledISO")) if isinstance(body, dict) else None
     count = body.get("contactCount") if isinstance(body, dict) else None
@@ -119,7 +127,8 @@ async def validate_date(request: web.Request) -> web.Response:
         raise bad_request("Missing required field: scheduledISO (UTC ISO 8601)")
     if not isinstance(count, int) or isinstance(count, bool) or count < 0:
         raise bad_request("contactCount must be an integer >= 0")
-    ledger = sandbox.ledger()
+    org = organization_of(request)
+    ledger = org.ledger()
     day, exclude = ledger.local_day(when), body.get("excludeCampaignId")
     remaining = ledger.remaining(day, exclude=exclude if isinstance(exclude, str) else None)
     available = remaining is None or remaining >= count
@@ -127,7 +136,7 @@ async def validate_date(request: web.Request) -> web.Response:
         "success": True,
         "available": available,
         "remaining": remaining,
-        "limit": sandbox.config.daily_limit,
+        "limit": org.config.daily_limit,
     }
     if not available:
         answer["message"] = f"Only {remaining} SMS remaining on {day.isoformat()}"
@@ -139,15 +148,16 @@ async def next_available_slot(request: web.Request) -> web.Response:
     raw = request.query.get("contactCount", "0")
     if not raw.isdigit():
         raise bad_request("contactCount must be an integer >= 0")
-    count, ledger = int(raw), sandbox.ledger()
+    org = organization_of(request)
+    count, ledger = int(raw), org.ledger()
     today = ledger.local_day(_now(sandbox))
     found = ledger.next_available(today, count)
-    unlimited = sandbox.config.daily_limit is None
+    unlimited = org.config.daily_limit is None
     answer = {
         "success": True,
         "isUnlimited": unlimited,
-        "timezone": sandbox.config.timezone,
-        "dailyLimit": sandbox.config.daily_limit,
+        "timezone": org.config.timezone,
+        "dailyLimit": org.config.daily_limit,
         "todayDate": today.isoformat(),
         "todayUsage": None if unlimited else ledger.used(today),
         "todayAvailableQuota": ledger.remaining(today),
@@ -165,7 +175,7 @@ async def auto_segment(request: web.Request) -> web.Response:
     total = body.get("totalContacts") if isinstance(body, dict) else None
     if not isinstance(total, int) or isinstance(total, bool) or total < 1:
         raise bad_request("totalContacts must be an integer >= 1")
-    ledger = sandbox.ledger()
+    ledger = organization_of(request).ledger()
     first = _date(body.get("firstSegmentDate"), ledger.local_day(_now(sandbox)))
     at = _time(body.get("firstSegmentTime"))
     plan = ledger.segments(total, first, at, unlimited_size=sandbox.config.unlimited_segment_size)

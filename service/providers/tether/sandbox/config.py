@@ -1,8 +1,9 @@
 """How a Tether sandbox is set up. Every answer to a fact-sheet gap is a setting here.
 
-Defaults: one admin user who logs in with ``DEFAULT_EMAIL`` / ``DEFAULT_PASSWORD``, the static
-API token ``DEFAULT_API_TOKEN``, a 500-SMS daily quota in America/Toronto, errors in the nested
-``{error: {code, message}}`` shape.
+Defaults: one organisation, ``default``, whose admin user logs in with ``DEFAULT_EMAIL`` /
+``DEFAULT_PASSWORD``, with the static API token ``DEFAULT_API_TOKEN`` and a 500-SMS daily quota
+in America/Toronto; errors in the nested ``{error: {code, message}}`` shape. ``organizations``
+lists several instead, each with its own users, tokens, quota and campaigns.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from service.accounts import ACCOUNT_NAME_PATTERN
 from service.contract.errors import ConfigError
 from service.providers.tether.sandbox.faults import FaultSettings
+from service.settings import DEFAULT_ACCOUNT
 
 DEFAULT_EMAIL = "ops@tether.example"
 DEFAULT_PASSWORD = "tether-sandbox-password"
@@ -25,6 +28,10 @@ ORGANIZATION_ID = "665f1a0c0e0a4b001a2c0001"
 USER_ID = "665f1a0c0e0a4b001a2c0002"
 
 ErrorShape = Literal["string", "nested", "flat"]
+OBJECT_ID_PATTERN = r"^[0-9a-f]{24}$"
+# Each organisation's own: who logs in, its tokens, and its quota ledger.
+_OWN = ("users", "organization_id", "api_tokens")
+_QUOTA = ("daily_limit", "plan", "timezone")
 
 
 class SandboxUser(BaseModel):
@@ -35,6 +42,21 @@ class SandboxUser(BaseModel):
     password: str = Field(DEFAULT_PASSWORD, repr=False)
     full_name: str = "Sandbox Operator"
     access_role: Literal["SUPERADMIN", "ADMIN", "DEPARTMENT_HEAD", "SALES_REP"] = "ADMIN"
+
+
+class SandboxOrganization(BaseModel):
+    """One Tether organisation: its users and tokens see its campaigns and quota only. Quota
+    settings left out are the config's top-level ones."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=ACCOUNT_NAME_PATTERN)
+    id: str = Field(pattern=OBJECT_ID_PATTERN)
+    users: tuple[SandboxUser, ...] = Field(min_length=1)
+    api_tokens: tuple[str, ...] = Field((), repr=False)
+    daily_limit: int | None = Field(500, ge=0)
+    plan: str = "growth"
+    timezone: str = "America/Toronto"
 
 
 class TetherSandboxConfig(BaseModel):
@@ -61,6 +83,39 @@ class TetherSandboxConfig(BaseModel):
     unlimited_segment_size: int = Field(100, ge=1)
     request_log_limit: int = Field(100_000, ge=0)
     faults: FaultSettings | None = None
+    # Several organisations; empty: one, ``default``, from users, organization_id, api_tokens
+    # and the quota settings above.
+    organizations: tuple[SandboxOrganization, ...] = ()
+
+    @model_validator(mode="after")
+    def _organizations_hold(self) -> TetherSandboxConfig:
+        problems = [
+            f"{name}: with organizations listed, give each its own under "
+            f"organizations.N.{name} and remove the top-level {name}"
+            for name in _OWN
+            if self.organizations and name in self.model_fields_set
+        ]
+        problems += _repeats(self.organizations)
+        if problems:
+            raise ValueError("\n  ".join(problems))
+        return self
+
+    def sandbox_organizations(self) -> tuple[SandboxOrganization, ...]:
+        """Every organisation, its quota settings decided."""
+        quota = {name: getattr(self, name) for name in _QUOTA}
+        if not self.organizations:
+            only = SandboxOrganization(
+                name=DEFAULT_ACCOUNT,
+                id=self.organization_id,
+                users=self.users,
+                api_tokens=self.api_tokens,
+                **quota,
+            )
+            return (only,)
+        return tuple(
+            org.model_copy(update={k: v for k, v in quota.items() if k not in org.model_fields_set})
+            for org in self.organizations
+        )
 
     @classmethod
     def from_file(cls, path: str | Path) -> TetherSandboxConfig:
@@ -81,6 +136,29 @@ class TetherSandboxConfig(BaseModel):
         except ValidationError as exc:
             lines = [f"invalid tether sandbox config ({origin}):"]
             for error in exc.errors():
-                where = ".".join(str(p) for p in error["loc"]) or "(top level)"
-                lines.append(f"  {where}: {error['msg'].removeprefix('Value error, ')}")
+                where = ".".join(str(p) for p in error["loc"])
+                message = error["msg"].removeprefix("Value error, ")
+                # A whole-config problem names its own settings (the model validator's).
+                lines.append(f"  {where}: {message}" if where else f"  {message}")
             raise ConfigError("\n".join(lines)) from None
+
+
+def _repeats(organizations: tuple[SandboxOrganization, ...]) -> list[str]:
+    """Names, ids, logins and tokens each belong to one organisation: a login or a token
+    must say whose data it opens. Never shows a token."""
+    problems: list[str] = []
+    owners: dict[tuple[str, str], int] = {}
+    for position, org in enumerate(organizations):
+        claims = [("name", org.name, "name"), ("id", org.id, "id")]
+        claims += [("email", u.email, f"users.{i}.email") for i, u in enumerate(org.users)]
+        claims += [("user id", u.id, f"users.{i}.id") for i, u in enumerate(org.users)]
+        claims += [("token", t, f"api_tokens.{i}") for i, t in enumerate(org.api_tokens)]
+        for kind, value, where in claims:
+            owner = owners.setdefault((kind, value), position)
+            if owner != position:
+                problems.append(
+                    f"organizations.{position}.{where}: this {kind} already belongs to "
+                    f"organizations.{owner} ({organizations[owner].name}); give each "
+                    "organisation its own"
+                )
+    return problems

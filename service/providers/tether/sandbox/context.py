@@ -1,4 +1,5 @@
-"""What one running Tether sandbox holds: config, campaigns, quota usage, tokens, log, faults."""
+"""What one running Tether sandbox holds: config, each organisation's campaigns and quota
+usage, tokens, log, faults; and the organisation a request was admitted for."""
 
 from __future__ import annotations
 
@@ -14,7 +15,11 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from service.providers.tether.sandbox.config import TetherSandboxConfig
+from service.providers.tether.sandbox.config import (
+    SandboxOrganization,
+    SandboxUser,
+    TetherSandboxConfig,
+)
 from service.providers.tether.sandbox.faults import FaultInjector
 from service.providers.tether.sandbox.ledger import Ledger, reservations_of
 
@@ -28,6 +33,7 @@ class LoggedRequest:
     query: dict[str, str]
     auth: str | None  # "jwt", "token", "invalid" or None (no header)
     body: Any
+    organization: str | None = None  # the name of the organisation whose credentials it bore
     status: int | None = None  # None until answered; stays None when the answer was lost
     code: str | None = None
     fault: str | None = None
@@ -39,23 +45,12 @@ class LoggedRequest:
 
 
 @dataclass
-class TetherSandbox:
-    config: TetherSandboxConfig
-    faults: FaultInjector = field(default_factory=FaultInjector)
-    clock: Callable[[], float] = time.time
+class Organization:
+    """One organisation's own data: its campaigns and SMS sent, read through its ledger."""
+
+    config: SandboxOrganization
     campaigns: dict[str, dict[str, Any]] = field(default_factory=dict)
     sent: dict[date, int] = field(default_factory=dict)
-    error_shape: str = ""
-    jwt_secret: bytes = field(default_factory=lambda: os.urandom(32))
-    tokens_valid_from: float = 0.0  # tokens issued before this are refused (admin "expire")
-    log: deque[LoggedRequest] = field(default_factory=deque)
-    closing: asyncio.Event = field(default_factory=asyncio.Event)
-    _seq: int = 0
-
-    def __post_init__(self) -> None:
-        self.log = deque(maxlen=self.config.request_log_limit)
-        self.error_shape = self.error_shape or self.config.error_shape
-        self.faults.configure(self.config.faults)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -69,6 +64,37 @@ class TetherSandbox:
             dict(self.sent),
         )
 
+    def user(self, user_id: str) -> SandboxUser | None:
+        return next((u for u in self.config.users if u.id == user_id), None)
+
+
+def organizations_of(config: TetherSandboxConfig) -> dict[str, Organization]:
+    """Every organisation, empty, by name in the config's order."""
+    return {org.name: Organization(org) for org in config.sandbox_organizations()}
+
+
+@dataclass
+class TetherSandbox:
+    config: TetherSandboxConfig
+    faults: FaultInjector = field(default_factory=FaultInjector)
+    clock: Callable[[], float] = time.time
+    organizations: dict[str, Organization] = field(default_factory=dict)
+    error_shape: str = ""
+    jwt_secret: bytes = field(default_factory=lambda: os.urandom(32))
+    tokens_valid_from: float = 0.0  # tokens issued before this are refused (admin "expire")
+    log: deque[LoggedRequest] = field(default_factory=deque)
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+    _seq: int = 0
+
+    def __post_init__(self) -> None:
+        self.log = deque(maxlen=self.config.request_log_limit)
+        self.error_shape = self.error_shape or self.config.error_shape
+        self.faults.configure(self.config.faults)
+        self.organizations = organizations_of(self.config)
+
+    def organization_of_user(self, user_id: str) -> Organization | None:
+        return next((o for o in self.organizations.values() if o.user(user_id)), None)
+
     def open_entry(self, **fields: Any) -> LoggedRequest:
         self._seq += 1
         entry = LoggedRequest(seq=self._seq, at=self.clock(), **fields)
@@ -76,8 +102,7 @@ class TetherSandbox:
         return entry
 
     def reset(self) -> None:
-        self.campaigns.clear()
-        self.sent.clear()
+        self.organizations = organizations_of(self.config)
         self.log.clear()
         self.error_shape = self.config.error_shape
         self.faults.configure(self.config.faults)
@@ -85,7 +110,13 @@ class TetherSandbox:
 
 
 SANDBOX: web.AppKey[TetherSandbox] = web.AppKey("tether_sandbox", TetherSandbox)
+ORGANIZATION = web.RequestKey("tether_organization", Organization)
 
 
 def sandbox_of(request: web.Request) -> TetherSandbox:
     return request.app[SANDBOX]
+
+
+def organization_of(request: web.Request) -> Organization:
+    """The organisation whose credentials the request bore (set once it is authenticated)."""
+    return request[ORGANIZATION]

@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from service.providers.tether.sandbox.auth import PUBLIC_PATHS, auth_kind, authenticate
-from service.providers.tether.sandbox.context import TetherSandbox, sandbox_of
+from service.providers.tether.sandbox.context import ORGANIZATION, TetherSandbox, sandbox_of
 from service.providers.tether.sandbox.errors import ApiError, error_response
 from service.providers.tether.sandbox.faults import FaultPlan
 
@@ -45,6 +45,8 @@ async def serve_requests(request: web.Request, handler: Handler) -> web.StreamRe
         entry.status, entry.code = error.status, error.code
         return error_response(error, sandbox.error_shape)  # type: ignore[arg-type]
     response, entry.code = await _rendered(request, handler, sandbox)
+    organization = request.get(ORGANIZATION)
+    entry.organization = organization.config.name if organization is not None else None
     if plan is not None and (plan.drop_after or plan.late_seconds):
         await _lose_or_delay(request, sandbox, plan)
         if plan.drop_after:

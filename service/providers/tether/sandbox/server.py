@@ -54,15 +54,20 @@ def config_from_args(args: argparse.Namespace) -> TetherSandboxConfig:
 
 
 def describe(config: TetherSandboxConfig, url: str) -> str:
-    limit = "unlimited" if config.daily_limit is None else f"{config.daily_limit}/day"
     lines = [f"Tether sandbox listening on {url}  (admin: {url}/_sandbox/requests)"]
-    if any(u.email == DEFAULT_EMAIL and u.password == DEFAULT_PASSWORD for u in config.users):
-        lines.append(f"login (public sandbox default): {DEFAULT_EMAIL} / {DEFAULT_PASSWORD}")
-    if DEFAULT_API_TOKEN in config.api_tokens:
-        lines.append(f"API token (public sandbox default): {DEFAULT_API_TOKEN}")
-    lines.append(
-        f"daily SMS quota {limit} ({config.timezone}); errors in the {config.error_shape} shape"
-    )
+    for org in config.sandbox_organizations():
+        limit = "unlimited" if org.daily_limit is None else f"{org.daily_limit}/day"
+        lines.append(
+            f"organisation {org.name} ({org.id}): daily SMS quota {limit} ({org.timezone})"
+        )
+        if any(u.email == DEFAULT_EMAIL and u.password == DEFAULT_PASSWORD for u in org.users):
+            lines.append(f"  login (public sandbox default): {DEFAULT_EMAIL} / {DEFAULT_PASSWORD}")
+        if DEFAULT_API_TOKEN in org.api_tokens:
+            lines.append(f"  API token (public sandbox default): {DEFAULT_API_TOKEN}")
+        others = [u.email for u in org.users if u.email != DEFAULT_EMAIL]
+        if others:
+            lines.append(f"  logins from the config: {', '.join(others)}")
+    lines.append(f"errors in the {config.error_shape} shape")
     return "\n".join(lines)
 
 

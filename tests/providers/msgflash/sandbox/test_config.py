@@ -91,6 +91,73 @@ def test_a_bad_key_is_reported_without_echoing_it(tmp_path: Path) -> None:
     assert "api_keys" in caught.value.message and secret not in caught.value.message
 
 
+OTHER_KEY = "msgf_live_" + "d" * 64
+ACCOUNTS_YAML = f"""
+plan: pro
+accounts:
+  - name: acme
+    api_keys: [{KEY}]
+  - name: globex
+    api_keys: [{OTHER_KEY}]
+    plan: free
+    seed: {{instances: [{{id: {INSTANCE_WARMING}, name: solo}}]}}
+"""
+
+
+def test_a_file_lists_accounts_each_with_its_keys_plan_and_seed(tmp_path: Path) -> None:
+    path = tmp_path / "sandbox.yaml"
+    path.write_text(ACCOUNTS_YAML)
+    acme, globex = SandboxConfig.from_file(path).sandbox_accounts()
+    assert (acme.name, acme.api_keys, acme.plan, acme.seed) == ("acme", (KEY,), "pro", None)
+    assert (globex.name, globex.api_keys, globex.plan) == ("globex", (OTHER_KEY,), "free")
+    assert globex.seed is not None and globex.seed.instances[0].name == "solo"
+
+
+def test_the_plan_flag_is_the_plan_of_accounts_that_name_none(tmp_path: Path) -> None:
+    path = tmp_path / "sandbox.yaml"
+    path.write_text(ACCOUNTS_YAML)
+    acme, globex = config_from_args(
+        _args("--config", str(path), "--plan", "max")
+    ).sandbox_accounts()
+    assert (acme.plan, globex.plan) == ("max", "free")
+
+
+def test_without_accounts_the_top_level_keys_plan_and_seed_are_account_default() -> None:
+    (only,) = SandboxConfig(api_keys=(KEY,), plan="pro").sandbox_accounts()
+    assert (only.name, only.api_keys, only.plan, only.seed) == ("default", (KEY,), "pro", None)
+
+
+def _accounts(*entries: dict[str, object]) -> str:
+    return json.dumps({"accounts": list(entries)})
+
+
+@pytest.mark.parametrize(
+    ("content", "named"),
+    [
+        (_accounts({"name": "a", "api_keys": [KEY]}, {"name": "a", "api_keys": [OTHER_KEY]}),
+         "accounts.1.name: 'a' is used twice"),
+        (_accounts({"name": "a", "api_keys": [KEY]}, {"name": "b", "api_keys": [OTHER_KEY, KEY]}),
+         "accounts.1.api_keys.1: this key already belongs to account 'a'"),
+        (json.dumps({"api_keys": [KEY], "accounts": [{"name": "a", "api_keys": [OTHER_KEY]}]}),
+         "api_keys: with accounts listed, give each account its own under accounts.N.api_keys"),
+        (_accounts({"name": "a", "api_keys": [KEY], "plan": "gold"}),
+         "accounts.0.plan: plan 'gold' is not in the plan table"),
+        (_accounts({"name": "Acme Corp", "api_keys": [KEY]}), "accounts.0.name"),
+        (_accounts({"name": "a", "api_keys": []}), "accounts.0.api_keys"),
+        (_accounts({"name": "a", "api_keys": [KEY], "keys": [KEY]}), "accounts.0.keys"),
+    ],
+)  # fmt: skip
+def test_a_bad_account_is_a_config_error_naming_it_and_never_its_key(
+    tmp_path: Path, content: str, named: str
+) -> None:
+    path = tmp_path / "sandbox.json"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match="invalid sandbox config") as caught:
+        SandboxConfig.from_file(path)
+    assert named in caught.value.message
+    assert KEY not in caught.value.message and OTHER_KEY not in caught.value.message
+
+
 def test_command_line_flags_override_the_file(tmp_path: Path) -> None:
     path = tmp_path / "sandbox.yaml"
     path.write_text("plan: free\nrate_limit_per_second: 3\n")
