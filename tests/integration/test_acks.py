@@ -218,8 +218,9 @@ async def test_frames_reach_the_broker_in_order_even_when_the_write_queue_is_ful
 
 
 async def test_waiting_for_the_acks_of_a_closed_channel_returns_at_once(
-    amqp: AbstractConnection, queue_name: str
+    amqp: AbstractConnection, queue_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(acks_module, "ACK_WINDOW_SECONDS", 60.0)  # no flush before the close
     registry, channel_acks = await one_ack_pending_on_a_closed_channel(amqp, queue_name)
     with structlog.testing.capture_logs() as logs:
         async with asyncio.timeout(1):
