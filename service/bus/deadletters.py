@@ -90,7 +90,7 @@ class DeadLetterQueue:
             await channel.close()
 
     async def _settle(self, at_least: int) -> None:
-        """Wait (bounded) until the queue's ready count shows the messages a closed channel returned.
+        """Wait (bounded) until the queue's ready count shows what a closed channel returned.
 
         Nothing but these tools takes from the dead-letter queue, so the count only grows while
         the returns land; a concurrent purge or replay ends the wait at the deadline at worst.
@@ -98,7 +98,8 @@ class DeadLetterQueue:
         if at_least <= 0:
             return
         deadline = time.monotonic() + self._settle_seconds
-        while await self._ready_count() < at_least and time.monotonic() < deadline:
+        # Polled: the broker announces no change of a queue's count that could be awaited.
+        while await self._ready_count() < at_least and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
 
     async def peek(self, *, limit: int = 100) -> list[ParkedCommand]:
