@@ -32,23 +32,24 @@ PRELOAD_BATCH = 1000
 DEPTH_POLL_SECONDS = 0.01
 
 
-def schedule_command(command_id: str, scheduled_at: str) -> bytes:
-    """A ``msgflash.message.schedule`` command; scheduled far ahead so the sandbox stays idle."""
-    return json.dumps(
-        {
-            "specversion": "1.0",
-            "id": command_id,
-            "source": "benchmarks",
-            "type": "msgflash.message.schedule",
-            "data": {
-                "instanceId": INSTANCE_MAIN,
-                "to": "+33612345678",
-                "scheduledAt": scheduled_at,
-                "message": {"type": "text", "text": "Benchmark message"},
-            },
-        },
-        separators=(",", ":"),
-    ).encode()
+def schedule_command(command_id: str, scheduled_at: str, account: str | None = None) -> bytes:
+    """A ``msgflash.message.schedule`` command; scheduled far ahead so the sandbox stays idle.
+    ``account``: the CloudEvents extension attribute naming its account (absent: ``default``)."""
+    envelope: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": command_id,
+        "source": "benchmarks",
+        "type": "msgflash.message.schedule",
+    }
+    if account is not None:
+        envelope["account"] = account
+    envelope["data"] = {
+        "instanceId": INSTANCE_MAIN,
+        "to": "+33612345678",
+        "scheduledAt": scheduled_at,
+        "message": {"type": "text", "text": "Benchmark message"},
+    }
+    return json.dumps(envelope, separators=(",", ":")).encode()
 
 
 def far_future() -> str:
@@ -66,9 +67,16 @@ def command_message(body: bytes, command_id: str) -> aio_pika.Message:
 
 
 async def publish_commands(
-    connection: AbstractConnection, topology: Topology, count: int
+    connection: AbstractConnection,
+    topology: Topology,
+    count: int,
+    accounts: Sequence[str | None] = (None,),
 ) -> list[str]:
-    """Publish ``count`` commands with confirms, a batch at a time; returns their ids."""
+    """Publish ``count`` commands with confirms, a batch at a time; returns their ids.
+
+    Their accounts take turns in the order given (``None``: no ``account`` attribute), so each
+    account's commands are spread evenly through the queue.
+    """
     channel = await connection.channel(publisher_confirms=True)
     try:
         exchange = await channel.get_exchange(topology.commands_exchange)
@@ -79,11 +87,13 @@ async def publish_commands(
             await asyncio.gather(
                 *(
                     exchange.publish(
-                        command_message(schedule_command(i, scheduled_at), i),
+                        command_message(
+                            schedule_command(i, scheduled_at, accounts[n % len(accounts)]), i
+                        ),
                         COMMAND_ROUTING_KEY,
                         timeout=60,
                     )
-                    for i in batch
+                    for n, i in enumerate(batch, start)
                 )
             )
         return ids

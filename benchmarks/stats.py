@@ -44,3 +44,14 @@ def rotated(items: Sequence[str], round_index: int) -> list[str]:
     measured right after the same neighbour or at the same point of the machine's load."""
     shift = round_index % len(items) if items else 0
     return list(items[shift:]) + list(items[:shift])
+
+
+def busiest_window(times: Sequence[float], width: float) -> int:
+    """Most of the sorted ``times`` inside any half-open window ``[t, t + width)`` (two
+    pointers): what a sliding-window rate limiter of that width counts at its worst."""
+    busiest, start = 0, 0
+    for end, at in enumerate(times):
+        while at - times[start] >= width:
+            start += 1
+        busiest = max(busiest, end - start + 1)
+    return busiest

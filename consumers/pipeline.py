@@ -39,6 +39,7 @@ from service.contract.amqp import (
     UNCALLED_HOLDER_HEADER,
 )
 from service.contract.commands import (
+    DEFAULT_ACCOUNT,
     Command,
     CommandIdentity,
     CommandType,
@@ -92,6 +93,10 @@ RECENT_KEYS = 4_096
 # How long stopping waits for the last acks to be written before the connection closes.
 ACKS_ON_STOP_SECONDS = 2.0
 
+# The ``account`` label of commands naming an account this relay does not serve: not a valid
+# account name, so it cannot be mistaken for one.
+UNKNOWN_ACCOUNT_LABEL = "_unknown"
+
 # Below this many commands in flight the relay never counts as saturated, whatever the
 # prefetch: too few commands would share a commit to be worth making them wait for it.
 SATURATION_FLOOR = 8
@@ -100,6 +105,8 @@ SATURATION_FLOOR = 8
 @dataclass(frozen=True, slots=True)
 class PipelineConfig:
     owner: str  # this replica's identity; each delivery claims as owner + a sequence number
+    # The accounts this relay serves: the only values the metrics' ``account`` label takes.
+    accounts: frozenset[str] = frozenset({DEFAULT_ACCOUNT})
     max_body_bytes: int = 256 * 1024
     lease_seconds: float = 120.0
     retry_tiers: int = 4
@@ -282,7 +289,7 @@ class CommandPipeline:
             structlog.contextvars.bind_contextvars(requestId=identity.id, type=identity.type)
             with self._tracing.consume(delivery.message, identity, None):
                 await self._fail(delivery, identity, Failed(error_info(exc)), key=None)
-                self._finish(identity.type, "invalid", started, delivery.outcome_fields)
+                self._finish(identity, "invalid", started, delivery.outcome_fields)
             return
         structlog.contextvars.bind_contextvars(
             requestId=command.id, requestSource=command.source, type=command.type.value
@@ -301,7 +308,7 @@ class CommandPipeline:
     async def _traced(self, delivery: Delivery, command: Command, started: float) -> None:
         with self._tracing.consume(delivery.message, command.identity, command.traceparent):
             label = await self._run_safely(delivery, command)
-            self._finish(command.type.value, label, started, delivery.outcome_fields)
+            self._finish(command.identity, label, started, delivery.outcome_fields)
 
     async def _move(self, delivery: Delivery, lane: Lane) -> None:
         """Hand the delivery to its account's queue, unchanged but for where it came from and
@@ -424,6 +431,7 @@ class CommandPipeline:
             message=failure.error.message,
             attempts=failure.attempts,
             failed_at=datetime.now(UTC).isoformat(),
+            account=self._account_label(identity.account),
         )
         await self._publish((event,), delivery.original)
         if key is not None:
@@ -466,7 +474,9 @@ class CommandPipeline:
         queue_tier = min(tier, self._config.retry_tiers - 1)
         await self._publisher.defer(delivery.original, tier=queue_tier, headers=headers)
         delivery.ack()
-        self._metrics.deferred.labels(deferred.error.code).inc()
+        self._metrics.deferred.labels(
+            deferred.error.code, self._account_label(identity.account)
+        ).inc()
         delivery.outcome_fields.update(code=deferred.error.code, tier=queue_tier)
         return "deferred"
 
@@ -491,10 +501,16 @@ class CommandPipeline:
         if len(self._published_here) > RECENT_KEYS:
             self._published_here.popitem(last=False)
 
+    def _account_label(self, account: str) -> str:
+        """The account as a metric label: a command may name any account, and an unbounded
+        label would grow a series per name; the ones this relay does not serve share one."""
+        return account if account in self._config.accounts else UNKNOWN_ACCOUNT_LABEL
+
     def _finish(
-        self, type_: str | None, outcome: str, started: float, fields: dict[str, object]
+        self, identity: CommandIdentity, outcome: str, started: float, fields: dict[str, object]
     ) -> None:
-        self._metrics.command_outcome(type_ or "unknown", outcome).inc()
+        account = self._account_label(identity.account)
+        self._metrics.command_outcome(identity.type or "unknown", outcome, account).inc()
         self._tracing.record_outcome(outcome)
         duration_ms = round((self._clock() - started) * 1000, 2)
         log.info("command_handled", outcome=outcome, durationMs=duration_ms, **fields)

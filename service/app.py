@@ -120,7 +120,9 @@ def build(settings: Settings, accounts: Accounts, tracing: Tracing | None = None
         **msgflash_handlers(settings, metrics, traced, publisher, msgflash),
         **tether_handlers(tether, tuple(accounts.tether)),
     }
-    pipeline = _pipeline(settings, topology, metrics, traced, publisher, handlers, tracing, lanes)
+    pipeline = _pipeline(
+        settings, topology, metrics, traced, publisher, handlers, tracing, lanes, accounts.names()
+    )
     consumers = _consumers(settings, topology, pipeline, lanes)
     broker = Broker(
         settings.amqp_url.get_secret_value(),
@@ -199,6 +201,7 @@ def _pipeline(
     handlers: Handlers,
     tracing: Tracing,
     lanes: Lanes,
+    accounts: tuple[str, ...],
 ) -> CommandPipeline:
     return CommandPipeline(
         handlers=handlers,
@@ -207,6 +210,7 @@ def _pipeline(
         metrics=metrics,
         config=PipelineConfig(
             owner=replica_identity(),
+            accounts=frozenset(accounts),
             max_body_bytes=settings.relay_max_body_bytes,
             lease_seconds=settings.relay_lease_seconds,
             retry_tiers=len(topology.retry_tiers),

@@ -20,8 +20,8 @@ class Metrics:
         r = self.registry
         self.commands = Counter(
             "relay_commands_total",
-            "Commands handled, by command type and outcome.",
-            ["type", "outcome"],
+            "Commands handled, by command type, outcome and account.",
+            ["type", "outcome", "account"],
             registry=r,
         )
         self.in_flight = Gauge(
@@ -29,14 +29,14 @@ class Metrics:
         )
         self.dead_lettered = Counter(
             "relay_dead_lettered_total",
-            "Commands parked in the dead-letter queue, by error code.",
-            ["code"],
+            "Commands parked in the dead-letter queue, by error code and account.",
+            ["code", "account"],
             registry=r,
         )
         self.deferred = Counter(
             "relay_deferred_total",
-            "Commands sent to a deferred-retry tier, by reason.",
-            ["reason"],
+            "Commands sent to a deferred-retry tier, by reason and account.",
+            ["reason", "account"],
             registry=r,
         )
         self.msgflash_requests = Counter(

@@ -184,7 +184,14 @@ class Publisher:
             )
 
     async def dead_letter(
-        self, original: OriginalMessage, *, code: str, message: str, attempts: int, failed_at: str
+        self,
+        original: OriginalMessage,
+        *,
+        code: str,
+        message: str,
+        attempts: int,
+        failed_at: str,
+        account: str,
     ) -> None:
         headers = reason_headers(
             original, code=code, message=message, attempts=attempts, failed_at=failed_at
@@ -194,7 +201,7 @@ class Publisher:
             raise BrokerUnavailable(
                 f"dead-letter queue {self._topology.dead_letter_queue!r} is gone"
             )
-        self._metrics.dead_lettered.labels(code).inc()
+        self._metrics.dead_lettered.labels(code, account).inc()
 
     async def defer(
         self, original: OriginalMessage, *, tier: int, headers: Mapping[str, Any]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import socket
 import sys
@@ -130,30 +132,45 @@ async def relay_processes(
         await relay.stop()
 
 
-@pytest.fixture
-async def sandbox_process(tmp_path: Path) -> AsyncIterator[SandboxHandle]:
-    """The sandbox in a process of its own, rate limit on: for measuring arrival rates, which
-    a busy test event loop would otherwise distort by bunching the arrivals it timestamps."""
+@contextlib.asynccontextmanager
+async def sandbox_in_process_of_its_own(
+    folder: Path, config: dict[str, Any] | None = None
+) -> AsyncIterator[SandboxHandle]:
+    """The sandbox as ``msgflash-relay sandbox`` (rate limit on: 10/s per key, or as
+    ``config`` says): for measuring arrival rates, which a busy test event loop would otherwise
+    distort by bunching the arrivals it timestamps."""
     port = free_port()
-    log = tmp_path / "sandbox.log"
+    log = folder / f"sandbox-{port}.log"
+    argv = ["--port", str(port), "--rate-limit", "10", "--step-seconds", "0.05"]
+    if config is not None:
+        path = folder / f"sandbox-{port}.json"
+        path.write_text(json.dumps(config))
+        argv = ["--port", str(port), "--config", str(path)]
     with log.open("ab") as out:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "service.cli", "sandbox", "--port", str(port),
-            "--rate-limit", "10", "--step-seconds", "0.05",
-            stdout=out, stderr=out,
-        )  # fmt: skip
+            sys.executable, "-m", "service.cli", "sandbox", *argv, stdout=out, stderr=out
+        )
     url = f"http://127.0.0.1:{port}"
-    async with aiohttp.ClientSession() as session:
-        for _ in range(300):
-            try:
-                async with session.get(f"{url}/_sandbox/requests") as response:
-                    if response.status == 200:
-                        break
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-        else:
-            pytest.fail(f"sandbox did not start:\n{log.read_text(errors='replace')}")
-        yield SandboxHandle(url=url, session=session)
-    process.terminate()
-    await process.wait()
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(300):
+                try:
+                    async with session.get(f"{url}/_sandbox/requests") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.05)
+            else:
+                pytest.fail(f"sandbox did not start:\n{log.read_text(errors='replace')}")
+            yield SandboxHandle(url=url, session=session)
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+@pytest.fixture
+async def sandbox_process(tmp_path: Path) -> AsyncIterator[SandboxHandle]:
+    """The sandbox in a process of its own, limiting its one key to 10 requests/s."""
+    async with sandbox_in_process_of_its_own(tmp_path) as sandbox:
+        yield sandbox

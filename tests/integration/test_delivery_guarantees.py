@@ -142,7 +142,7 @@ async def test_retryable_failures_go_through_the_tiers_then_fail_and_park(
     assert parked.correlation_id == "c-1"
     assert parked.headers["x-relay-attempts"] == 2 * (tiers + 1)
     assert not {"x-death", RETRY_TIER_HEADER, "x-relay-deferrals"} & set(parked.headers)
-    deferrals = "relay_deferred_total{reason="
+    deferrals = 'relay_deferred_total{account="default",reason="PROVIDER_UNAVAILABLE"}'
     assert deferrals in relay.metrics.render().decode()
 
 

@@ -189,7 +189,7 @@ async def test_metrics_are_prometheus_text_and_move_as_commands_flow(
     def grown(name: str, **labels: str) -> float:
         return samples(after, name, **labels) - samples(before, name, **labels)
 
-    assert grown("relay_commands_total", type="msgflash.message.send") == 1
+    assert grown("relay_commands_total", type="msgflash.message.send", account="default") == 1
     assert grown("relay_events_published_total", routing_key="message.sent") == 1
     assert grown("relay_msgflash_requests_total", status="201") >= 1
 

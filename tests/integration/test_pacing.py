@@ -1,21 +1,31 @@
-"""Three replicas pacing one API key through a real Redis: one grid of slots, never too many.
+"""Replicas pacing API keys through a real Redis: one grid of slots per key, never too many.
 
 Each "replica" is a limiter on its own Redis connection; all share a per-test key prefix whose
-keys are deleted afterwards. Rates are high and runs short (50/s, 100 slots: about 2 s).
+keys are deleted afterwards. Rates are high and runs short (50/s, 100 slots: about 2 s). The
+last test runs two relay processes against a sandbox process that limits each key on its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import statistics
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
+from aio_pika.abc import AbstractConnection
 from redis.asyncio import Redis
 
+from service.bus.topology import delete_topology
+from service.contract.amqp import Topology
 from service.pacing import (
     RATE_HEADROOM,
     RedisRateLimiter,
@@ -23,7 +33,9 @@ from service.pacing import (
     slot_interval_us,
 )
 from service.secrets import fingerprint
-from tests.conftest import REDIS_URL
+from service.settings import DEFAULT_SANDBOX_API_KEY
+from tests.conftest import REDIS_URL, EventTap, Producer, text_command
+from tests.integration.conftest import RelayProcess, sandbox_in_process_of_its_own
 from tests.unit.test_pacing import most_in_one_second
 
 RATE = 50.0
@@ -159,3 +171,105 @@ async def test_a_replica_waiter_cancelled_mid_sleep_gives_its_slot_back(
 
     assert int(await connections[1].get(book.redis_key(KEY))) == first_free
     assert (await book.reserve(KEY)).at_us == first_free
+
+
+# --- two relay processes, two accounts, each key limited on its own -----------------------------
+ACCOUNT_KEYS = {"north": "msgf_live_" + "4e" * 32, "south": "msgf_live_" + "5a" * 32}
+PER_ACCOUNT = 20  # about two seconds of each key's pace
+LIMIT = 10
+
+
+@pytest.fixture
+async def keyed_sandbox(tmp_path: Path) -> AsyncIterator[Any]:
+    """A sandbox process that knows both accounts' keys and limits each to 10 requests in any
+    sliding second, as MsgFlash does at its strictest."""
+    config = {
+        "api_keys": [DEFAULT_SANDBOX_API_KEY, *ACCOUNT_KEYS.values()],
+        "rate_limit_per_second": LIMIT,
+        "rate_limit_window": "sliding",
+        "lifecycle_step_seconds": 0.05,
+    }
+    async with sandbox_in_process_of_its_own(tmp_path, config) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+async def account_queues(amqp: AbstractConnection, declared: Topology) -> AsyncIterator[None]:
+    """The accounts' own queues the relays declare (per-account lanes), deleted afterwards."""
+    yield
+    lanes = replace(declared, accounts=("default", *ACCOUNT_KEYS))
+    await delete_topology(amqp, lanes)
+
+
+@pytest.mark.usefixtures("account_queues")
+async def test_two_relays_pace_each_account_on_its_own_key_and_never_over_its_rate(
+    relay_processes: Any,
+    keyed_sandbox: Any,
+    events: EventTap,
+    producer: Producer,
+    prefix: str,
+    tmp_path: Path,
+) -> None:
+    accounts_file = tmp_path / "accounts.yaml"
+    accounts_file.write_text(
+        json.dumps(
+            {
+                "accounts": [
+                    {"name": name, "provider": "msgflash", "apiKeyEnv": f"KEY_{name.upper()}"}
+                    for name in ACCOUNT_KEYS
+                ]
+            }
+        )
+    )
+    relays: list[RelayProcess] = [
+        relay_processes(
+            msgflash_base_url=keyed_sandbox.url,
+            relay_state_url=f"{REDIS_URL}?prefix={prefix}",
+            relay_accounts_file=accounts_file,
+            msgflash_rate_limit=LIMIT,
+            relay_prefetch=8,
+            **{f"key_{name}": key for name, key in ACCOUNT_KEYS.items()},
+        )
+        for _ in range(2)
+    ]
+    await asyncio.gather(*(relay.start() for relay in relays))
+    commands = [
+        {**text_command(f"{name} {i}"), "account": name}
+        for i in range(PER_ACCOUNT)
+        for name in ACCOUNT_KEYS
+    ]
+
+    for body in commands:
+        await producer.publish(body)
+    await events.wait_for(
+        lambda e: e["type"] == "msgflash.message.sent", count=len(commands), timeout=60
+    )
+
+    records = await keyed_sandbox.requests("/api/v1/messages/send", method="POST")
+    assert not [r for r in records if r["code"] == "API_RATE_LIMIT_EXCEEDED"]
+    by_key = {name: sorted(r["at"] for r in records if r["key"] == key[-6:])
+              for name, key in ACCOUNT_KEYS.items()}  # fmt: skip
+    assert {name: len(times) for name, times in by_key.items()} == dict.fromkeys(
+        ACCOUNT_KEYS, PER_ACCOUNT
+    )
+    assert all(most_in_one_second(times) <= LIMIT for times in by_key.values()), by_key
+    # One shared budget would never let more than LIMIT through in a second, both keys together.
+    together = sorted(at for times in by_key.values() for at in times)
+    assert most_in_one_second(together) > LIMIT
+    handled = [await _commands_by_account(relay) for relay in relays]
+    assert all(handled), handled  # both replicas took part
+    assert sum(handled, Counter()) == Counter(dict.fromkeys(ACCOUNT_KEYS, PER_ACCOUNT))
+
+
+async def _commands_by_account(relay: RelayProcess) -> Counter[str]:
+    """``relay_commands_total`` of one relay, summed per ``account`` label."""
+    url = f"http://127.0.0.1:{relay.admin_port}/metrics"
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        text = await response.text()
+    counted: Counter[str] = Counter()
+    for line in text.splitlines():
+        if line.startswith("relay_commands_total{"):
+            labels, _, value = line.rpartition(" ")
+            account = labels.split('account="', 1)[1].split('"', 1)[0]
+            counted[account] += int(float(value))
+    return counted

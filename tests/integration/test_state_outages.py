@@ -121,7 +121,7 @@ async def test_a_call_mark_applied_whose_reply_was_lost_is_sent_by_the_successor
     await direct.aclose()
     assert_all_sent_once(events, [first, second], await sends_by_text(sandbox))
     outages = relay.metrics.registry.get_sample_value(
-        "relay_deferred_total", {"reason": "STATE_STORE_UNAVAILABLE"}
+        "relay_deferred_total", {"reason": "STATE_STORE_UNAVAILABLE", "account": "default"}
     )
     assert outages and outages >= 1, (
         "the lost reply did not defer the command: the test missed its case"

@@ -193,7 +193,14 @@ class RecordingPublisher:
         self.events.append(PublishedEvent(event, correlation_id, reply_to))
 
     async def dead_letter(
-        self, original: OriginalMessage, *, code: str, message: str, attempts: int, failed_at: str
+        self,
+        original: OriginalMessage,
+        *,
+        code: str,
+        message: str,
+        attempts: int,
+        failed_at: str,
+        account: str,
     ) -> None:
         self._check()
         headers = reason_headers(

@@ -6,6 +6,8 @@ whole of what it must do; see ``fakes.Effects``.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from consumers.results import encode_result
@@ -195,6 +197,28 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
 async def test_a_delivery_has_exactly_the_effects_its_case_names(case: Case) -> None:
     assert await case.run() == case.expected
+
+
+async def test_commands_are_counted_by_account_and_unserved_accounts_share_one_label() -> None:
+    relay = InMemoryRelay(StubMsgFlash())
+    elsewhere = {**json.loads(send_text(id_="for-elsewhere")), "account": "elsewhere"}
+    unparseable = {**json.loads(send_text(id_="bad", to="12")), "account": "other"}
+
+    await relay.deliver(send_text())
+    await relay.deliver(json.dumps(elsewhere).encode())
+    await relay.deliver(json.dumps(unparseable).encode())
+
+    counted = {
+        (sample.labels["account"], sample.labels["outcome"]): sample.value
+        for metric in relay.metrics.commands.collect()
+        for sample in metric.samples
+        if sample.name == "relay_commands_total"
+    }
+    assert counted == {
+        ("default", "succeeded"): 1,
+        ("_unknown", "succeeded"): 1,
+        ("_unknown", "invalid"): 1,
+    }
 
 
 async def test_a_duplicate_republishes_the_stored_events_unchanged() -> None:
