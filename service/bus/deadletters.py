@@ -90,15 +90,16 @@ class DeadLetterQueue:
             await channel.close()
 
     async def _settle(self, at_least: int) -> None:
-        """Wait (bounded) until the queue's ready count shows the messages a closed channel returned.
+        """Wait (bounded) until the ready count shows what a closed channel gave back.
 
         Nothing but these tools takes from the dead-letter queue, so the count only grows while
         the returns land; a concurrent purge or replay ends the wait at the deadline at worst.
+        The broker tells no one when a return lands, so the count is polled.
         """
-        if at_least <= 0:
-            return
         deadline = time.monotonic() + self._settle_seconds
-        while await self._ready_count() < at_least and time.monotonic() < deadline:
+        while at_least > 0 and time.monotonic() < deadline:
+            if await self._ready_count() >= at_least:
+                return
             await asyncio.sleep(0.02)
 
     async def peek(self, *, limit: int = 100) -> list[ParkedCommand]:
