@@ -7,7 +7,6 @@ again), and a repeated delivery is answered 200 without a second event.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 from collections.abc import Callable, Mapping
@@ -24,7 +23,6 @@ from service.bus.publisher import Publisher
 from service.contract.commands import DEFAULT_ACCOUNT
 from service.contract.errors import BrokerUnavailable
 from service.contract.events import (
-    Correlation,
     WebhookIdentity,
     webhook_event,
     webhook_event_name,
@@ -77,20 +75,6 @@ def parse_payload(body: bytes) -> dict[str, Any] | None:
     except ValueError:
         return None
     return payload if isinstance(payload, dict) else None
-
-
-async def first_seen_and_correlation(
-    store: StateStore, key: str, dedupe_seconds: float, message_id: str | None
-) -> tuple[bool, Correlation | None]:
-    """Whether ``key`` is seen for the first time, and the command that created ``message_id``:
-    asked together, so SQLite serves both in one commit window and Redis answers both round
-    trips at once, instead of one after the other. A duplicate's lookup is wasted, which is
-    cheaper than a second wait for every delivery."""
-    seen = store.first_seen(key, dedupe_seconds)
-    if message_id is None:
-        return await seen, None
-    first, correlation = await asyncio.gather(seen, store.correlation_for(message_id))
-    return first, correlation
 
 
 class WebhookReceiver:
@@ -170,14 +154,13 @@ class WebhookReceiver:
         account: str,
     ) -> web.Response:
         key = dedupe_key(identity, body, account)
-        first, correlation = await first_seen_and_correlation(
-            self._store, key, self._dedupe_seconds, identity.message_id
-        )
-        if not first:
+        if not await self._store.first_seen(key, self._dedupe_seconds):
             self._count(event_name, "duplicate")
             log.info("webhook_duplicate", webhookEvent=event_name, messageId=identity.message_id)
             return reply(WebhookReceipt(status="duplicate"))
+        correlation = None
         if identity.message_id is not None:
+            correlation = await self._store.correlation_for(identity.message_id)
             self._tracing.link_command(correlation.traceparent if correlation else None)
         event = webhook_event(payload, correlation, account=account)
         try:
