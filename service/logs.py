@@ -11,7 +11,9 @@ import json
 import logging
 import re
 import sys
+import time
 from collections.abc import Callable, Iterable, MutableMapping
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import structlog
@@ -56,6 +58,22 @@ def _is_secret_key(key: str) -> bool:
     return _SECRET_KEY.search(key) is not None
 
 
+# Every line passes the key check once per key: a plain dict answers the keys seen before
+# without a call; bounded, since keys come from call sites (and a library's record fields).
+_KEY_IS_SECRET: dict[str, bool] = {}
+_KNOWN_KEYS_MAX = 4096
+_CONTAINERS = (dict, list, tuple)
+
+
+def _secret_key(key: str) -> bool:
+    known = _KEY_IS_SECRET.get(key)
+    if known is None:
+        known = _is_secret_key(key)
+        if len(_KEY_IS_SECRET) < _KNOWN_KEYS_MAX:
+            _KEY_IS_SECRET[key] = known
+    return known
+
+
 class SecretKeyRedactor:
     """structlog processor: replaces the value of any secret-named key, at any depth.
 
@@ -67,9 +85,11 @@ class SecretKeyRedactor:
         self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
         for key, value in event_dict.items():
-            if value is not None and _is_secret_key(key):
+            if value is None:
+                continue
+            if _secret_key(key):
                 event_dict[key] = REDACTED
-            elif isinstance(value, dict | list | tuple):
+            elif isinstance(value, _CONTAINERS):
                 event_dict[key] = _redact_keys(value)
         return event_dict
 
@@ -105,6 +125,31 @@ class ScrubbedRenderer:
         line = self._render(logger, method, event_dict)
         text = line.decode() if isinstance(line, bytes) else line
         return redact_text(text, self._secrets)
+
+
+class UtcTimestamper:
+    """structlog processor: ``timestamp`` as ISO 8601 UTC with microseconds and ``Z``, as
+    ``TimeStamper(fmt="iso", utc=True)`` writes it, but with the date and time of day
+    formatted once per second rather than once per line, which every line pays for."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        # One tuple, replaced whole: a library's thread logging at the same time reads a
+        # second and its text together, never one without the other.
+        self._second: tuple[int, str] = (-1, "")
+
+    def __call__(
+        self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        now = self._clock()
+        second, prefix = self._second
+        if int(now) != second:
+            second = int(now)
+            prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = (second, prefix)
+        micros = min(int((now - second) * 1_000_000), 999_999)
+        event_dict["timestamp"] = f"{prefix}.{micros:06d}Z"
+        return event_dict
 
 
 def add_trace_ids(
@@ -151,7 +196,7 @@ def configure_logging(
     stamped: list[Processor] = [
         add_trace_ids,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        UtcTimestamper(),
     ]
     finishing: list[Processor] = [
         structlog.processors.format_exc_info,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import structlog
 from aiohttp import web
 
-from service.logs import REDACTED, configure_logging
+from service.logs import REDACTED, UtcTimestamper, configure_logging
 
 KEY = "msgf_live_" + "cd" * 32
 
@@ -130,3 +131,35 @@ def test_a_line_logged_inside_a_span_carries_its_trace_and_span_ids() -> None:
     assert inside["trace_id"] == f"{context.trace_id:032x}"
     assert inside["span_id"] == f"{context.span_id:016x}"
     assert "trace_id" not in outside and "span_id" not in outside
+
+
+def test_a_secret_key_seen_before_is_redacted_again_and_nested_ones_too() -> None:
+    for _ in range(2):  # the second line answers the keys from what the first one learnt
+        line = _log_line(api_key=KEY, held={"token": "t", "items": [{"password": "p"}]}, n=None)
+        assert line["api_key"] == REDACTED
+        assert line["held"] == {"token": REDACTED, "items": [{"password": REDACTED}]}
+        assert line["n"] is None
+
+
+@pytest.mark.parametrize(
+    ("now", "stamp"),
+    [
+        (1_780_000_000.25, "2026-05-28T20:26:40.250000Z"),
+        (1_780_000_000.0, "2026-05-28T20:26:40.000000Z"),
+        (1_780_000_000.9999995, "2026-05-28T20:26:40.999999Z"),
+    ],
+)
+def test_the_timestamp_is_iso_utc_with_microseconds(now: float, stamp: str) -> None:
+    assert UtcTimestamper(lambda: now)(None, "info", {})["timestamp"] == stamp
+
+
+def test_the_timestamp_follows_the_clock_across_seconds() -> None:
+    clock = iter([1_780_000_000.5, 1_780_000_000.75, 1_780_000_061.125])
+    stamper = UtcTimestamper(lambda: next(clock))
+    stamps = [stamper(None, "info", {})["timestamp"] for _ in range(3)]
+    assert stamps == [
+        "2026-05-28T20:26:40.500000Z",
+        "2026-05-28T20:26:40.750000Z",
+        "2026-05-28T20:27:41.125000Z",
+    ]
+    assert datetime.fromisoformat(stamps[2]) == datetime.fromtimestamp(1_780_000_061.125, UTC)
