@@ -144,7 +144,8 @@ async def test_the_redis_key_names_a_fingerprint_not_the_api_key_and_expires(
 
     keys = [key async for key in connections[1].scan_iter(match=f"{prefix}:*")]
     assert keys == [f"{prefix}:pace:{fingerprint(KEY)}".encode()]
-    assert 0 < await connections[1].pttl(keys[0]) <= 2000
+    ttl = await connections[1].pttl(keys[0])
+    assert ttl == -2 or 0 < ttl <= 2000  # -2: expired already (a stalled test), -1 never would
 
 
 async def test_a_replica_waiter_cancelled_mid_sleep_gives_its_slot_back(
