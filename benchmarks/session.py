@@ -36,9 +36,9 @@ class Sizes:
     @classmethod
     def full(cls) -> Sizes:
         return cls(
-            throughput_commands=6_000,
+            throughput_commands=4_000,
             throughput_rounds=3,
-            memory_commands=(5_000, 20_000, 40_000),
+            memory_commands=(5_000, 10_000, 20_000),
             latency_seconds=15.0,
             pacing_commands=600,
             backoff_commands=1_000,

@@ -132,9 +132,11 @@ RelayFactory = Callable[..., Awaitable["Relay"]]
 
 @pytest.fixture
 async def relay_factory(
-    prefix: str, topology: Topology, sandbox: SandboxHandle
+    prefix: str, topology: Topology, sandbox: SandboxHandle, amqp: AbstractConnection
 ) -> AsyncIterator[RelayFactory]:
-    """Start relays on this test's prefix, pointed at the sandbox; all stopped afterwards."""
+    """Start relays on this test's prefix, pointed at the sandbox; all stopped afterwards, and
+    what each declared beyond the test's own topology (accounts' queues, other retry tiers)
+    deleted."""
     from service.accounts import load_accounts
     from service.app import build
 
@@ -168,6 +170,8 @@ async def relay_factory(
         if not relay.draining:
             await relay.drain()
         await relay.stop()
+    for relay in started:
+        await delete_topology(amqp, relay.topology)
 
 
 @pytest.fixture
