@@ -179,7 +179,7 @@ def via(url: str, proxy: LinkProxy) -> str:
 async def first_unready(relay: RelayProcess, within: float) -> float | None:
     """When ``/readyz`` first answered 503 (monotonic), or None if not within ``within`` s."""
     deadline = time.monotonic() + within
-    url = f"http://127.0.0.1:{relay.http_port}/readyz"
+    url = f"http://127.0.0.1:{relay.admin_port}/readyz"
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
         while time.monotonic() < deadline:
             try:
