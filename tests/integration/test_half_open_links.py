@@ -26,29 +26,12 @@ from tests.conftest import (
     sends_by_text,
     text_command,
 )
+from tests.integration.test_process_faults import result_ids, wait_for_results
 from tests.links import LinkProxy
 
 pytestmark = pytest.mark.slow
 
 HEARTBEAT = 2
-
-
-def result_ids(events: EventTap) -> dict[str, set[str]]:
-    """requestId -> the distinct result event ids seen for it (a republish repeats an id)."""
-    found: dict[str, set[str]] = {}
-    for event in events.events:
-        if event["type"] in RESULT_TYPES:
-            found.setdefault(event["data"]["requestId"], set()).add(event["id"])
-    return found
-
-
-async def wait_for_results(events: EventTap, wanted: set[str], *, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not set(result_ids(events)) >= wanted:
-        if time.monotonic() > deadline:
-            missing = len(wanted - set(result_ids(events)))
-            pytest.fail(f"{missing} of {len(wanted)} commands have no result after {timeout}s")
-        await asyncio.sleep(0.1)
 
 
 async def readyz(relay: Relay) -> int:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
+
+from service.providers.tether.api import read_instant
 
 OBJECT_ID = re.compile(r"^[0-9a-fA-F]{24}$")
 # K4/G7: no phone rule is published; the sandbox's choice is strict E.164.
@@ -27,14 +28,8 @@ _TYPES: Mapping[str, tuple[type, ...]] = {
 }
 
 
-def parse_instant(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
+# The same rule as the relay's reading of Tether's dates: ISO 8601 with an offset, else None.
+parse_instant = read_instant
 
 
 def campaign_problems(body: Any) -> list[str]:
