@@ -48,10 +48,10 @@ class PacingRun:
 
 
 async def run(session: BenchSession) -> list[Figure]:
-    count = session.sizes.pacing_commands
+    count, per_account = session.sizes.pacing_commands, session.sizes.pacing_account_commands
     session.progress(
         SCENARIO,
-        f"{count} commands at {RELAY_LIMIT:g}/s through 1 relay; {count} for each of "
+        f"{count} commands at {RELAY_LIMIT:g}/s through 1 relay; {per_account} for each of "
         f"{ACCOUNTS} accounts through {SHARED_RELAYS} relays sharing Redis",
     )
     accounts = bench_accounts(ACCOUNTS)
@@ -61,7 +61,7 @@ async def run(session: BenchSession) -> list[Figure]:
             aggregate_run(
                 session,
                 accounts=accounts,
-                per_account=count,
+                per_account=per_account,
                 relays=SHARED_RELAYS,
                 limit=RELAY_LIMIT,
             )

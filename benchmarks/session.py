@@ -26,6 +26,7 @@ class Sizes:
     memory_commands: tuple[int, ...]
     latency_seconds: float
     pacing_commands: int
+    pacing_account_commands: int  # per account, in the aggregate variant
     backoff_commands: int
     crash_commands: int
     webhook_requests: int  # per intake and round, at full speed
@@ -41,6 +42,7 @@ class Sizes:
             memory_commands=(5_000, 10_000, 20_000),
             latency_seconds=15.0,
             pacing_commands=600,
+            pacing_account_commands=300,
             backoff_commands=1_000,
             crash_commands=300,
             webhook_requests=4_000,
@@ -57,6 +59,7 @@ class Sizes:
             memory_commands=(1_000, 2_000, 5_000),
             latency_seconds=5.0,
             pacing_commands=100,
+            pacing_account_commands=60,
             backoff_commands=200,
             crash_commands=100,
             webhook_requests=600,
