@@ -12,16 +12,23 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client.metrics import MetricWrapperBase
 
+from service.metrics import Metrics
 from tests.deploy.manifests import COMPOSE_FILE, DEPLOY
 from tests.deploy.promql import (
     DASHBOARD,
+    EXTERNAL_LABELS,
     PROMETHEUS_RULE,
     RULES_FILE,
+    SAMPLE_SUFFIXES,
+    TARGET_LABELS,
     alerts,
     dashboard,
     dashboard_queries,
     every_query,
+    kept_labels,
+    label_uses,
     metric_names,
     rule_groups,
     shape_problems,
@@ -84,6 +91,58 @@ def test_the_shape_check_catches_what_it_is_for() -> None:
     assert metric_names('sum by (code) (increase(relay_dead_lettered_total{a="b"}[15m])) > 0') == {
         "relay_dead_lettered_total"
     }
+
+
+def _relay_labels() -> dict[str, frozenset[str]]:
+    """Each sample name of the relay's collectors with its label names (``_bucket`` adds
+    ``le``). prometheus_client has no public accessor for a collector's label names."""
+    labels = {}
+    for collector in vars(Metrics()).values():
+        if isinstance(collector, MetricWrapperBase):
+            names = frozenset(collector._labelnames)
+            for suffix in SAMPLE_SUFFIXES[collector._type]:
+                bucket = {"le"} if suffix == "_bucket" else set()
+                labels[collector._name + suffix] = names | bucket
+    return labels
+
+
+RELAY_LABELS = _relay_labels()
+
+
+def unknown_labels(query: str) -> list[str]:
+    known = RELAY_LABELS | EXTERNAL_LABELS
+    return [
+        f"{metric} has no label {label}"
+        for metric, label in label_uses(query)
+        if label not in known.get(metric, frozenset()) | TARGET_LABELS
+    ]
+
+
+@pytest.mark.parametrize("query", every_query())
+def test_every_label_a_query_selects_or_groups_by_is_a_label_of_its_metric(query: str) -> None:
+    assert unknown_labels(query) == []
+
+
+def test_the_label_check_catches_a_label_the_metric_does_not_have() -> None:
+    assert RELAY_LABELS["relay_quota_gate_closed"] == {"account"}
+    assert unknown_labels('max by (key) (relay_quota_gate_closed{job=~".*"})') == [
+        "relay_quota_gate_closed has no label key"
+    ]
+    assert unknown_labels('sum(rate(relay_webhooks_total{account="a"}[5m])) by (result)') == [
+        "relay_webhooks_total has no label account"
+    ]
+    assert unknown_labels("sum without (code) (relay_deferred_total)") == [
+        "relay_deferred_total has no label code"
+    ]
+    bucket = "relay_msgflash_request_seconds_bucket"
+    assert unknown_labels(f"sum by (le, endpoint) (rate({bucket}[5m]))") == []
+
+
+def test_every_legend_shows_only_labels_its_query_keeps() -> None:
+    for panel in dashboard()["panels"]:
+        for target in panel.get("targets", []):
+            shown = set(re.findall(r"\{\{\s*(\w+)\s*\}\}", target["legendFormat"]))
+            assert shown <= kept_labels(target["expr"]), panel["title"]
 
 
 def _anchor(heading: str) -> str:
