@@ -178,7 +178,7 @@ def test_the_dashboard_covers_every_area_of_the_relay() -> None:
     rows = {panel["title"] for panel in dashboard()["panels"] if panel["type"] == "row"}
     assert rows == {
         "Commands",
-        "MsgFlash calls",
+        "Provider calls",
         "Pacing and quota",
         "Retries and dead letters",
         "Webhooks",
