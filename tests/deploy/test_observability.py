@@ -43,6 +43,8 @@ ISSUE_ALERTS = {
     "MsgFlashRelayDown",
     "MsgFlashRelayNoConsumer",
     "MsgFlashRelayProviderErrors",
+    "MsgFlashRelayTetherErrors",
+    "MsgFlashRelayTetherRateLimited",
     "MsgFlashRelayWebhookSignatureFailures",
 }
 
