@@ -42,6 +42,7 @@ ISSUE_ALERTS = {
     "MsgFlashRelayQuotaGateClosed",
     "MsgFlashRelayDown",
     "MsgFlashRelayNoConsumer",
+    "MsgFlashRelayNotReady",
     "MsgFlashRelayProviderErrors",
     "MsgFlashRelayTetherErrors",
     "MsgFlashRelayTetherRateLimited",
