@@ -214,7 +214,7 @@ def test_every_file_the_profile_mounts_exists() -> None:
             assert (COMPOSE_FILE.parent / source).exists(), f"{name} mounts missing {source}"
 
 
-def test_grafana_is_provisioned_with_the_dashboard_and_prometheus_scrapes_the_relay() -> None:
+def test_grafana_gets_the_dashboard_and_prometheus_scrapes_the_relay_and_rabbitmq() -> None:
     grafana = _services()["grafana"]
     mounts = dict(volume.split(":")[:2] for volume in grafana["volumes"])
     provider = yaml.safe_load(
@@ -223,9 +223,13 @@ def test_grafana_is_provisioned_with_the_dashboard_and_prometheus_scrapes_the_re
     assert mounts["./deploy/grafana"] == provider["providers"][0]["options"]["path"]
     assert DASHBOARD.parent.name == "grafana"
     prometheus = yaml.safe_load((DEPLOY / "compose" / "prometheus.yml").read_text())
-    [job] = prometheus["scrape_configs"]
-    assert job["job_name"] == "msgflash-relay"  # what the rules' up{job=...} expects
-    assert job["static_configs"][0]["targets"] == ["relay:9090"]
+    jobs = {job["job_name"]: job for job in prometheus["scrape_configs"]}
+    assert set(jobs) == {"msgflash-relay", "rabbitmq"}  # the relay's: what up{job=...} expects
+    assert jobs["msgflash-relay"]["static_configs"][0]["targets"] == ["relay:9090"]
+    # The official image's rabbitmq_prometheus; per-object metrics carry the queue label.
+    assert _services()["rabbitmq"]["image"].startswith("rabbitmq:3")
+    assert jobs["rabbitmq"]["static_configs"][0]["targets"] == ["rabbitmq:15692"]
+    assert jobs["rabbitmq"]["metrics_path"] == "/metrics/per-object"
     assert prometheus["rule_files"] == ["/etc/prometheus/rules/" + RULES_FILE.name]
 
 
