@@ -189,6 +189,8 @@ def build(settings: Settings, accounts: Accounts, tracing: Tracing | None = None
         tether=tether,
         tracing=tracing,
     )
+    # Read at each scrape, not at each probe: right even where nothing asks /readyz.
+    metrics.ready.set_function(lambda: float(relay.ready))
     return relay
 
 

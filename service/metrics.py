@@ -27,6 +27,11 @@ class Metrics:
         self.in_flight = Gauge(
             "relay_commands_in_flight", "Commands being processed right now.", registry=r
         )
+        self.ready = Gauge(
+            "relay_ready",
+            "1 while /readyz answers 200, 0 otherwise (the state store as of the last probe).",
+            registry=r,
+        )
         self.dead_lettered = Counter(
             "relay_dead_lettered_total",
             "Commands parked in the dead-letter queue, by error code and account.",

@@ -74,6 +74,7 @@ class Relay:
     draining: bool = False
     http_port: int = 0  # where the public server listens (the bound one when 0 was asked)
     admin_port: int = 0  # where the admin server listens
+    _store_answered: bool = True  # the state store's answer to the latest readiness probe
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
 
     async def start(self, *, wait_for_broker: float | None = 30.0) -> None:
@@ -158,11 +159,21 @@ class Relay:
             known.append(secret)
 
     async def readiness(self) -> dict[str, bool]:
+        self._store_answered = await self._store_answers()
+        return self._checks()
+
+    @property
+    def ready(self) -> bool:
+        """What /readyz answers, without asking the state store again: cheap enough for every
+        scrape, so ``relay_ready`` is right even when nobody probes."""
+        return all(self._checks().values())
+
+    def _checks(self) -> dict[str, bool]:
         return {
             "broker": self.broker.connected,
             "consumers": bool(self.consumers) and all(c.active for c in self.consumers),
             "accepting": not self.draining,
-            "stateStore": await self._store_answers(),
+            "stateStore": self._store_answered,
         }
 
     async def drain(self) -> bool:

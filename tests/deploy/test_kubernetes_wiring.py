@@ -85,9 +85,9 @@ def test_network_policy_admits_the_public_port_and_the_admin_port_from_monitorin
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
     }
     egress = {(p["port"], p["protocol"]) for rule in spec["egress"] for p in rule["ports"]}
-    needed = {(5672, "TCP"), (6379, "TCP"), (53, "UDP"), (53, "TCP"), (443, "TCP")}
+    needed = {(5672, "TCP"), (6379, "TCP"), (53, "UDP"), (53, "TCP"), (443, "TCP"), (4318, "TCP")}
     assert needed <= egress
-    assert {port for port, _ in egress} <= {5671, 5672, 6379, 53, 443}
+    assert {port for port, _ in egress} <= {5671, 5672, 6379, 53, 443, 4318}
 
 
 def test_service_monitor_scrapes_metrics_on_the_relay_service() -> None:

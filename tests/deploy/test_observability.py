@@ -12,16 +12,23 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client.metrics import MetricWrapperBase
 
+from service.metrics import Metrics
 from tests.deploy.manifests import COMPOSE_FILE, DEPLOY
 from tests.deploy.promql import (
     DASHBOARD,
+    EXTERNAL_LABELS,
     PROMETHEUS_RULE,
     RULES_FILE,
+    SAMPLE_SUFFIXES,
+    TARGET_LABELS,
     alerts,
     dashboard,
     dashboard_queries,
     every_query,
+    kept_labels,
+    label_uses,
     metric_names,
     rule_groups,
     shape_problems,
@@ -35,7 +42,10 @@ ISSUE_ALERTS = {
     "MsgFlashRelayQuotaGateClosed",
     "MsgFlashRelayDown",
     "MsgFlashRelayNoConsumer",
+    "MsgFlashRelayNotReady",
     "MsgFlashRelayProviderErrors",
+    "MsgFlashRelayTetherErrors",
+    "MsgFlashRelayTetherRateLimited",
     "MsgFlashRelayWebhookSignatureFailures",
 }
 
@@ -86,6 +96,58 @@ def test_the_shape_check_catches_what_it_is_for() -> None:
     }
 
 
+def _relay_labels() -> dict[str, frozenset[str]]:
+    """Each sample name of the relay's collectors with its label names (``_bucket`` adds
+    ``le``). prometheus_client has no public accessor for a collector's label names."""
+    labels = {}
+    for collector in vars(Metrics()).values():
+        if isinstance(collector, MetricWrapperBase):
+            names = frozenset(collector._labelnames)
+            for suffix in SAMPLE_SUFFIXES[collector._type]:
+                bucket = {"le"} if suffix == "_bucket" else set()
+                labels[collector._name + suffix] = names | bucket
+    return labels
+
+
+RELAY_LABELS = _relay_labels()
+
+
+def unknown_labels(query: str) -> list[str]:
+    known = RELAY_LABELS | EXTERNAL_LABELS
+    return [
+        f"{metric} has no label {label}"
+        for metric, label in label_uses(query)
+        if label not in known.get(metric, frozenset()) | TARGET_LABELS
+    ]
+
+
+@pytest.mark.parametrize("query", every_query())
+def test_every_label_a_query_selects_or_groups_by_is_a_label_of_its_metric(query: str) -> None:
+    assert unknown_labels(query) == []
+
+
+def test_the_label_check_catches_a_label_the_metric_does_not_have() -> None:
+    assert RELAY_LABELS["relay_quota_gate_closed"] == {"account"}
+    assert unknown_labels('max by (key) (relay_quota_gate_closed{job=~".*"})') == [
+        "relay_quota_gate_closed has no label key"
+    ]
+    assert unknown_labels('sum(rate(relay_webhooks_total{account="a"}[5m])) by (result)') == [
+        "relay_webhooks_total has no label account"
+    ]
+    assert unknown_labels("sum without (code) (relay_deferred_total)") == [
+        "relay_deferred_total has no label code"
+    ]
+    bucket = "relay_msgflash_request_seconds_bucket"
+    assert unknown_labels(f"sum by (le, endpoint) (rate({bucket}[5m]))") == []
+
+
+def test_every_legend_shows_only_labels_its_query_keeps() -> None:
+    for panel in dashboard()["panels"]:
+        for target in panel.get("targets", []):
+            shown = set(re.findall(r"\{\{\s*(\w+)\s*\}\}", target["legendFormat"]))
+            assert shown <= kept_labels(target["expr"]), panel["title"]
+
+
 def _anchor(heading: str) -> str:
     """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
     return re.sub(r"[^a-z0-9 -]", "", heading.strip().lower()).replace(" ", "-")
@@ -119,7 +181,7 @@ def test_the_dashboard_covers_every_area_of_the_relay() -> None:
     rows = {panel["title"] for panel in dashboard()["panels"] if panel["type"] == "row"}
     assert rows == {
         "Commands",
-        "MsgFlash calls",
+        "Provider calls",
         "Pacing and quota",
         "Retries and dead letters",
         "Webhooks",
@@ -152,7 +214,7 @@ def test_every_file_the_profile_mounts_exists() -> None:
             assert (COMPOSE_FILE.parent / source).exists(), f"{name} mounts missing {source}"
 
 
-def test_grafana_is_provisioned_with_the_dashboard_and_prometheus_scrapes_the_relay() -> None:
+def test_grafana_gets_the_dashboard_and_prometheus_scrapes_the_relay_and_rabbitmq() -> None:
     grafana = _services()["grafana"]
     mounts = dict(volume.split(":")[:2] for volume in grafana["volumes"])
     provider = yaml.safe_load(
@@ -161,9 +223,13 @@ def test_grafana_is_provisioned_with_the_dashboard_and_prometheus_scrapes_the_re
     assert mounts["./deploy/grafana"] == provider["providers"][0]["options"]["path"]
     assert DASHBOARD.parent.name == "grafana"
     prometheus = yaml.safe_load((DEPLOY / "compose" / "prometheus.yml").read_text())
-    [job] = prometheus["scrape_configs"]
-    assert job["job_name"] == "msgflash-relay"  # what the rules' up{job=...} expects
-    assert job["static_configs"][0]["targets"] == ["relay:9090"]
+    jobs = {job["job_name"]: job for job in prometheus["scrape_configs"]}
+    assert set(jobs) == {"msgflash-relay", "rabbitmq"}  # the relay's: what up{job=...} expects
+    assert jobs["msgflash-relay"]["static_configs"][0]["targets"] == ["relay:9090"]
+    # The official image's rabbitmq_prometheus; per-object metrics carry the queue label.
+    assert _services()["rabbitmq"]["image"].startswith("rabbitmq:3")
+    assert jobs["rabbitmq"]["static_configs"][0]["targets"] == ["rabbitmq:15692"]
+    assert jobs["rabbitmq"]["metrics_path"] == "/metrics/per-object"
     assert prometheus["rule_files"] == ["/etc/prometheus/rules/" + RULES_FILE.name]
 
 

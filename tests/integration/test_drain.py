@@ -100,12 +100,14 @@ async def test_sigterm_with_200_in_flight_drains_and_exits_0_within_the_bound(
 
     await until(all_in_flight, "200 commands in flight")
     assert gate.held > 0
+    assert await relay.metric("relay_ready") == 1
     relay.signal(signal.SIGTERM)
 
     async def draining() -> bool:
         return await readyz(relay.admin_port) == 503
 
     await until(draining, "readiness to fail after SIGTERM")
+    assert await relay.metric("relay_ready") == 0
     assert result_ids(events) == {}  # nothing finished before the drain began
     gate.open.set()
 

@@ -99,9 +99,21 @@ async def readiness_becomes(relay: Relay, status: int, timeout: float = 10) -> A
             await asyncio.sleep(0.02)
 
 
+async def ready_gauge(relay: Relay) -> float:
+    """``relay_ready`` as Prometheus scrapes it."""
+    _, text = await get(relay, "/metrics")
+    return samples(text, "relay_ready")
+
+
 # --- liveness and readiness ---------------------------------------------------------------
 async def test_liveness_is_200_while_the_loop_runs(relay: Relay) -> None:
     assert await get_json(relay, "/healthz") == (200, {"status": "ok"})
+
+
+async def test_relay_ready_is_1_once_consuming_without_anyone_asking_readyz(
+    relay: Relay,
+) -> None:
+    assert await ready_gauge(relay) == 1
 
 
 async def test_readiness_is_200_with_every_check_when_connected_and_consuming(
@@ -132,6 +144,7 @@ async def test_readiness_is_503_while_the_state_store_does_not_answer(
         "accepting": True,
         "stateStore": False,
     }
+    assert await ready_gauge(relay) == 0  # the store as the probe above found it
 
 
 async def test_readiness_flips_to_503_when_the_broker_is_lost_and_back_to_200_on_reconnect(
@@ -145,6 +158,7 @@ async def test_readiness_flips_to_503_when_the_broker_is_lost_and_back_to_200_on
     body = await readiness_becomes(relay, 503)
     assert body["status"] == "not ready"
     assert body["checks"]["broker"] is False
+    assert await ready_gauge(relay) == 0
     assert (await get_json(relay, "/healthz"))[0] == 200  # alive all the same
 
     await proxy.start()
@@ -152,11 +166,13 @@ async def test_readiness_flips_to_503_when_the_broker_is_lost_and_back_to_200_on
 
     status, body = await get_json(relay, "/readyz")
     assert (status, body["status"]) == (200, "ready")
+    assert await ready_gauge(relay) == 1
 
 
 async def test_readiness_is_503_once_draining_for_shutdown(relay: Relay) -> None:
     await relay.drain()
 
+    assert await ready_gauge(relay) == 0  # before any probe: the scrape reads it live
     status, body = await get_json(relay, "/readyz")
 
     assert status == 503

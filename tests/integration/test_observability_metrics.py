@@ -7,14 +7,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.wiring.relay import Relay
-from tests.deploy.promql import EXTERNAL_METRICS, every_query, metric_names
-
-_SUFFIXES = {
-    "counter": ("_total", "_created"),
-    "histogram": ("_bucket", "_count", "_sum", "_created"),
-    "summary": ("_count", "_sum", "_created", ""),
-    "gauge": ("",),
-}
+from tests.deploy.promql import EXTERNAL_METRICS, SAMPLE_SUFFIXES, every_query, metric_names
 
 
 async def exported_names(relay: Relay) -> set[str]:
@@ -26,7 +19,7 @@ async def exported_names(relay: Relay) -> set[str]:
     return {
         family.name + suffix
         for family in text_string_to_metric_families(text)
-        for suffix in _SUFFIXES.get(family.type, ("",))
+        for suffix in SAMPLE_SUFFIXES.get(family.type, ("",))
     }
 
 
