@@ -113,13 +113,23 @@ def test_send_names_the_flag_the_user_typed_once(argv: list[str], expected: str)
     assert "data." not in result.stderr
 
 
-def test_sandbox_port_out_of_range() -> None:
-    assert_said(run_cli("sandbox", "--port", "99999"), 2, "'99999' is not a port: use 0 to 65535")
+SANDBOXES = [["sandbox"], ["sandbox", "--provider", "tether"]]
 
 
-def test_sandbox_port_in_use(busy_port: int) -> None:
-    result = run_cli("sandbox", "--port", str(busy_port))
-    assert_said(result, 1, f"port {busy_port} on 127.0.0.1 is already in use", "--port")
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_sandbox_port_out_of_range(sandbox: list[str]) -> None:
+    assert_said(run_cli(*sandbox, "--port", "99999"), 2, "'99999' is not a port: use 0 to 65535")
+
+
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_sandbox_port_in_use_says_how_to_pick_another_and_exits_2_as_run_does(
+    busy_port: int, sandbox: list[str]
+) -> None:
+    result = run_cli(*sandbox, "--port", str(busy_port))
+    assert_said(
+        result, 2, f"msgflash-relay sandbox: port {busy_port} on 127.0.0.1 is already in use",
+        "pick another port with --port (0 = any free one)",
+    )  # fmt: skip
 
 
 def free_port() -> int:
