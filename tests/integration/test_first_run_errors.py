@@ -16,6 +16,7 @@ from aio_pika.abc import AbstractConnection
 from service.bus.topology import delete_topology
 from service.contract.amqp import Topology
 from tests.conftest import AMQP_URL
+from tests.integration.conftest import free_port
 
 CLOSED_BROKER = "amqp://guest:guest@127.0.0.1:1/"
 SEND = ["send", "--instance", "main", "--to", "+33612345678", "--text", "Hi", "--in", "10m"]
@@ -132,26 +133,26 @@ def test_sandbox_port_in_use_says_how_to_pick_another_and_exits_2_as_run_does(
     )  # fmt: skip
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+PORT_SETTINGS = [
+    "RELAY_HTTP_PORT", "RELAY_ADMIN_PORT", "RELAY_SANDBOX_PORT", "RELAY_TETHER_SANDBOX_PORT",
+]  # fmt: skip
 
 
 def relay_env(**ports: int) -> dict[str, str]:
-    """``make run``'s settings on ports of the test's choosing (and no broker to touch)."""
+    """``make run``'s settings on ports of the test's choosing (and no broker to touch); none
+    is a default one, so a relay or another suite running here is left alone."""
     env = {
         "AMQP_URL": CLOSED_BROKER,
         "RELAY_SANDBOX": "1",
         "RELAY_STATE_URL": "memory://",
         "RELAY_HTTP_HOST": "127.0.0.1",
-        "RELAY_HTTP_PORT": str(free_port()),
-        "RELAY_SANDBOX_PORT": str(free_port()),
+        "RELAY_ADMIN_HOST": "127.0.0.1",
+        **{variable: str(free_port()) for variable in PORT_SETTINGS},
     }
     return env | {name.upper(): str(port) for name, port in ports.items()}
 
 
-@pytest.mark.parametrize("variable", ["RELAY_HTTP_PORT", "RELAY_SANDBOX_PORT"])
+@pytest.mark.parametrize("variable", PORT_SETTINGS)
 def test_a_second_relay_on_a_busy_port_names_the_variable(busy_port: int, variable: str) -> None:
     result = run_cli("run", env=relay_env(**{variable: busy_port}))
     assert_said(

@@ -60,13 +60,16 @@ def command_env(prefix: str) -> dict[str, str]:
 async def make_run(
     prefix: str, amqp: AbstractConnection, tmp_path: Path
 ) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``make run``'s relay (embedded sandbox, demo, console logs), on this test's names."""
+    """``make run``'s relay (embedded sandboxes, demo, console logs), on this test's names and
+    free ports, so a ``make run`` or another suite on this machine is left alone."""
     log = tmp_path / "relay.log"
     env = command_env(prefix) | {
         "RELAY_SANDBOX": "1",
         "RELAY_LOG_FORMAT": "console",
         "RELAY_HTTP_PORT": str(free_port()),
+        "RELAY_ADMIN_PORT": str(free_port()),
         "RELAY_SANDBOX_PORT": str(free_port()),
+        "RELAY_TETHER_SANDBOX_PORT": str(free_port()),
         "RELAY_STATE_URL": f"sqlite:///{tmp_path / 'relay-state.db'}",
     }
     with log.open("ab") as out:
