@@ -98,6 +98,8 @@ def test_a_file_that_is_not_json_is_named(tmp_path: Path) -> None:
         (["--to", "+33612345678"], "say what to send: --text TEXT, --image URL or --template"),
         (["--to", "+33612345678", "--text", "Hi", "--at", "2020-01-01T08:00:00Z"],
          "--at: 2020-01-01T08:00:00.000Z is in the past"),
+        (["--provider", "tether", "--name", "N", "--text", "Hi", "--to", "+14155550133",
+          "--at", "2020-01-01T08:00:00Z"], "--at: 2020-01-01T08:00:00.000Z is in the past"),
         (["--to", "+33612345678", "--text", "Hi", "--at", "2030-01-01T08:00:00"],
          "--at: has no UTC offset"),
         (["--campaign", "--instance", "main", "--name", "N", "--text", "Hi"],
