@@ -4,8 +4,9 @@ the way ``make run`` starts it (on this test's own exchange prefix and ports).
 The blocks run in order in one bash session from the repository root, as a user pastes them
 into a second terminal: nothing but the README's own ``. .venv/bin/activate`` puts the CLI on
 ``PATH``. A ``<!-- docs-test: MODE -->`` line right above a block changes how it runs: ``skip``
-(it starts a relay or the suite itself) or ``serve`` (each line is a server: it must print its
-banner, then stop cleanly on SIGTERM).
+(it starts a relay or needs what a test machine lacks; the reason follows) or ``serve`` (each
+line is a server: it must print its banner, then stop cleanly on SIGTERM). Every ``sh`` block
+outside those sections says why it is skipped.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ SECTIONS = (
     "## Quick start",
     "## Using it",
     "## The MsgFlash sandbox",
+    "## Tether, the second provider",
 )
 BLOCK = re.compile(r"(?:<!-- docs-test: (\w+)[^>]*-->\n)?```sh\n(.*?)```", re.S)
 BANNER = "listening on"
@@ -46,13 +48,13 @@ class Block:
     script: str
 
 
-def readme_blocks() -> list[Block]:
-    """The ``sh`` blocks of the tested sections, in the README's order."""
+def readme_blocks(*, tested: bool = True) -> list[Block]:
+    """The ``sh`` blocks of the tested sections, in order (``tested=False``: of the others)."""
     text = (ROOT / "README.md").read_text()
     blocks = []
     for part in text.split("\n## ")[1:]:
         heading, _, body = f"## {part}".partition("\n")
-        if heading in SECTIONS:
+        if (heading in SECTIONS) == tested:
             blocks += [Block(heading, m[1] or "run", m[2]) for m in BLOCK.finditer(body)]
     return blocks
 
@@ -104,6 +106,12 @@ async def make_run(
 def test_the_sections_hold_commands_to_run() -> None:
     modes = {(block.section, block.mode) for block in readme_blocks()}
     assert ("## Using it", "run") in modes and ("## The MsgFlash sandbox", "serve") in modes
+    assert ("## Tether, the second provider", "run") in modes
+
+
+def test_every_other_shell_block_says_why_it_is_not_run() -> None:
+    unmarked = [b for b in readme_blocks(tested=False) if b.mode != "skip"]
+    assert unmarked == [], "add the section to SECTIONS, or a `docs-test: skip (why)` line"
 
 
 async def test_every_readme_command_runs_against_make_runs_relay(
