@@ -231,17 +231,22 @@ _PAST_CONSEQUENCE: Mapping[str, str] = {
     "data.scheduledAt": "MsgFlash would send it at once; give a future time, or publish "
     "msgflash.message.send to send now",
     "data.schedule": "give a future time for the campaign to start",
+    "data.scheduleDate": "Tether does not document what it does with a past date; give a "
+    "future time, or leave the date out to start now",
 }
 
 
 def refuse_past_schedule(command: Command, now: datetime) -> None:
-    """MsgFlash takes a past ``scheduledAt`` and sends at once: almost always a stale or
-    mistyped date, so it is refused rather than sent at a time nobody asked for."""
+    """A past schedule is almost always a stale or mistyped date: MsgFlash takes a past
+    ``scheduledAt`` and sends at once, and what Tether does with a past ``scheduleDate`` is
+    undocumented. So it is refused rather than sent at a time nobody asked for."""
     data = command.data
     if isinstance(data, ScheduleMessageData):
         path, moment = "data.scheduledAt", data.scheduled_at
     elif isinstance(data, CreateCampaignData):
         path, moment = "data.schedule", data.schedule
+    elif isinstance(data, TetherCampaignData) and data.schedule_date is not None:
+        path, moment = "data.scheduleDate", data.schedule_date
     else:
         return
     if moment >= now - PAST_TOLERANCE:

@@ -63,7 +63,7 @@ class TetherCampaignData(WireModel):
 
     name: ShortText
     message: Text  # placeholders such as {{firstName}} are Tether's to render
-    schedule_date: Instant | None = None  # absent: now
+    schedule_date: Instant | None = None  # absent: now; past: refused on arrival
     new_contacts: tuple[NewContact, ...] = ()
     selected_existing_contacts: tuple[ExistingContact, ...] = ()
     type: ShortText = "sms"

@@ -16,6 +16,7 @@ from aio_pika.abc import AbstractConnection
 from service.bus.topology import delete_topology
 from service.contract.amqp import Topology
 from tests.conftest import AMQP_URL
+from tests.integration.conftest import free_port
 
 CLOSED_BROKER = "amqp://guest:guest@127.0.0.1:1/"
 SEND = ["send", "--instance", "main", "--to", "+33612345678", "--text", "Hi", "--in", "10m"]
@@ -97,6 +98,8 @@ def test_a_file_that_is_not_json_is_named(tmp_path: Path) -> None:
         (["--to", "+33612345678"], "say what to send: --text TEXT, --image URL or --template"),
         (["--to", "+33612345678", "--text", "Hi", "--at", "2020-01-01T08:00:00Z"],
          "--at: 2020-01-01T08:00:00.000Z is in the past"),
+        (["--provider", "tether", "--name", "N", "--text", "Hi", "--to", "+14155550133",
+          "--at", "2020-01-01T08:00:00Z"], "--at: 2020-01-01T08:00:00.000Z is in the past"),
         (["--to", "+33612345678", "--text", "Hi", "--at", "2030-01-01T08:00:00"],
          "--at: has no UTC offset"),
         (["--campaign", "--instance", "main", "--name", "N", "--text", "Hi"],
@@ -113,35 +116,45 @@ def test_send_names_the_flag_the_user_typed_once(argv: list[str], expected: str)
     assert "data." not in result.stderr
 
 
-def test_sandbox_port_out_of_range() -> None:
-    assert_said(run_cli("sandbox", "--port", "99999"), 2, "'99999' is not a port: use 0 to 65535")
+SANDBOXES = [["sandbox"], ["sandbox", "--provider", "tether"]]
 
 
-def test_sandbox_port_in_use(busy_port: int) -> None:
-    result = run_cli("sandbox", "--port", str(busy_port))
-    assert_said(result, 1, f"port {busy_port} on 127.0.0.1 is already in use", "--port")
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_sandbox_port_out_of_range(sandbox: list[str]) -> None:
+    assert_said(run_cli(*sandbox, "--port", "99999"), 2, "'99999' is not a port: use 0 to 65535")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_sandbox_port_in_use_says_how_to_pick_another_and_exits_2_as_run_does(
+    busy_port: int, sandbox: list[str]
+) -> None:
+    result = run_cli(*sandbox, "--port", str(busy_port))
+    assert_said(
+        result, 2, f"msgflash-relay sandbox: port {busy_port} on 127.0.0.1 is already in use",
+        "pick another port with --port (0 = any free one)",
+    )  # fmt: skip
+
+
+PORT_SETTINGS = [
+    "RELAY_HTTP_PORT", "RELAY_ADMIN_PORT", "RELAY_SANDBOX_PORT", "RELAY_TETHER_SANDBOX_PORT",
+]  # fmt: skip
 
 
 def relay_env(**ports: int) -> dict[str, str]:
-    """``make run``'s settings on ports of the test's choosing (and no broker to touch)."""
+    """``make run``'s settings on ports of the test's choosing (and no broker to touch); none
+    is a default one, so a relay or another suite running here is left alone."""
     env = {
         "AMQP_URL": CLOSED_BROKER,
         "RELAY_SANDBOX": "1",
         "RELAY_STATE_URL": "memory://",
         "RELAY_HTTP_HOST": "127.0.0.1",
-        "RELAY_HTTP_PORT": str(free_port()),
-        "RELAY_SANDBOX_PORT": str(free_port()),
+        "RELAY_ADMIN_HOST": "127.0.0.1",
+        **{variable: str(free_port()) for variable in PORT_SETTINGS},
     }
     return env | {name.upper(): str(port) for name, port in ports.items()}
 
 
-@pytest.mark.parametrize("variable", ["RELAY_HTTP_PORT", "RELAY_SANDBOX_PORT"])
+@pytest.mark.parametrize("variable", PORT_SETTINGS)
 def test_a_second_relay_on_a_busy_port_names_the_variable(busy_port: int, variable: str) -> None:
     result = run_cli("run", env=relay_env(**{variable: busy_port}))
     assert_said(

@@ -1,7 +1,8 @@
 """A past schedule is refused where a command first arrives: on the bus and at the ingress.
 
-MsgFlash accepts a past ``scheduledAt`` and sends at once; the relay refuses it instead, with
-the field named. A command that comes back later (a deferred retry) is not refused again.
+MsgFlash accepts a past ``scheduledAt`` and sends at once, and Tether does not say what it does
+with a past ``scheduleDate``; the relay refuses both instead, with the field named. A command
+that comes back later (a deferred retry) is not refused again.
 """
 
 from __future__ import annotations
@@ -42,11 +43,22 @@ def past_campaign() -> dict[str, Any]:
     return command("msgflash.campaign.create", data)
 
 
+def past_tether_campaign() -> dict[str, Any]:
+    data = {
+        "name": "Yesterday",
+        "message": "too late",
+        "newContacts": [{"firstName": "Jamie", "phoneNumber": "+14155550133"}],
+        "scheduleDate": YESTERDAY.isoformat(),
+    }
+    return command("tether.campaign.create", data)
+
+
 @pytest.mark.parametrize(
     ("make", "failed_type", "field"),
     [
         (past_schedule, "msgflash.message.failed", "data.scheduledAt"),
         (past_campaign, "msgflash.campaign.failed", "data.schedule"),
+        (past_tether_campaign, "tether.campaign.failed", "data.scheduleDate"),
     ],
 )
 async def test_a_past_schedule_on_the_bus_fails_invalid_event_naming_the_field(
@@ -83,11 +95,17 @@ async def test_a_deferred_command_whose_time_came_meanwhile_is_still_sent(
     assert scheduled["data"]["messageId"]
 
 
-async def test_the_ingress_refuses_a_past_schedule_with_422(relay_factory: RelayFactory) -> None:
+@pytest.mark.parametrize(
+    ("make", "field"),
+    [(past_schedule, "data.scheduledAt"), (past_tether_campaign, "data.scheduleDate")],
+)
+async def test_the_ingress_refuses_a_past_schedule_with_422(
+    relay_factory: RelayFactory, make: Any, field: str
+) -> None:
     relay = await relay_factory(relay_ingress_tokens=",".join(TOKENS))
 
-    status, answer, _ = await post(relay, past_schedule())
+    status, answer, _ = await post(relay, make())
 
     assert status == 422
     assert answer["error"]["code"] == "INVALID_EVENT"
-    assert [d["field"] for d in answer["error"]["details"]] == ["data.scheduledAt"]
+    assert [d["field"] for d in answer["error"]["details"]] == [field]

@@ -1,4 +1,5 @@
-"""A schedule already past when a command arrives is refused: MsgFlash would send it at once."""
+"""A schedule already past when a command arrives is refused: MsgFlash would send it at once,
+and Tether does not say what it would do."""
 
 from __future__ import annotations
 
@@ -36,6 +37,14 @@ def campaign(at: datetime) -> RawCommand:
     return envelope(CommandType.CREATE_CAMPAIGN, {**data, "message": TEXT})
 
 
+def tether_campaign(at: datetime | None) -> RawCommand:
+    contact = {"firstName": "Jamie", "phoneNumber": "+14155550133"}
+    data: dict[str, Any] = {"name": "Q2", "message": "Hi", "newContacts": [contact]}
+    if at is not None:
+        data["scheduleDate"] = at.isoformat()
+    return envelope(CommandType.TETHER_CREATE_CAMPAIGN, data)
+
+
 def parse(raw: RawCommand, now: datetime | None = NOW) -> Command:
     return parse_command(raw, max_bytes=65536, now=now)
 
@@ -45,6 +54,7 @@ def parse(raw: RawCommand, now: datetime | None = NOW) -> Command:
     [
         (schedule(NOW - timedelta(hours=3)), "data.scheduledAt"),
         (campaign(NOW - timedelta(days=1)), "data.schedule"),
+        (tether_campaign(NOW - timedelta(minutes=5)), "data.scheduleDate"),
     ],
 )
 def test_a_past_schedule_is_invalid_naming_its_field_and_date(raw: RawCommand, field: str) -> None:
@@ -65,6 +75,20 @@ def test_the_message_says_msgflash_would_send_at_once_and_what_to_do() -> None:
         "2026-05-01T08:00:00.000Z is in the past: MsgFlash would send it at once; give a "
         "future time, or publish msgflash.message.send to send now"
     )
+
+
+def test_a_past_tether_date_says_what_to_do_instead() -> None:
+    with pytest.raises(InvalidCommand) as caught:
+        parse(tether_campaign(datetime(2026, 5, 1, 8, tzinfo=UTC)))
+    (problem,) = caught.value.details
+    assert problem.message == (
+        "2026-05-01T08:00:00.000Z is in the past: Tether does not document what it does with a "
+        "past date; give a future time, or leave the date out to start now"
+    )
+
+
+def test_a_tether_campaign_without_a_date_starts_now_and_passes() -> None:
+    assert parse(tether_campaign(None)).type is CommandType.TETHER_CREATE_CAMPAIGN
 
 
 def test_a_schedule_within_the_clock_tolerance_is_accepted() -> None:

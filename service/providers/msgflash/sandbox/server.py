@@ -6,16 +6,12 @@ Also runnable as ``python -m service.providers.msgflash.sandbox.server``.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import errno
 import json
-import signal
 import sys
-from typing import Any, TextIO
-
-from aiohttp import web
+from typing import Any
 
 from service.contract.errors import ConfigError
+from service.providers.common.sandbox_server import port_number, run_sandbox
 from service.providers.msgflash.sandbox import seed
 from service.providers.msgflash.sandbox.app import create_sandbox_app
 from service.providers.msgflash.sandbox.config import SandboxAccount, SandboxConfig
@@ -102,19 +98,6 @@ def _faults_flag(raw: str) -> object:
         ) from None
 
 
-def port_number(raw: str) -> int:
-    """argparse type of ``--port``: a TCP port, so a typo is one line, not a traceback."""
-    try:
-        port = int(raw)
-    except ValueError:
-        port = -1
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(
-            f"{raw!r} is not a port: use 0 to 65535 (0 picks a free one)"
-        )
-    return port
-
-
 def _rate_limit(raw: str) -> float | None:
     if raw.strip().lower() in ("none", "off", "0"):
         return None
@@ -158,46 +141,8 @@ def _account_lines(account: SandboxAccount, *, named: bool) -> list[str]:
     return lines
 
 
-async def serve(config: SandboxConfig, host: str, port: int, out: TextIO) -> None:
-    runner = web.AppRunner(create_sandbox_app(config), access_log=None)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        bound_host, bound_port = runner.addresses[0][:2]
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):  # before the banner: it says "ready"
-            loop.add_signal_handler(signum, stop.set)
-        print(describe(config, f"http://{bound_host}:{bound_port}"), file=out, flush=True)
-        await stop.wait()
-    finally:
-        await runner.cleanup()
-
-
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = config_from_args(args)
-    except ConfigError as exc:
-        print(f"msgflash-relay sandbox: {exc.message}", file=sys.stderr)
-        return 2
-    try:
-        asyncio.run(serve(config, args.host, args.port, sys.stdout))
-    except OSError as exc:
-        reason = cannot_listen(args.host, args.port, exc)
-        print(f"msgflash-relay sandbox: {reason}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def cannot_listen(host: str, port: int, exc: OSError) -> str:
-    """Why the port cannot be had, and what to do about it."""
-    if exc.errno == errno.EADDRINUSE:
-        return (
-            f"port {port} on {host} is already in use (another sandbox, or the embedded one of "
-            "`make run`?): stop it, or pick another port with --port (0 = any free one)"
-        )
-    return f"cannot listen on {host}:{port} ({exc.strerror or exc}): check --host and --port"
+    return run_sandbox(args, config_from_args, create_sandbox_app, describe)
 
 
 def main(argv: list[str] | None = None) -> int:

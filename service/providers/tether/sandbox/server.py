@@ -6,15 +6,12 @@ Also runnable as ``python -m service.providers.tether.sandbox.server``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import signal
 import sys
 from typing import Any
 
-from aiohttp import web
-
 from service.contract.errors import ConfigError
+from service.providers.common.sandbox_server import port_number, run_sandbox
 from service.providers.tether.sandbox.app import create_tether_sandbox_app
 from service.providers.tether.sandbox.config import (
     DEFAULT_API_TOKEN,
@@ -26,7 +23,9 @@ from service.providers.tether.sandbox.config import (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8091, help="port (default 8091; 0 = any)")
+    parser.add_argument(
+        "--port", type=port_number, default=8091, help="port (default 8091; 0 = any free one)"
+    )
     parser.add_argument("--config", metavar="FILE", help="JSON or YAML sandbox config file")
     parser.add_argument("--daily-limit", help="daily SMS quota, or 'none' for unlimited (500)")
     parser.add_argument("--error-shape", choices=("string", "nested", "flat"), help="(nested)")
@@ -71,34 +70,8 @@ def describe(config: TetherSandboxConfig, url: str) -> str:
     return "\n".join(lines)
 
 
-async def serve(config: TetherSandboxConfig, host: str, port: int) -> None:
-    runner = web.AppRunner(create_tether_sandbox_app(config), access_log=None)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-        bound_host, bound_port = runner.addresses[0][:2]
-        print(describe(config, f"http://{bound_host}:{bound_port}"), flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await stop.wait()
-    finally:
-        await runner.cleanup()
-
-
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = config_from_args(args)
-    except ConfigError as exc:
-        print(exc.message, file=sys.stderr)
-        return 2
-    try:
-        asyncio.run(serve(config, args.host, args.port))
-    except OSError as exc:
-        print(f"tether sandbox: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_sandbox(args, config_from_args, create_tether_sandbox_app, describe)
 
 
 def main(argv: list[str] | None = None) -> int:
