@@ -19,18 +19,22 @@ from service.contract.errors import FieldProblem
 JSON = "application/json"
 
 
-class WireModel(BaseModel):
+class ReplyModel(BaseModel):
+    """A body the relay answers with: frozen, camelCase. Written, never read: unlike the
+    contract's ``WireModel`` (what the relay reads) it does not refuse unknown fields, so its
+    schemas in the OpenAPI document leave ``additionalProperties`` open."""
+
     model_config = ConfigDict(frozen=True, alias_generator=to_camel, populate_by_name=True)
 
 
-class Problem(WireModel):
+class Problem(ReplyModel):
     """One thing wrong with one field of a request."""
 
     field: str = Field(description="wire path of the field at fault, e.g. data.to")
     message: str = Field(description="what is wrong and what to do about it")
 
 
-class ErrorDetail(WireModel):
+class ErrorDetail(ReplyModel):
     code: str = Field(description="machine-readable error code, e.g. INVALID_EVENT")
     message: str = Field(description="what went wrong and what to do")
     details: tuple[Problem, ...] | None = Field(
@@ -38,19 +42,19 @@ class ErrorDetail(WireModel):
     )
 
 
-class ErrorBody(WireModel):
+class ErrorBody(ReplyModel):
     """Every error answer of the relay's HTTP routes."""
 
     error: ErrorDetail
 
 
-class CommandAccepted(WireModel):
+class CommandAccepted(ReplyModel):
     """The command was published on the commands exchange and the broker confirmed it."""
 
     id: str = Field(description="the command's CloudEvents id")
 
 
-class WebhookReceipt(WireModel):
+class WebhookReceipt(ReplyModel):
     """A verified delivery: republished now (``accepted``) or already republished before."""
 
     status: Literal["accepted", "duplicate"]
@@ -60,11 +64,11 @@ class WebhookReceipt(WireModel):
     )
 
 
-class Liveness(WireModel):
+class Liveness(ReplyModel):
     status: Literal["ok"]
 
 
-class Readiness(WireModel):
+class Readiness(ReplyModel):
     status: Literal["ready", "not ready"]
     checks: dict[str, bool] = Field(description="every readiness check; all true when ready")
     warnings: tuple[str, ...] = Field(

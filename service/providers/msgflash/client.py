@@ -32,6 +32,7 @@ from service.logs import redact_text
 from service.metrics import Metrics
 from service.providers.common.endpoint import Endpoint
 from service.providers.common.retry import CallFailure, Retrier, RetryPolicy, parse_retry_after
+from service.providers.common.session import PooledSession
 from service.providers.msgflash.api import (
     CREATE_CAMPAIGN,
     DELETE_WEBHOOK,
@@ -120,9 +121,6 @@ class MsgFlashClient:
         ``attribution`` tells an unanswered send which of several identical listed messages it
         may take as its own (``reconcile``); without it only a lone match counts.
         """
-        self._session = session
-        self._owns_session = session is None
-        self._pool_size = pool_size
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._account = account  # the metrics' label: a name, never key material
@@ -135,6 +133,9 @@ class MsgFlashClient:
         self._answer_window = timedelta(seconds=(timeout or 300.0) + SETTLE_MARGIN_SECONDS)
         # None: the session's own ClientTimeout applies.
         self._timeout = aiohttp.ClientTimeout(total=timeout) if timeout is not None else None
+        self._session = PooledSession(
+            session, pool_size=pool_size, timeout=self._timeout, json_serialize=_json_text
+        )
 
     @classmethod
     def create(
@@ -166,17 +167,6 @@ class MsgFlashClient:
             attribution=attribution,
         )
 
-    def _http(self) -> aiohttp.ClientSession:
-        """The pooled session; made lazily because aiohttp wants it made inside the loop."""
-        if self._session is None:
-            connector = aiohttp.TCPConnector(
-                limit=self._pool_size, limit_per_host=self._pool_size, keepalive_timeout=30.0
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, json_serialize=_json_text
-            )
-        return self._session
-
     @property
     def key_fingerprint(self) -> str:
         return key_fingerprint(self._api_key)
@@ -185,8 +175,7 @@ class MsgFlashClient:
         return f"MsgFlashClient(base_url={self._base_url!r}, key={self.key_fingerprint!r})"
 
     async def close(self) -> None:
-        if self._owns_session and self._session is not None:
-            await self._session.close()
+        await self._session.close()
 
     # --- creating calls ------------------------------------------------------------------
     async def send_message(
@@ -416,7 +405,7 @@ class MsgFlashClient:
         status = "error"
         started = time.perf_counter()
         try:
-            async with self._http().request(
+            async with self._session.get().request(
                 endpoint.method,
                 url,
                 json=dict(json_body) if json_body is not None else None,

@@ -30,6 +30,7 @@ from service.logs import redact_text
 from service.metrics import Metrics
 from service.providers.common.endpoint import Endpoint
 from service.providers.common.retry import CallFailure, Retrier, RetryPolicy, parse_retry_after
+from service.providers.common.session import PooledSession
 from service.providers.tether import api
 from service.providers.tether.account import TetherAccount
 from service.providers.tether.auth import TokenKeeper
@@ -68,23 +69,24 @@ class TetherClient:
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        session: aiohttp.ClientSession | None,
         *,
         account: TetherAccount,
         limiter: RateLimiter,
         policy: RetryPolicy,
         metrics: Metrics,
-        owns_session: bool = False,
+        timeout: float | None = None,
         tracing: Tracing | None = None,
     ) -> None:
-        self._session = session
+        """``session`` None: the client makes (and owns) a pooled one on its first call."""
+        timeouts = aiohttp.ClientTimeout(total=timeout) if timeout is not None else None
+        self._session = PooledSession(session, pool_size=32, timeout=timeouts)
         self._tracing = tracing or Tracing()  # None: off
         self._account = account
         self._base_url = account.base_url.rstrip("/")
         self._limiter = limiter
         self._retrier = Retrier(policy, TetherError, metrics.tether_retries, "tether")
         self._metrics = metrics
-        self._owns_session = owns_session
         self._tokens = TokenKeeper(account.credentials, self._login)
         self._secrets = list(account.credentials.secrets)
         self.auth_failed: str | None = None  # why Tether refused the credentials, for /readyz
@@ -100,18 +102,14 @@ class TetherClient:
         timeout: float,
         tracing: Tracing | None = None,
     ) -> TetherClient:
-        """A client owning its session; call from a running event loop, ``close()`` when done."""
-        session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=32, keepalive_timeout=30.0),
-            timeout=aiohttp.ClientTimeout(total=timeout),
-        )
+        """A client owning its session, made on first use (no I/O here); ``close()`` it."""
         return cls(
-            session,
+            None,
             account=account,
             limiter=limiter,
             policy=policy,
             metrics=metrics,
-            owns_session=True,
+            timeout=timeout,
             tracing=tracing,
         )
 
@@ -119,8 +117,7 @@ class TetherClient:
         return f"TetherClient(account={self._account.name!r}, base_url={self._base_url!r})"
 
     async def close(self) -> None:
-        if self._owns_session:
-            await self._session.close()
+        await self._session.close()
 
     # --- calls ---------------------------------------------------------------------------
     async def validate_date(self, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -291,7 +288,7 @@ class TetherClient:
             headers["Authorization"] = f"Bearer {token}"
         status, started = "error", time.perf_counter()
         try:
-            async with self._session.request(
+            async with self._session.get().request(
                 endpoint.method,
                 url,
                 json=dict(json_body) if json_body is not None else None,

@@ -2,7 +2,8 @@
 
 The pipeline and the handlers run for real; only what they talk to is replaced: the broker
 (``FakeChannel`` delivers messages and records acks, ``RecordingPublisher`` records what would
-be published), MsgFlash (``StubMsgFlash`` answers from a table) and the store (``memory://``).
+be published), MsgFlash and Tether (``StubMsgFlash`` and ``StubTether`` answer from a table)
+and the store (``memory://``).
 ``InMemoryRelay`` wires them as ``service.app`` does, and ``effects()`` sums up what a delivery
 did, so a test states a whole outcome in one comparison.
 """
@@ -22,6 +23,7 @@ from consumers.msgflash_messages import MessageHandler
 from consumers.outcomes import Handler
 from consumers.pipeline import CommandPipeline, PipelineConfig
 from consumers.results import result_failed
+from consumers.tether_campaigns import TetherCampaignHandler
 from service.bus.publisher import OriginalMessage, reason_headers
 from service.contract.amqp import (
     ATTEMPTS_HEADER,
@@ -30,7 +32,7 @@ from service.contract.amqp import (
     RECONCILE_HEADER,
 )
 from service.contract.commands import CommandType, idempotency_key
-from service.contract.errors import BrokerUnavailable, MsgFlashError
+from service.contract.errors import BrokerUnavailable, MsgFlashError, TetherError
 from service.contract.events import OutgoingEvent, decode_event
 from service.metrics import Metrics
 from service.providers.msgflash.client import BeforeSend, CallFailure, CallOutcome, CallResult
@@ -38,6 +40,8 @@ from service.providers.msgflash.instances import InstanceResolver
 from service.providers.msgflash.quota import QuotaGate
 from service.providers.msgflash.reconcile import find_created_message
 from service.providers.msgflash.sandbox.seed import INSTANCE_MAIN
+from service.providers.tether.client import CreateOutcome, CreateResult
+from service.providers.tether.reconcile import find_created_campaign
 from service.state.memory import MemoryStateStore
 from service.state.store import ClaimStatus
 from tests.clock import FakeClock
@@ -53,6 +57,9 @@ RETRY_TIERS = 4
 START = 1_700_000_000.0  # epoch seconds the store's clock starts at
 
 QUOTA = MsgFlashError("MONTHLY_OUTBOUND_QUOTA_EXCEEDED", "quota", http_status=429)
+TETHER_CAMPAIGN_ID = "65f1c0de00000000000000a1"
+TETHER_DAY = "2030-12-01T08:00:00.000Z"
+TETHER_NEXT_DAY = "2030-12-02T08:00:00.000Z"
 MAIN = {"id": INSTANCE_MAIN, "name": "main", "waNumber": "+2250700000001", "status": "connected"}
 
 
@@ -90,6 +97,20 @@ def create_campaign(**data: Any) -> bytes:
         "message": {"type": "text", "text": "Hello all"},
     }
     return command(CommandType.CREATE_CAMPAIGN, {**base, **data})
+
+
+def create_tether_campaign(**data: Any) -> bytes:
+    """``tether.campaign.create`` of one SMS to two new contacts; ``data`` overrides."""
+    base = {
+        "name": "Launch",
+        "message": "Hello {{firstName}}",
+        "scheduleDate": TETHER_DAY,
+        "newContacts": [
+            {"firstName": "Ada", "phoneNumber": RECIPIENT},
+            {"firstName": "Alan", "phoneNumber": "+33612345679"},
+        ],
+    }
+    return command(CommandType.TETHER_CREATE_CAMPAIGN, {**base, **data})
 
 
 # --- the broker -----------------------------------------------------------------------------
@@ -246,23 +267,38 @@ if TYPE_CHECKING:
     from service.providers.msgflash.client import MsgFlashClient
 
 
-class StubMsgFlash:
-    """Stands in for ``MsgFlashClient``: answers each method from a table, records each call.
+class AnswerTable:
+    """A provider client's stand-in: answers each method from a table (``defaults``, then the
+    test's ``answers``), records each call."""
 
-    Lookups raise the answer's exception; creating calls return a ``MsgFlashError`` as a
-    ``CallFailure``, as the client does."""
-
-    key_fingerprint = "stub"
+    defaults: Mapping[str, Answer] = {}
 
     def __init__(self, answers: Mapping[str, Answer] | None = None) -> None:
-        unknown = set(answers or {}) - set(DEFAULT_ANSWERS)
-        assert not unknown, f"StubMsgFlash has no method {unknown}"
-        self.answers = {**DEFAULT_ANSWERS, **(answers or {})}
+        unknown = set(answers or {}) - set(self.defaults)
+        assert not unknown, f"{type(self).__name__} has no method {unknown}"
+        self.answers = {**self.defaults, **(answers or {})}
         self.calls: list[Call] = []
 
     @property
     def called(self) -> tuple[str, ...]:
         return tuple(call.method for call in self.calls)
+
+    def _answer(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append(Call(method, args, kwargs))
+        answer = self.answers[method]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+class StubMsgFlash(AnswerTable):
+    """Stands in for ``MsgFlashClient``: answers each method from a table, records each call.
+
+    Lookups raise the answer's exception; creating calls return a ``MsgFlashError`` as a
+    ``CallFailure``, as the client does."""
+
+    defaults = DEFAULT_ANSWERS
+    key_fingerprint = "stub"
 
     async def send_message(
         self,
@@ -322,12 +358,50 @@ class StubMsgFlash:
         except MsgFlashError as error:
             return CallFailure(error, attempts=1)
 
-    def _answer(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        self.calls.append(Call(method, args, kwargs))
-        answer = self.answers[method]
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
+
+# --- Tether ---------------------------------------------------------------------------------
+TETHER_DEFAULT_ANSWERS: Mapping[str, Answer] = {
+    "validate_date": {"available": True, "remaining": 500, "limit": 500},
+    "next_available_slot": {"nextAvailableDate": TETHER_NEXT_DAY},
+    "auto_segment": {"segments": [{"contactCount": 2, "scheduledDate": TETHER_DAY}]},
+    "list_campaigns": [],
+    "create_campaign": {"_id": TETHER_CAMPAIGN_ID, "status": "scheduled"},
+}
+
+
+class StubTether(AnswerTable):
+    """Stands in for ``TetherClient``: answers each method from a table, records each call.
+
+    Checks and lookups raise the answer's exception; a create returns a ``TetherError`` as a
+    ``CallFailure``, as the client does."""
+
+    defaults = TETHER_DEFAULT_ANSWERS
+
+    async def validate_date(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._answer("validate_date", body)
+
+    async def next_available_slot(self, count: int) -> dict[str, Any]:
+        return self._answer("next_available_slot", count)
+
+    async def auto_segment(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._answer("auto_segment", body)
+
+    async def list_campaigns(self) -> list[dict[str, Any]]:
+        return self._answer("list_campaigns")
+
+    async def find_campaign(
+        self, body: Mapping[str, Any], since: datetime
+    ) -> dict[str, Any] | None:
+        """As the client: the match in the campaign list."""
+        return find_created_campaign(await self.list_campaigns(), body, since)
+
+    async def create_campaign(self, body: Mapping[str, Any]) -> CreateOutcome:
+        """A failure is returned as data, after one attempt; any other exception (a bug) is
+        raised."""
+        try:
+            return CreateResult(self._answer("create_campaign", body), attempts=1)
+        except TetherError as error:
+            return CallFailure(error, attempts=1)
 
 
 # --- the relay, wired in memory -------------------------------------------------------------
@@ -380,9 +454,10 @@ class Effects:
 
 @dataclass
 class InMemoryRelay:
-    """The pipeline and both handlers over the fakes, wired the way ``service.app`` wires them."""
+    """The pipeline and the handlers over the fakes, wired the way ``service.app`` wires them."""
 
     client: StubMsgFlash
+    tether: StubTether | None = None  # None: the relay has no Tether account
     publisher: RecordingPublisher = field(default_factory=RecordingPublisher)
     channel: FakeChannel = field(default_factory=FakeChannel)
     clock: FakeClock = field(default_factory=lambda: FakeClock(START))
@@ -410,10 +485,12 @@ class InMemoryRelay:
         messages = MessageHandler(
             client, resolver, self.store, self.quota, self.outcome_unknown_policy
         )
+        tether = TetherCampaignHandler(self.tether, clock=self.clock)
         handlers: dict[CommandType, Handler] = {
             CommandType.SEND_MESSAGE: messages,
             CommandType.SCHEDULE_MESSAGE: messages,
             CommandType.CREATE_CAMPAIGN: CampaignHandler(client, resolver, self.quota),
+            CommandType.TETHER_CREATE_CAMPAIGN: tether,
         }
         self.pipeline = CommandPipeline(
             handlers=handlers,
@@ -436,7 +513,7 @@ class InMemoryRelay:
         """What happened so far. Call it once, last: it reads the claim of KEY by claiming it
         as another owner."""
         return Effects(
-            calls=self.client.called,
+            calls=self.client.called + (self.tether.called if self.tether else ()),
             events=tuple(_summary(published.event) for published in self.publisher.events),
             parked=tuple(
                 Parked(letter.headers[ERROR_CODE_HEADER], letter.headers[ATTEMPTS_HEADER])
@@ -493,20 +570,25 @@ async def held_by_a_replica_that_died_before_calling(relay: InMemoryRelay) -> No
 
 @dataclass(frozen=True)
 class Case:
-    """One delivery: the state it meets (``given``, its headers, MsgFlash's answers) and
-    everything it must do (``expected``). ``id`` names the behaviour."""
+    """One delivery: the state it meets (``given``, its headers, MsgFlash's and Tether's
+    answers) and everything it must do (``expected``). ``id`` names the behaviour."""
 
     id: str
     expected: Effects
     given: Given = nothing_stored
     headers: Mapping[str, Any] = field(default_factory=dict)
     answers: Mapping[str, Answer] = field(default_factory=dict)
+    # None: the relay has no Tether account.
+    tether_answers: Mapping[str, Answer] | None = field(default_factory=dict)
     body: bytes = field(default_factory=send_text)
     outcome_unknown_policy: Literal["fail", "resend"] = "fail"
 
     async def run(self) -> Effects:
+        tether = StubTether(self.tether_answers) if self.tether_answers is not None else None
         relay = InMemoryRelay(
-            StubMsgFlash(self.answers), outcome_unknown_policy=self.outcome_unknown_policy
+            StubMsgFlash(self.answers),
+            tether=tether,
+            outcome_unknown_policy=self.outcome_unknown_policy,
         )
         await self.given(relay)
         await relay.deliver(self.body, headers=dict(self.headers))
