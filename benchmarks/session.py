@@ -40,7 +40,7 @@ class Sizes:
             throughput_commands=4_000,
             throughput_rounds=3,
             memory_commands=(5_000, 10_000, 20_000),
-            latency_seconds=15.0,
+            latency_seconds=10.0,
             pacing_commands=600,
             pacing_account_commands=300,
             backoff_commands=1_000,
