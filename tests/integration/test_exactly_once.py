@@ -106,10 +106,10 @@ async def test_a_send_under_a_quota_that_never_lifts_fails_in_bounded_time_and_r
     amqp: AbstractConnection,
     topology: Topology,
 ) -> None:
-    relay = await relay_factory(relay_quota_max_wait_seconds=2, relay_quota_probe_seconds=1)
+    relay = await relay_factory(relay_quota_max_wait_seconds=5, relay_quota_probe_seconds=1)
     await sandbox.admin("PUT", "/_sandbox/limits", {"monthlyOutboundQuota": 0})
     send = text_command("quota send")
-    soon = (datetime.now(UTC) + timedelta(seconds=3)).isoformat()
+    soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
     schedule = command(
         "msgflash.message.schedule",
         {**send["data"], "message": {"type": "text", "text": "quota later"}, "scheduledAt": soon},
@@ -118,9 +118,17 @@ async def test_a_send_under_a_quota_that_never_lifts_fails_in_bounded_time_and_r
     await producer.publish(schedule)
 
     (exhausted,) = await events.wait_for(lambda e: e["type"] == "msgflash.quota.exhausted")
-    assert exhausted["data"]["maxWaitSeconds"] == 2
+    assert exhausted["data"]["maxWaitSeconds"] == 5
     assert exhausted["data"]["probeSeconds"] == 1
     assert exhausted["data"]["nextProbeAt"]
+    # A schedule gives up once its time has passed, well before a send's bound.
+    await events.wait_for(
+        lambda e: (
+            e["type"] == "msgflash.message.failed" and e["data"]["requestId"] == schedule["id"]
+        )
+    )
+    send_failed = [e for e in events.of_request(send["id"]) if e["type"].endswith(".failed")]
+    assert not send_failed, "the schedule waited for the bound of a send, not for its time"
     failed = await events.wait_for(
         lambda e: e["type"] == "msgflash.message.failed", count=2, timeout=30
     )
