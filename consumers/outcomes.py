@@ -144,13 +144,17 @@ async def failed_create(
 class QuotaDeadline:
     """How long a command may wait for a used-up quota to lift before it fails: a "send now"
     ``max_wait_seconds`` after it first arrived; anything with a start time (a schedule, a
-    campaign) at least until that time, since it can still go out on time."""
+    campaign) until that time and no longer, however near or far: it can go out on time until
+    then, and MsgFlash would start it at once after, at a time nobody asked for. One whose
+    start had passed before it arrived (a replay of one that gave up) is late on purpose: it
+    waits as a send."""
 
     max_wait_seconds: float
 
     def give_up_at(self, context: HandlerContext, starts_at: float | None = None) -> float:
-        bound = context.first_seen_at + self.max_wait_seconds
-        return bound if starts_at is None else max(bound, starts_at)
+        if starts_at is not None and starts_at > context.first_seen_at:
+            return starts_at
+        return context.first_seen_at + self.max_wait_seconds
 
 
 # The documented default of RELAY_QUOTA_MAX_WAIT_SECONDS.
@@ -174,7 +178,8 @@ def quota_wait(
         ErrorInfo(
             error.code,
             f"{error.code}: the command waited {waited:.0f} s for the quota to lift, past its "
-            "bound (RELAY_QUOTA_MAX_WAIT_SECONDS, or its start time); raise the plan's quota, "
+            "bound (RELAY_QUOTA_MAX_WAIT_SECONDS for a send, the start time of a schedule or "
+            "campaign); raise the plan's quota, "
             f"then replay it with `msgflash-relay dlq replay --code {error.code}`",
             http_status=error.http_status or 429,
             retryable=False,

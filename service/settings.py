@@ -188,8 +188,9 @@ class Settings(BaseSettings):
     relay_quota_max_wait_seconds: float = Field(
         900.0,
         ge=0,
-        description="how long a command waits for a used-up monthly quota before it fails with "
-        "MsgFlash's code and is dead-lettered (a schedule or campaign at least until its time)",
+        description="how long a message.send waits for a used-up monthly quota before it fails "
+        "with MsgFlash's code and is dead-lettered (a schedule or campaign waits until its start "
+        "time instead, or as a send once replayed past it)",
     )
     relay_drain_seconds: float = Field(
         25.0, ge=0, le=600, description="bound on finishing in-flight commands after SIGTERM"

@@ -151,7 +151,7 @@ class QuotaExhaustedData(EventModel):
     http_status: int | None = None
     probe_seconds: float | None = None  # the relay tries one call this often
     next_probe_at: str | None = None  # ISO 8601 UTC
-    # A command waits this long (a schedule or campaign at least until its time), then fails
+    # A send waits this long (a schedule or campaign until its start time instead), then fails
     # with ``code`` and is dead-lettered, replayable with ``dlq replay --code <code>``.
     max_wait_seconds: float | None = None
 

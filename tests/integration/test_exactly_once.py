@@ -10,7 +10,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import structlog
 from aio_pika.abc import AbstractConnection
+from structlog.typing import EventDict
 
 from service.app import Relay
 from service.bus.deadletters import DeadLetterQueue
@@ -106,10 +108,10 @@ async def test_a_send_under_a_quota_that_never_lifts_fails_in_bounded_time_and_r
     amqp: AbstractConnection,
     topology: Topology,
 ) -> None:
-    relay = await relay_factory(relay_quota_max_wait_seconds=2, relay_quota_probe_seconds=1)
+    relay = await relay_factory(relay_quota_max_wait_seconds=5, relay_quota_probe_seconds=1)
     await sandbox.admin("PUT", "/_sandbox/limits", {"monthlyOutboundQuota": 0})
     send = text_command("quota send")
-    soon = (datetime.now(UTC) + timedelta(seconds=3)).isoformat()
+    soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
     schedule = command(
         "msgflash.message.schedule",
         {**send["data"], "message": {"type": "text", "text": "quota later"}, "scheduledAt": soon},
@@ -118,9 +120,17 @@ async def test_a_send_under_a_quota_that_never_lifts_fails_in_bounded_time_and_r
     await producer.publish(schedule)
 
     (exhausted,) = await events.wait_for(lambda e: e["type"] == "msgflash.quota.exhausted")
-    assert exhausted["data"]["maxWaitSeconds"] == 2
+    assert exhausted["data"]["maxWaitSeconds"] == 5
     assert exhausted["data"]["probeSeconds"] == 1
     assert exhausted["data"]["nextProbeAt"]
+    # A schedule gives up once its time has passed, well before a send's bound.
+    await events.wait_for(
+        lambda e: (
+            e["type"] == "msgflash.message.failed" and e["data"]["requestId"] == schedule["id"]
+        )
+    )
+    send_failed = [e for e in events.of_request(send["id"]) if e["type"].endswith(".failed")]
+    assert not send_failed, "the schedule waited for the bound of a send, not for its time"
     failed = await events.wait_for(
         lambda e: e["type"] == "msgflash.message.failed", count=2, timeout=30
     )
@@ -181,14 +191,30 @@ async def test_a_1_mb_id_is_echoed_as_a_marked_prefix(
 ) -> None:
     await relay_factory(relay_max_body_bytes=4_000_000)
     huge = "x" * 1_000_000
-    await producer.publish({**text_command("huge id"), "id": huge, "source": "s" * 1_000_000})
+    handled = asyncio.Event()
 
-    (failed,) = await events.wait_for(lambda e: e["type"] == "msgflash.message.failed")
+    def spot_outcome(_logger: object, _method: str, entry: EventDict) -> EventDict:
+        if entry["event"] == "command_handled":
+            handled.set()
+        return entry
+
+    # The lines as the relay writes them: its bound context (requestId, requestSource) merged.
+    processors = [structlog.contextvars.merge_contextvars, spot_outcome]
+    with structlog.testing.capture_logs(processors) as logs:
+        await producer.publish({**text_command("huge id"), "id": huge, "source": "s" * 1_000_000})
+        (failed,) = await events.wait_for(lambda e: e["type"] == "msgflash.message.failed")
+        await asyncio.wait_for(handled.wait(), timeout=5)
+
     assert failed["data"]["error"]["code"] == "INVALID_EVENT"
     assert len(json.dumps(failed)) < 4096
     assert failed["data"]["requestId"].startswith("x" * 64)
     assert failed["data"]["requestId"].endswith("[truncated, 1000000 bytes]")
     assert failed["data"]["requestSource"].endswith("[truncated, 1000000 bytes]")
+    (outcome,) = [entry for entry in logs if entry["event"] == "command_handled"]
+    assert outcome["requestId"] == failed["data"]["requestId"]
+    lines = [json.dumps(entry, default=repr) for entry in logs]
+    longest = max(lines, key=len)
+    assert len(longest) < 4096, f"a {len(longest)}-character log line: {longest[:200]}…"
 
 
 async def test_dlq_replay_replays_each_parked_command_at_most_once_per_run(

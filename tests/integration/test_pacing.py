@@ -1,4 +1,5 @@
-"""Replicas pacing API keys through a real Redis: one grid of slots per key, never too many.
+"""Replicas pacing API keys through a real Redis: one grid of slots per key, never too many,
+and one adaptive pace per key (a 429 through one replica slows all, and all recover together).
 
 Each "replica" is a limiter on its own Redis connection; all share a per-test key prefix whose
 keys are deleted afterwards. Rates are high and runs short (50/s, 100 slots: about 2 s). The
@@ -34,6 +35,7 @@ from service.pacing import (
 )
 from service.secrets import fingerprint
 from service.settings import DEFAULT_SANDBOX_API_KEY
+from service.throttle import FLOOR, MAX_PAUSE_SECONDS
 from tests.conftest import REDIS_URL, EventTap, Producer, text_command
 from tests.integration.conftest import RelayProcess, sandbox_in_process_of_its_own
 from tests.unit.test_pacing import most_in_one_second
@@ -174,6 +176,75 @@ async def test_a_replica_waiter_cancelled_mid_sleep_gives_its_slot_back(
 
     assert int(await connections[1].get(book.redis_key(KEY))) == first_free
     assert (await book.reserve(KEY)).at_us == first_free
+
+
+# --- adaptive pacing shared through Redis ------------------------------------------------------
+SLOW = 1.0  # slots a second apart: two bookings back to back never meet "now" in between
+
+
+async def spacing(book: RedisSlotBook) -> int:
+    """Microseconds between two slots booked back to back."""
+    first = await book.reserve(KEY)
+    second = await book.reserve(KEY)
+    return second.at_us - first.at_us
+
+
+async def test_a_429_through_one_replica_slows_the_other_down_once_a_second(
+    connections: list[Redis], prefix: str
+) -> None:
+    told, other = (RedisSlotBook(client, SLOW, prefix=prefix) for client in connections[:2])
+    interval = slot_interval_us(SLOW)
+    assert await spacing(other) == interval
+
+    await told.slow_down(KEY, None)
+    await other.slow_down(KEY, None)  # the same excess, answered within the second
+
+    assert await spacing(other) == 2 * interval
+    assert await spacing(told) == 2 * interval
+
+
+async def test_a_retry_after_through_one_replica_holds_the_other_s_slots(
+    connections: list[Redis], prefix: str
+) -> None:
+    told, other = (RedisSlotBook(client, SLOW, prefix=prefix) for client in connections[:2])
+
+    await told.slow_down(KEY, 3.0)
+
+    held = await other.reserve(KEY)
+    assert 2.0 < held.delay_seconds <= 3.0
+
+
+async def test_accepted_requests_through_one_replica_bring_both_back_to_the_configured_rate(
+    connections: list[Redis], prefix: str
+) -> None:
+    told, other = (RedisSlotBook(client, SLOW, prefix=prefix) for client in connections[:2])
+    interval = slot_interval_us(SLOW)
+    await told.slow_down(KEY, None)
+    assert await spacing(other) == 2 * interval  # and so it knows the key is throttled
+
+    for _ in range(9):
+        await other.recovered(KEY)
+    assert interval < await spacing(told) < 2 * interval
+    await other.recovered(KEY)
+
+    assert await spacing(told) == interval
+    assert not await connections[2].exists(told.throttle_key(KEY))
+
+
+async def test_in_redis_a_storm_stops_at_the_floor_and_a_retry_after_at_its_cap(
+    connections: list[Redis], prefix: str
+) -> None:
+    told, other = (RedisSlotBook(client, SLOW, prefix=prefix) for client in connections[:2])
+    # Already at the floor after a long storm (the last decrease long ago).
+    state = {"factor": str(FLOOR), "decreased_at": "0", "pause_until": "0"}
+    await connections[2].hset(told.throttle_key(KEY), mapping=state)
+
+    await told.slow_down(KEY, 86_400.0)
+
+    held = await other.reserve(KEY)
+    assert MAX_PAUSE_SECONDS - 1 < held.delay_seconds <= MAX_PAUSE_SECONDS
+    after = await other.reserve(KEY)
+    assert after.at_us - held.at_us == round(slot_interval_us(SLOW) / FLOOR)
 
 
 # --- two relay processes, two accounts, each key limited on its own -----------------------------

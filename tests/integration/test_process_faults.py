@@ -110,6 +110,8 @@ async def test_sigkill_with_a_full_prefetch_waiting_on_pacing_sends_each_once_an
     sends = await sends_by_text(sandbox)
     never_sent = [e for e in failed if not sends[f"paced {_index(commands, e)}"]]
     assert not never_sent, f"{len(never_sent)} never-sent commands dead-lettered"
+    codes = sorted({e["data"]["error"]["code"] for e in failed})
+    assert not failed, f"{len(failed)} commands parked ({codes}); a kill must leave 0 unknowns"
     assert max(sends.values()) == 1, "a message was sent twice"
     assert len(sends) == len(commands) - len(failed)
 

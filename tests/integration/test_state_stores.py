@@ -18,8 +18,10 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 import service.state.sqlite as sqlite_backend
+from consumers.leases import RENEWALS_PER_LEASE
 from service.contract.errors import ConfigError
 from service.contract.events import Correlation
+from service.settings import Settings
 from service.state.factory import open_state_store
 from service.state.store import Claim, ClaimStatus, RememberedMessage, StateStore
 from tests.clock import FakeClock
@@ -182,6 +184,39 @@ async def test_a_heartbeat_keeps_a_live_holders_long_call_from_being_taken(
     assert await store.claim("k", "b", LEASE) == Claim(ClaimStatus.BUSY)
     # The heartbeat renews only the owner's own claims.
     assert (await store.claim("other", "y", LEASE)).status is ClaimStatus.CLAIMED
+
+
+# The relay's own lease and heartbeat period.
+DEFAULT_LEASE = Settings.model_fields["relay_lease_seconds"].default
+HEARTBEAT = DEFAULT_LEASE / RENEWALS_PER_LEASE
+
+
+@every_backend
+async def test_a_holder_that_stops_heartbeating_is_taken_over_a_lease_later_and_not_before(
+    store: StateStore, clock: FakeClock
+) -> None:
+    await store.claim("dead", "a", DEFAULT_LEASE)
+    await store.claim("live", "b", DEFAULT_LEASE)
+    called_at = clock.now
+    assert await store.mark_called("dead", "a")
+    for _ in range(12):  # both in a call four leases long, renewed by their heartbeats
+        clock.advance(HEARTBEAT)
+        await store.renew({"dead": "a"}, DEFAULT_LEASE)
+        await store.renew({"live": "b"}, DEFAULT_LEASE)
+
+    # "a" dies right after its last heartbeat; "b" keeps beating.
+    for _ in range(RENEWALS_PER_LEASE - 1):
+        clock.advance(HEARTBEAT)
+        await store.renew({"live": "b"}, DEFAULT_LEASE)
+    clock.advance(HEARTBEAT - 0.5)
+    assert await store.claim("dead", "c", DEFAULT_LEASE) == Claim(ClaimStatus.BUSY)
+    clock.advance(0.5)
+    await store.renew({"live": "b"}, DEFAULT_LEASE)
+    clock.advance(0.5)  # a lease and half a second after the dead holder's last heartbeat
+
+    taken_over = Claim(ClaimStatus.EXPIRED, claimed_at=called_at)
+    assert await store.claim("dead", "c", DEFAULT_LEASE) == taken_over
+    assert await store.claim("live", "c", DEFAULT_LEASE) == Claim(ClaimStatus.BUSY)
 
 
 @every_backend

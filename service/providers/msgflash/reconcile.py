@@ -153,7 +153,7 @@ def matches_campaign(campaign: Mapping[str, Any], payload: Mapping[str, Any]) ->
         return False
     if _instant(campaign.get("schedule")) != _instant(payload.get("schedule")):
         return False
-    if campaign.get("repeat", "none") not in (payload.get("repeat", "none"), "noe"):
+    if _repeat(campaign.get("repeat", "none")) != payload.get("repeat", "none"):
         return False
     if not _same_recipients(campaign.get("recipients"), payload.get("recipients")):
         return False
@@ -222,6 +222,12 @@ def _same_recipients(listed: Any, sent: Any) -> bool:
 
 def _as_set(value: Any) -> Any:
     return frozenset(value) if isinstance(value, list) else value
+
+
+def _repeat(listed: Any) -> Any:
+    """MsgFlash's docs also spell "none" as "noe": a campaign listed so is one that does not
+    repeat, and nothing else."""
+    return "none" if listed == "noe" else listed
 
 
 def _instant(value: Any) -> datetime | None:

@@ -1,4 +1,4 @@
-"""Reconciliation: recognising the message an unanswered send created, and finding it."""
+"""Reconciliation: recognising the message or campaign an unanswered create made, and finding it."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from service.providers.msgflash.reconcile import (
     ReconcileUndecided,
     created_since,
     find_created_message,
+    matches_campaign,
     matches_payload,
 )
 
@@ -95,6 +96,39 @@ def test_a_template_send_does_not_match_another_template_or_a_direct_message() -
 def test_a_location_send_without_text_matches_whatever_body_msgflash_stored() -> None:
     payload = {"instanceId": INSTANCE, "to": "+33612345678", "type": "location", "latitude": 5.3}
     assert matches_payload(listed(type="location", body="Abidjan"), payload)
+
+
+CAMPAIGN = {
+    "instanceId": INSTANCE,
+    "name": "Launch",
+    "schedule": "2030-12-01T08:00:00Z",
+    "repeat": "none",
+    "recipients": {"type": "all"},
+    "type": "text",
+    "body": "Hello all",
+}
+
+
+@pytest.mark.parametrize(
+    ("listed_repeat", "sent_repeat", "matches"),
+    [
+        ("none", "none", True),
+        ("weekly", "weekly", True),
+        ("noe", "none", True),  # the spelling in MsgFlash's docs, should a listing use it
+        ("noe", "weekly", False),
+        ("noe", "daily", False),
+        ("none", "weekly", False),
+    ],
+)
+def test_a_campaign_matches_only_the_repeat_it_was_created_with(
+    listed_repeat: str, sent_repeat: str, matches: bool
+) -> None:
+    campaign = {**CAMPAIGN, "id": "c1", "schedule": "2030-12-01T08:00:00.000Z"}
+
+    assert (
+        matches_campaign({**campaign, "repeat": listed_repeat}, {**CAMPAIGN, "repeat": sent_repeat})
+        is matches
+    )
 
 
 def test_creation_time_is_compared_with_timezones() -> None:
