@@ -135,7 +135,7 @@ class TetherCampaignHandler:
             return None
         when = data.schedule_date or datetime.fromtimestamp(self.clock(), UTC)
         answer = await client.auto_segment(auto_segment_body(when, len(remaining)))
-        plan = segment_plan(answer, len(remaining))
+        plan = segment_plan(answer, len(remaining), asked=when)
         parts = split(remaining, [segment.count for segment in plan])
         total = len(progress.campaigns) + len(plan)
         first = len(progress.campaigns) + 1

@@ -213,7 +213,11 @@ async def test_a_refused_quota_check_names_the_next_date_and_creates_nothing(
     assert await tether.requests("/api/campaigns", "POST") == []
 
 
-@pytest.mark.parametrize("tether_config", [{"daily_limit": 2}])
+@pytest.mark.parametrize(
+    "tether_config",
+    [{"daily_limit": 2}, {"daily_limit": 2, "segment_time": "org_local"}],
+    ids=["utc", "org-local"],  # the zone Tether reads firstSegmentTime in
+)
 async def test_segment_creates_one_campaign_per_segment(
     relay_factory: RelayFactory, tether: TetherHandle, events: EventTap, producer: Producer
 ) -> None:
@@ -262,6 +266,11 @@ async def test_a_split_command_failing_part_way_creates_only_the_missing_segment
     assert len(await tether.requests("/api/campaigns", "GET")) == 1  # the redelivery's look
 
 
+@pytest.mark.parametrize(
+    "tether_config",
+    [{"list_shape": shape} for shape in ("data", "campaigns", "bare")],
+    ids=["data", "campaigns", "bare"],
+)
 async def test_a_late_answer_is_found_in_the_list_and_never_created_twice(
     relay_factory: RelayFactory, tether: TetherHandle, events: EventTap, producer: Producer
 ) -> None:
@@ -276,6 +285,20 @@ async def test_a_late_answer_is_found_in_the_list_and_never_created_twice(
     assert created["data"]["campaignId"] == held["_id"]
     assert len(await tether.requests("/api/campaigns", "POST")) == 1
     assert len(await tether.requests("/api/campaigns", "GET")) == 1
+
+
+@pytest.mark.parametrize("tether_config", [{"missing_schedule": "reject"}])
+async def test_a_tether_requiring_a_schedule_date_refuses_a_command_without_one(
+    relay_factory: RelayFactory, tether: TetherHandle, events: EventTap, producer: Producer
+) -> None:
+    await tether_relay(relay_factory, tether)
+    cmd = command(TETHER, {k: v for k, v in DATA.items() if k != "scheduleDate"})
+    await producer.publish(cmd)
+    (failed,) = await events.wait_for(outcome_of(cmd))
+    error = failed["data"]["error"]
+    assert (error["httpStatus"], error["retryable"]) == (400, False)
+    assert error["message"] == "Missing required field: scheduleDate"
+    assert "scheduleDate" not in (await tether.requests("/api/campaigns", "POST"))[0]["body"]
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from service.contract.errors import (
@@ -69,7 +69,8 @@ def _counts(*values: object) -> bool:
 
 
 def auto_segment_body(when: datetime, total: int) -> dict[str, Any]:
-    """Tether reads the first date and time as the browser's local ones; the relay's are UTC."""
+    """Tether reads the first date and time as the browser's local ones; the relay's are UTC
+    (``segment_plan`` copes with a Tether that reads them in another zone)."""
     moment = when.astimezone(UTC)
     return {
         "totalContacts": total,
@@ -84,15 +85,16 @@ class Segment:
     count: int
 
 
-def segment_plan(answer: Mapping[str, Any], total: int) -> tuple[Segment, ...]:
-    """auto-segment's segments, checked to cover exactly ``total`` recipients."""
+def segment_plan(answer: Mapping[str, Any], total: int, *, asked: datetime) -> tuple[Segment, ...]:
+    """auto-segment's segments, checked to cover exactly ``total`` recipients, each at the
+    ``asked`` time of day on the day Tether chose for it."""
     items = answer.get("segments")
     plan: list[Segment] = []
     for item in items if isinstance(items, list) else []:
         count = item.get("contactCount") if isinstance(item, dict) else None
         when = read_instant(item.get("scheduledDate")) if isinstance(item, dict) else None
         if isinstance(count, int) and count > 0 and when is not None:
-            plan.append(Segment(when, count))
+            plan.append(Segment(_at_asked_time(when, asked), count))
     if not plan or sum(s.count for s in plan) != total:
         raise TetherError(
             TETHER_BAD_RESPONSE,
@@ -100,3 +102,10 @@ def segment_plan(answer: Mapping[str, Any], total: int) -> tuple[Segment, ...]:
             f"segments (got {len(plan)} usable segments); nothing was created",
         )
     return tuple(plan)
+
+
+def _at_asked_time(segment: datetime, asked: datetime) -> datetime:
+    """Tether reads ``firstSegmentTime`` in a zone it does not document ("browser-local"; its
+    own example fits neither UTC nor the organisation's zone), so a segment may come back that
+    zone's offset away from the time asked. The whole days between them are what it decided."""
+    return asked + timedelta(days=round((segment - asked) / timedelta(days=1)))

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 from datetime import UTC, datetime, timedelta
+from typing import get_args
 
 import pytest
 
@@ -17,6 +18,8 @@ from service.providers.tether.auth import TokenKeeper, jwt_expiry, renew_time
 from service.providers.tether.mapping import split, to_campaign_body
 from service.providers.tether.quota import auto_segment_body, fits, quota_exceeded, segment_plan
 from service.providers.tether.reconcile import campaigns_in, find_created_campaign, find_segments
+from service.providers.tether.sandbox.campaigns import campaign_list
+from service.providers.tether.sandbox.config import ListShape
 
 DATA = TetherCampaignData.model_validate(
     {
@@ -114,16 +117,36 @@ def test_quota_answers_are_checked_not_trusted() -> None:
     assert fits({"available": True}) and not fits({"available": False})
     with pytest.raises(TetherError):
         fits({})
+    when = datetime(2030, 5, 20, 11, tzinfo=UTC) + timedelta(minutes=5)
     with pytest.raises(TetherError, match="does not split 3"):
         segment_plan(
-            {"segments": [{"scheduledDate": "2030-05-20T15:00:00Z", "contactCount": 2}]}, 3
+            {"segments": [{"scheduledDate": "2030-05-20T15:00:00Z", "contactCount": 2}]},
+            3,
+            asked=when,
         )
-    when = datetime(2030, 5, 20, 11, tzinfo=UTC) + timedelta(minutes=5)
     assert auto_segment_body(when, 3) == {
         "totalContacts": 3,
         "firstSegmentDate": "2030-05-20",
         "firstSegmentTime": "11:05",
     }
+
+
+@pytest.mark.parametrize(
+    "read_at",
+    ["2030-05-20T15:00:00.000Z", "2030-05-20T19:00:00.000Z", "2030-05-20T13:00:00.000Z"],
+    ids=["utc", "toronto", "paris"],
+)
+def test_segments_keep_the_asked_time_whatever_zone_tether_read_it_in(read_at: str) -> None:
+    asked = datetime(2030, 5, 20, 15, tzinfo=UTC)
+    first = datetime.fromisoformat(read_at)
+    answer = {
+        "segments": [
+            {"scheduledDate": read_at, "contactCount": 2},
+            {"scheduledDate": (first + timedelta(days=2)).isoformat(), "contactCount": 1},
+        ]
+    }
+    plan = segment_plan(answer, 3, asked=asked)
+    assert [(s.schedule, s.count) for s in plan] == [(asked, 2), (asked + timedelta(days=2), 1)]
 
 
 def test_a_quota_refusal_names_the_next_date_in_its_message_and_its_details() -> None:
@@ -155,6 +178,14 @@ def test_the_campaign_a_lost_create_made_is_found_and_no_other() -> None:
     listed = campaigns_in({"success": True, "data": [older, other, made]})
     assert find_created_campaign(listed, body, SINCE)["_id"] == "a" * 24  # type: ignore[index]
     assert find_created_campaign([older, other], body, SINCE) is None
+
+
+@pytest.mark.parametrize("shape", get_args(ListShape))
+def test_a_lost_create_is_found_in_every_list_shape_the_sandbox_answers(shape: ListShape) -> None:
+    body = to_campaign_body(DATA)
+    made = {**body, "_id": "a" * 24, "createdAt": "2030-01-01T00:00:10.000Z"}
+    listed = campaigns_in(campaign_list([made], shape))
+    assert find_created_campaign(listed, body, SINCE) == made
 
 
 def test_the_parts_of_a_split_campaign_are_found_in_order() -> None:
