@@ -23,7 +23,8 @@ services:
 	bash scripts/ensure-services.sh
 
 ## make run: the relay end to end on the embedded defaults (local RabbitMQ, in-process
-## MsgFlash sandbox, SQLite state); sends one demo command and prints its events.
+## MsgFlash and Tether sandboxes, SQLite state); sends a demo WhatsApp message and a demo Tether
+## SMS campaign and prints their events.
 run: install services
 	RELAY_SANDBOX=1 RELAY_LOG_FORMAT=$${RELAY_LOG_FORMAT:-console} $(BIN)/msgflash-relay run --demo
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from consumers.outcomes import (
@@ -35,9 +35,12 @@ from service.providers.tether.mapping import (
 )
 from service.providers.tether.quota import (
     auto_segment_body,
+    days_after,
     fits,
+    org_zone,
     quota_exceeded,
     segment_plan,
+    slot_date,
     validate_date_body,
 )
 from service.providers.tether.reconcile import find_segments, recipients
@@ -114,9 +117,13 @@ class TetherCampaignHandler:
         when = data.schedule_date or datetime.fromtimestamp(self.clock(), UTC)
         count = data.recipient_count
         verdict = await client.validate_date(validate_date_body(when, count))
-        if not fits(verdict):
-            slot = await client.next_available_slot(count)
-            raise quota_exceeded(when, count, verdict, slot)
+        if fits(verdict):
+            return
+        slot = await client.next_available_slot(count)
+        next_date = slot_date(slot, when)
+        if next_date is None:
+            next_date = await _first_day_with_room(client, when, count, org_zone(slot))
+        raise quota_exceeded(when, count, verdict, next_date)
 
     async def _segmented(
         self,
@@ -135,7 +142,7 @@ class TetherCampaignHandler:
             return None
         when = data.schedule_date or datetime.fromtimestamp(self.clock(), UTC)
         answer = await client.auto_segment(auto_segment_body(when, len(remaining)))
-        plan = segment_plan(answer, len(remaining))
+        plan = segment_plan(answer, len(remaining), asked=when)
         parts = split(remaining, [segment.count for segment in plan])
         total = len(progress.campaigns) + len(plan)
         first = len(progress.campaigns) + 1
@@ -147,6 +154,16 @@ class TetherCampaignHandler:
                 return result
             progress.add(result)
         return None
+
+
+async def _first_day_with_room(
+    client: TetherClient, when: datetime, count: int, zone: tzinfo
+) -> str | None:
+    """The first of the few days after ``when``'s that validate-date finds room on, or None."""
+    for moment in days_after(when, zone):
+        if fits(await client.validate_date(validate_date_body(moment, count))):
+            return moment.date().isoformat()
+    return None
 
 
 def _failed(

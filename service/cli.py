@@ -72,7 +72,7 @@ def _parser(*, sandbox: str | None) -> argparse.ArgumentParser:
     run.add_argument(
         "--demo",
         action="store_true",
-        help="once ready, send one demo command and print the events it produces",
+        help="once ready, send the demo commands (MsgFlash, then Tether) and print their events",
     )
     run.set_defaults(func=_run)
 

@@ -1,7 +1,9 @@
 """``run --demo``: send one command through the running relay and narrate the events it causes.
 
 This is what ``make run`` shows a newcomer: a scheduled WhatsApp message going
-scheduled -> sent -> delivered -> read on the bus, through the embedded sandbox and its webhooks.
+scheduled -> sent -> delivered -> read on the bus, through the embedded MsgFlash sandbox and its
+webhooks; then, when a Tether account is served, an SMS campaign created in the embedded Tether
+sandbox (``tether.campaign.created``).
 """
 
 from __future__ import annotations

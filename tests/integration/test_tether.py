@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from service.providers.tether.quota import LOOKAHEAD_DAYS
 from service.providers.tether.sandbox.app import create_tether_sandbox_app
 from service.providers.tether.sandbox.config import (
     DEFAULT_EMAIL,
@@ -202,18 +203,75 @@ async def test_a_refused_quota_check_names_the_next_date_and_creates_nothing(
     error = failed["data"]["error"]
     assert error["code"] == "TETHER_DAILY_QUOTA_EXCEEDED"
     [detail] = error["details"]
-    next_date = date.fromisoformat(detail["nextAvailableDate"]).isoformat()
+    # Tether's next slot counts from today; the day after the full one is the first with room.
     assert detail == {
         "field": "data.scheduleDate",
         "message": f"Only 1 SMS remaining on {DAY}",
-        "nextAvailableDate": next_date,
+        "nextAvailableDate": "2030-05-21",
     }
-    assert f"the next date with room for 2 is {next_date}" in error["message"]
+    assert "the next date with room for 2 is 2030-05-21" in error["message"]
     assert "1 of the day's 3 SMS left" in error["message"]
+    assert await tether.requests("/api/campaigns", "POST") == []
+    assert await has_room(tether, "2030-05-21", 2)
+
+
+@pytest.mark.parametrize("tether_config", [{"daily_limit": 3}])
+async def test_a_full_day_years_ahead_is_told_a_later_date_with_room_not_today(
+    relay_factory: RelayFactory, tether: TetherHandle, events: EventTap, producer: Producer
+) -> None:
+    full = {"2030-05-20": 3, "2030-05-21": 3, "2030-05-22": 2}
+    await tether.admin("PUT", "/_sandbox/quota", {"sent": full})
+    await tether_relay(relay_factory, tether)
+    cmd = campaign()
+    await producer.publish(cmd)
+    (failed,) = await events.wait_for(outcome_of(cmd))
+    [detail] = failed["data"]["error"]["details"]
+    named = date.fromisoformat(detail["nextAvailableDate"])
+    assert named >= date.fromisoformat(DAY)
+    assert named == date(2030, 5, 23)  # the first on or after it with room for two
+    checks = await tether.requests("/api/campaigns/validate-date")
+    assert [c["body"]["scheduledISO"][:10] for c in checks] == [
+        "2030-05-20",
+        "2030-05-21",
+        "2030-05-22",
+        "2030-05-23",
+    ]
+    assert await has_room(tether, named.isoformat(), 2)
+
+
+@pytest.mark.parametrize("tether_config", [{"daily_limit": 0}])
+async def test_with_no_room_in_the_days_looked_at_no_date_is_named(
+    relay_factory: RelayFactory, tether: TetherHandle, events: EventTap, producer: Producer
+) -> None:
+    await tether_relay(relay_factory, tether)
+    cmd = campaign()
+    await producer.publish(cmd)
+    (failed,) = await events.wait_for(outcome_of(cmd))
+    error = failed["data"]["error"]
+    assert "nextAvailableDate" not in error["details"][0]
+    assert "counts from today" in error["message"]
+    checks = await tether.requests("/api/campaigns/validate-date")
+    assert len(checks) == 1 + LOOKAHEAD_DAYS
     assert await tether.requests("/api/campaigns", "POST") == []
 
 
-@pytest.mark.parametrize("tether_config", [{"daily_limit": 2}])
+async def has_room(tether: TetherHandle, day: str, count: int) -> bool:
+    """Whether Tether's validate-date finds room for ``count`` on ``day``, asked directly."""
+    login = {"email": DEFAULT_EMAIL, "password": DEFAULT_PASSWORD}
+    async with tether.session.post(f"{tether.url}/api/auth/login", json=login) as response:
+        token = (await response.json())["token"]
+    body = {"scheduledISO": f"{day}T15:00:00.000Z", "contactCount": count}
+    headers = {"Authorization": f"Bearer {token}"}
+    url = f"{tether.url}/api/campaigns/validate-date"
+    async with tether.session.post(url, json=body, headers=headers) as response:
+        return bool((await response.json())["available"])
+
+
+@pytest.mark.parametrize(
+    "tether_config",
+    [{"daily_limit": 2}, {"daily_limit": 2, "segment_time": "org_local"}],
+    ids=["utc", "org-local"],  # the zone Tether reads firstSegmentTime in
+)
 async def test_segment_creates_one_campaign_per_segment(
     relay_factory: RelayFactory, tether: TetherHandle, events: EventTap, producer: Producer
 ) -> None:
@@ -262,6 +320,11 @@ async def test_a_split_command_failing_part_way_creates_only_the_missing_segment
     assert len(await tether.requests("/api/campaigns", "GET")) == 1  # the redelivery's look
 
 
+@pytest.mark.parametrize(
+    "tether_config",
+    [{"list_shape": shape} for shape in ("data", "campaigns", "bare")],
+    ids=["data", "campaigns", "bare"],
+)
 async def test_a_late_answer_is_found_in_the_list_and_never_created_twice(
     relay_factory: RelayFactory, tether: TetherHandle, events: EventTap, producer: Producer
 ) -> None:
@@ -276,6 +339,20 @@ async def test_a_late_answer_is_found_in_the_list_and_never_created_twice(
     assert created["data"]["campaignId"] == held["_id"]
     assert len(await tether.requests("/api/campaigns", "POST")) == 1
     assert len(await tether.requests("/api/campaigns", "GET")) == 1
+
+
+@pytest.mark.parametrize("tether_config", [{"missing_schedule": "reject"}])
+async def test_a_tether_requiring_a_schedule_date_refuses_a_command_without_one(
+    relay_factory: RelayFactory, tether: TetherHandle, events: EventTap, producer: Producer
+) -> None:
+    await tether_relay(relay_factory, tether)
+    cmd = command(TETHER, {k: v for k, v in DATA.items() if k != "scheduleDate"})
+    await producer.publish(cmd)
+    (failed,) = await events.wait_for(outcome_of(cmd))
+    error = failed["data"]["error"]
+    assert (error["httpStatus"], error["retryable"]) == (400, False)
+    assert error["message"] == "Missing required field: scheduleDate"
+    assert "scheduleDate" not in (await tether.requests("/api/campaigns", "POST"))[0]["body"]
 
 
 @pytest.mark.parametrize(

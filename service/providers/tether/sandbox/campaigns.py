@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from service.providers.tether.sandbox.auth import authenticate
+from service.providers.tether.sandbox.config import ListShape
 from service.providers.tether.sandbox.context import (
     Organization,
     TetherSandbox,
@@ -19,6 +20,7 @@ from service.providers.tether.sandbox.tokens import object_id
 from service.providers.tether.sandbox.validation import (
     OBJECT_ID,
     campaign_problems,
+    e164_phone,
     parse_instant,
 )
 
@@ -46,7 +48,12 @@ async def _json(request: web.Request) -> Any:
 async def create(request: web.Request) -> web.Response:
     sandbox = sandbox_of(request)
     body = await _json(request)
-    problems = campaign_problems(body)
+    config = sandbox.config
+    problems = campaign_problems(
+        body,
+        phone_rule=config.phone_rule,
+        require_schedule=config.missing_schedule == "reject",
+    )
     if problems:
         raise bad_request("; ".join(problems))
     org = organization_of(request)
@@ -69,8 +76,12 @@ def _campaign(
     sandbox: TetherSandbox, org: Organization, body: dict[str, Any], user: dict[str, Any]
 ) -> dict[str, Any]:
     now = millis(_now(sandbox))
-    when = parse_instant(body.get("scheduleDate")) or _now(sandbox)  # G4: absent = now
-    new = body.get("newContacts") or []
+    when = parse_instant(body.get("scheduleDate")) or _now(sandbox)  # missing_schedule "now"
+    rule = sandbox.config.phone_rule
+    new = [
+        {**contact, "phoneNumber": e164_phone(contact["phoneNumber"], rule)}
+        for contact in body.get("newContacts") or []
+    ]
     existing = body.get("selectedExistingContacts") or []
     user_ids = body.get("userIds") or []
     return {
@@ -104,9 +115,16 @@ def _campaign(
 
 
 async def list_campaigns(request: web.Request) -> web.Response:
-    """G4: the list's shape is undocumented; the sandbox answers ``{success, data: [...]}``."""
     campaigns = list(organization_of(request).campaigns.values())
-    return web.json_response({"success": True, "data": campaigns})
+    return web.json_response(campaign_list(campaigns, sandbox_of(request).config.list_shape))
+
+
+def campaign_list(campaigns: list[dict[str, Any]], shape: ListShape) -> Any:
+    """The list answer in ``shape`` (G4: undocumented): ``{success, data: [...]}``,
+    ``{success, campaigns: [...]}`` or the bare list."""
+    if shape == "bare":
+        return campaigns
+    return {"success": True, shape: campaigns}  # the shape names the list's key
 
 
 async def get_campaign(request: web.Request) -> web.Response:
@@ -178,7 +196,9 @@ async def auto_segment(request: web.Request) -> web.Response:
     ledger = organization_of(request).ledger()
     first = _date(body.get("firstSegmentDate"), ledger.local_day(_now(sandbox)))
     at = _time(body.get("firstSegmentTime"))
-    plan = ledger.segments(total, first, at, unlimited_size=sandbox.config.unlimited_segment_size)
+    zone = ledger.zone if sandbox.config.segment_time == "org_local" else UTC
+    size = sandbox.config.unlimited_segment_size
+    plan = ledger.segments(total, first, at, zone=zone, unlimited_size=size)
     segments = [
         {"id": f"seg-{i}", "scheduledDate": millis(when), "contactCount": count}
         for i, (when, count) in enumerate(plan, start=1)
@@ -198,7 +218,7 @@ def _date(value: object, default: date) -> date:
 
 
 def _time(value: object) -> time:
-    """C11 reads it as the browser's local time; the sandbox's choice is UTC."""
+    """C11 reads it as the browser's local time; the zone is the ``segment_time`` setting."""
     try:
         return time.fromisoformat(str(value or "10:00"))
     except ValueError:

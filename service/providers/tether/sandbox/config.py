@@ -28,6 +28,8 @@ ORGANIZATION_ID = "665f1a0c0e0a4b001a2c0001"
 USER_ID = "665f1a0c0e0a4b001a2c0002"
 
 ErrorShape = Literal["string", "nested", "flat"]
+PhoneRule = Literal["e164", "loose"]
+ListShape = Literal["data", "campaigns", "bare"]
 OBJECT_ID_PATTERN = r"^[0-9a-f]{24}$"
 # Each organisation's own: who logs in, its tokens, and its quota ledger.
 _OWN = ("users", "organization_id", "api_tokens")
@@ -79,6 +81,18 @@ class TetherSandboxConfig(BaseModel):
     timezone: str = "America/Toronto"
     # G4: a create that does not fit its day's quota: refused with 400, or allowed.
     over_quota_create: Literal["reject", "allow"] = "reject"
+    # G4: a create without scheduleDate: scheduled now, or refused with 400.
+    missing_schedule: Literal["now", "reject"] = "now"
+    # G4 / P5: the campaign list's envelope is undocumented; Tether's other lists come as
+    # {success, data: [...]}, under a name of their own (M6's {conversations: [...]}) or bare.
+    list_shape: ListShape = "data"
+    # G7 / K4: no phone rule is published. e164: a plus, a country code, 7 to 15 digits;
+    # loose: the same digits with the plus optional and the separators people type, stored
+    # as E.164 (as Tether normalises Sinch's numbers).
+    phone_rule: PhoneRule = "e164"
+    # X12 / C11: auto-segment reads firstSegmentTime as "browser-local", a zone the server
+    # cannot know: read as UTC, or in the organisation's timezone.
+    segment_time: Literal["utc", "org_local"] = "utc"
     # C11: unlimited plans split this many recipients per day.
     unlimited_segment_size: int = Field(100, ge=1)
     request_log_limit: int = Field(100_000, ge=0)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 SEARCH_DAYS = 366
@@ -54,9 +54,10 @@ class Ledger:
         return None
 
     def segments(
-        self, total: int, first: date, at: time, *, unlimited_size: int
+        self, total: int, first: date, at: time, *, zone: tzinfo, unlimited_size: int
     ) -> list[tuple[datetime, int]]:
-        """Split ``total`` over days from ``first``, skipping full days; times are UTC."""
+        """Split ``total`` over days from ``first``, skipping full days, each at ``at`` in
+        ``zone``."""
         plan: list[tuple[datetime, int]] = []
         left, day = total, first
         for _ in range(SEARCH_DAYS):
@@ -65,7 +66,7 @@ class Ledger:
             room = self.remaining(day)
             take = min(left, unlimited_size if room is None else room)
             if take > 0:
-                plan.append((datetime.combine(day, at, tzinfo=ZoneInfo("UTC")), take))
+                plan.append((datetime.combine(day, at, tzinfo=zone), take))
                 left -= take
             day += timedelta(days=1)
         return plan

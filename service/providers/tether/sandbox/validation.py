@@ -1,4 +1,8 @@
-"""The create-campaign body rules (fact sheet C1, rule R6). Pure: body in, problems out."""
+"""The create-campaign body rules (fact sheet C1, rule R6). Pure: body in, problems out.
+
+Two rules are the sandbox's answers to gaps, passed in from its config: the phone rule (G7)
+and whether a ``scheduleDate`` is required (G4).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from service.providers.tether.api import read_instant
+from service.providers.tether.sandbox.config import PhoneRule
 
 OBJECT_ID = re.compile(r"^[0-9a-fA-F]{24}$")
-# K4/G7: no phone rule is published; the sandbox's choice is strict E.164.
 PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+# What ``loose`` lets people type between the digits.
+_SEPARATORS = re.compile(r"[\s().-]")
+_PHONE_RULES: Mapping[PhoneRule, str] = {
+    "e164": "an E.164 phone number",
+    "loose": "a phone number with its country code",
+}
 _TYPES: Mapping[str, tuple[type, ...]] = {
     "name": (str,),
     "message": (str,),
@@ -32,7 +42,18 @@ _TYPES: Mapping[str, tuple[type, ...]] = {
 parse_instant = read_instant
 
 
-def campaign_problems(body: Any) -> list[str]:
+def e164_phone(value: object, rule: PhoneRule) -> str | None:
+    """``value`` as the E.164 number the sandbox stores, or None if ``rule`` refuses it."""
+    if not isinstance(value, str):
+        return None
+    if rule == "loose":
+        value = "+" + _SEPARATORS.sub("", value).removeprefix("+")
+    return value if PHONE.match(value) else None
+
+
+def campaign_problems(
+    body: Any, *, phone_rule: PhoneRule = "e164", require_schedule: bool = False
+) -> list[str]:
     if not isinstance(body, dict):
         return ["the body must be a JSON object"]
     problems = [
@@ -45,21 +66,23 @@ def campaign_problems(body: Any) -> list[str]:
     for required in ("name", "message"):
         if not str(body.get(required) or "").strip():
             problems.append(f"Missing required field: {required}")
-    problems += _contact_problems(body)
+    problems += _contact_problems(body, phone_rule)
+    if require_schedule and "scheduleDate" not in body:
+        problems.append("Missing required field: scheduleDate")
     if "scheduleDate" in body and parse_instant(body["scheduleDate"]) is None:
         problems.append("scheduleDate must be an ISO 8601 date-time with a UTC offset")
     return problems
 
 
-def _contact_problems(body: Mapping[str, Any]) -> list[str]:
+def _contact_problems(body: Mapping[str, Any], phone_rule: PhoneRule) -> list[str]:
     problems: list[str] = []
     new = body.get("newContacts") or []
     existing = body.get("selectedExistingContacts") or []
     user_ids = body.get("userIds") or []
     for i, contact in enumerate(new):
         phone = contact.get("phoneNumber") if isinstance(contact, dict) else None
-        if not isinstance(phone, str) or not PHONE.match(phone):
-            problems.append(f"newContacts[{i}].phoneNumber must be an E.164 phone number")
+        if e164_phone(phone, phone_rule) is None:
+            problems.append(f"newContacts[{i}].phoneNumber must be {_PHONE_RULES[phone_rule]}")
     for i, contact in enumerate(existing):
         oid = contact.get("_id") if isinstance(contact, dict) else None
         if not isinstance(oid, str) or not OBJECT_ID.match(oid):

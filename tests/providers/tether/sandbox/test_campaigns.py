@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -74,3 +75,45 @@ async def test_the_error_shape_can_be_switched_at_run_time(api: Api) -> None:
     await api.ok("PUT", "/_sandbox/error-shape", {"shape": "flat"})
     _, body = await api.call("GET", "/api/campaigns/" + "0" * 24)
     assert body == {"message": "Campaign not found", "code": "not_found"}
+
+
+async def test_a_missing_schedule_date_is_now_or_refused_as_set(make_api: ApiFactory) -> None:
+    unscheduled = {k: v for k, v in CAMPAIGN.items() if k != "scheduleDate"}
+    api = await make_api()
+    data = (await api.ok("POST", "/api/campaigns", unscheduled))["data"]
+    assert data["scheduleDate"] == data["createdAt"]
+    refusing = await make_api(missing_schedule="reject")
+    status, body = await refusing.call("POST", "/api/campaigns", unscheduled)
+    assert status == 400 and body["error"]["message"] == "Missing required field: scheduleDate"
+    assert (await refusing.ok("GET", "/api/campaigns"))["data"] == []
+
+
+@pytest.mark.parametrize(
+    ("shape", "listed"),
+    [
+        ("data", lambda body: body["data"]),
+        ("campaigns", lambda body: body["campaigns"]),
+        ("bare", lambda body: body),
+    ],
+)
+async def test_the_list_shape_is_a_setting(
+    make_api: ApiFactory, shape: str, listed: Callable[[Any], list[dict[str, Any]]]
+) -> None:
+    api = await make_api(list_shape=shape)
+    created = (await api.ok("POST", "/api/campaigns", CAMPAIGN))["data"]
+    assert listed(await api.ok("GET", "/api/campaigns")) == [created]
+
+
+async def test_a_loose_phone_rule_takes_typed_numbers_and_stores_them_as_e164(
+    make_api: ApiFactory,
+) -> None:
+    typed = {**CAMPAIGN, "newContacts": [{"firstName": "Jamie", "phoneNumber": "1 (415) 555-0133"}]}
+    strict = await make_api()
+    status, body = await strict.call("POST", "/api/campaigns", typed)
+    assert status == 400 and "must be an E.164 phone number" in body["error"]["message"]
+    loose = await make_api(phone_rule="loose")
+    data = (await loose.ok("POST", "/api/campaigns", typed))["data"]
+    assert data["newContacts"] == [{"firstName": "Jamie", "phoneNumber": "+14155550133"}]
+    national = {**CAMPAIGN, "newContacts": [{"firstName": "J", "phoneNumber": "0612345678"}]}
+    status, body = await loose.call("POST", "/api/campaigns", national)
+    assert status == 400 and "with its country code" in body["error"]["message"]

@@ -72,3 +72,13 @@ async def test_quota_routes_validate_their_inputs(api: Api) -> None:
     assert (await api.call("POST", "/api/campaigns/validate-date", {"contactCount": 1}))[0] == 400
     assert (await api.call("POST", "/api/campaigns/auto-segment", {"totalContacts": 0}))[0] == 400
     assert (await api.call("GET", "/api/campaigns/next-available-slot?contactCount=x"))[0] == 400
+
+
+async def test_auto_segment_reads_its_time_in_the_zone_set(make_api: ApiFactory) -> None:
+    body = {"totalContacts": 1, "firstSegmentDate": DAY, "firstSegmentTime": "11:00"}
+    utc = await make_api()
+    [segment] = (await utc.ok("POST", "/api/campaigns/auto-segment", body))["segments"]
+    assert segment["scheduledDate"] == "2030-05-20T11:00:00.000Z"
+    local = await make_api(segment_time="org_local")  # America/Toronto: UTC-4 in May
+    [segment] = (await local.ok("POST", "/api/campaigns/auto-segment", body))["segments"]
+    assert segment["scheduledDate"] == "2030-05-20T15:00:00.000Z"

@@ -5,18 +5,31 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from typing import get_args
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from service.contract.errors import FieldProblem, RetryClass, TetherError, error_info
 from service.contract.tether import TetherCampaignData
+from service.contract.wire import utc_millis
 from service.providers.tether.account import TetherCredentials
 from service.providers.tether.api import read_answer
 from service.providers.tether.auth import TokenKeeper, jwt_expiry, renew_time
 from service.providers.tether.mapping import split, to_campaign_body
-from service.providers.tether.quota import auto_segment_body, fits, quota_exceeded, segment_plan
+from service.providers.tether.quota import (
+    LOOKAHEAD_DAYS,
+    auto_segment_body,
+    days_after,
+    fits,
+    quota_exceeded,
+    segment_plan,
+    slot_date,
+)
 from service.providers.tether.reconcile import campaigns_in, find_created_campaign, find_segments
+from service.providers.tether.sandbox.campaigns import campaign_list
+from service.providers.tether.sandbox.config import ListShape
 
 DATA = TetherCampaignData.model_validate(
     {
@@ -114,11 +127,13 @@ def test_quota_answers_are_checked_not_trusted() -> None:
     assert fits({"available": True}) and not fits({"available": False})
     with pytest.raises(TetherError):
         fits({})
+    when = datetime(2030, 5, 20, 11, tzinfo=UTC) + timedelta(minutes=5)
     with pytest.raises(TetherError, match="does not split 3"):
         segment_plan(
-            {"segments": [{"scheduledDate": "2030-05-20T15:00:00Z", "contactCount": 2}]}, 3
+            {"segments": [{"scheduledDate": "2030-05-20T15:00:00Z", "contactCount": 2}]},
+            3,
+            asked=when,
         )
-    when = datetime(2030, 5, 20, 11, tzinfo=UTC) + timedelta(minutes=5)
     assert auto_segment_body(when, 3) == {
         "totalContacts": 3,
         "firstSegmentDate": "2030-05-20",
@@ -126,10 +141,28 @@ def test_quota_answers_are_checked_not_trusted() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    "read_at",
+    ["2030-05-20T15:00:00.000Z", "2030-05-20T19:00:00.000Z", "2030-05-20T13:00:00.000Z"],
+    ids=["utc", "toronto", "paris"],
+)
+def test_segments_keep_the_asked_time_whatever_zone_tether_read_it_in(read_at: str) -> None:
+    asked = datetime(2030, 5, 20, 15, tzinfo=UTC)
+    first = datetime.fromisoformat(read_at)
+    answer = {
+        "segments": [
+            {"scheduledDate": read_at, "contactCount": 2},
+            {"scheduledDate": (first + timedelta(days=2)).isoformat(), "contactCount": 1},
+        ]
+    }
+    plan = segment_plan(answer, 3, asked=asked)
+    assert [(s.schedule, s.count) for s in plan] == [(asked, 2), (asked + timedelta(days=2), 1)]
+
+
 def test_a_quota_refusal_names_the_next_date_in_its_message_and_its_details() -> None:
     when = datetime(2030, 5, 20, 15, tzinfo=UTC)
     verdict = {"available": False, "remaining": 1, "limit": 3, "message": "Only 1 SMS left"}
-    refused = error_info(quota_exceeded(when, 2, verdict, {"nextAvailableDate": "2030-05-21"}))
+    refused = error_info(quota_exceeded(when, 2, verdict, "2030-05-21"))
     assert (refused.code, refused.retryable) == ("TETHER_DAILY_QUOTA_EXCEEDED", False)
     assert "the next date with room for 2 is 2030-05-21" in refused.message
     assert "1 of the day's 3 SMS left" in refused.message
@@ -142,9 +175,43 @@ def test_a_quota_refusal_names_the_next_date_in_its_message_and_its_details() ->
 
 def test_a_quota_refusal_without_a_next_date_says_so_and_adds_no_date() -> None:
     when = datetime(2030, 5, 20, 15, tzinfo=UTC)
-    refused = quota_exceeded(when, 2, {"available": False}, {"nextAvailableDate": None})
-    assert "Tether named no date with room for them" in refused.message
+    refused = quota_exceeded(when, 2, {"available": False}, None)
+    assert "no date with room for them was found on or after it" in refused.message
+    assert "counts from today" in refused.message
     assert [problem.extra for problem in refused.details] == [()]
+
+
+@pytest.mark.parametrize(
+    ("named", "expected"),
+    [
+        ("2030-05-21", "2030-05-21"),
+        ("2030-05-19", "2030-05-19"),  # the asked day in Toronto, behind UTC
+        ("2030-05-20T02:00:00.000Z", "2030-05-20T02:00:00.000Z"),  # a date-time: its day
+        ("2026-12-03", None),  # counted from today: before the asked day, no answer
+        ("2030-05-19T03:00:00.000Z", None),  # the day before, in Toronto
+        (None, None),
+        ("soon", None),
+    ],
+)
+def test_next_available_slot_stands_only_for_a_date_on_or_after_the_asked_one(
+    named: str | None, expected: str | None
+) -> None:
+    when = datetime(2030, 5, 20, 2, tzinfo=UTC)
+    slot = {"nextAvailableDate": named, "timezone": "America/Toronto"}
+    assert slot_date(slot, when) == expected
+
+
+def test_the_days_after_a_full_one_keep_its_local_time_across_a_clock_change() -> None:
+    toronto = ZoneInfo("America/Toronto")
+    when = datetime(2030, 3, 9, 11, tzinfo=toronto)  # the day before summer time starts
+    days = days_after(when, toronto)
+    assert len(days) == LOOKAHEAD_DAYS
+    assert [d.date() for d in days[:2]] == [date(2030, 3, 10), date(2030, 3, 11)]
+    assert {(d.hour, d.minute) for d in days} == {(11, 0)}
+    assert [utc_millis(d) for d in days[:2]] == [
+        "2030-03-10T15:00:00.000Z",
+        "2030-03-11T15:00:00.000Z",
+    ]
 
 
 def test_the_campaign_a_lost_create_made_is_found_and_no_other() -> None:
@@ -155,6 +222,14 @@ def test_the_campaign_a_lost_create_made_is_found_and_no_other() -> None:
     listed = campaigns_in({"success": True, "data": [older, other, made]})
     assert find_created_campaign(listed, body, SINCE)["_id"] == "a" * 24  # type: ignore[index]
     assert find_created_campaign([older, other], body, SINCE) is None
+
+
+@pytest.mark.parametrize("shape", get_args(ListShape))
+def test_a_lost_create_is_found_in_every_list_shape_the_sandbox_answers(shape: ListShape) -> None:
+    body = to_campaign_body(DATA)
+    made = {**body, "_id": "a" * 24, "createdAt": "2030-01-01T00:00:10.000Z"}
+    listed = campaigns_in(campaign_list([made], shape))
+    assert find_created_campaign(listed, body, SINCE) == made
 
 
 def test_the_parts_of_a_split_campaign_are_found_in_order() -> None:
