@@ -9,7 +9,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,15 @@ import aiohttp
 import pytest
 
 from service.contract.amqp import Topology
+from tests.broker_lock import broker_lock
 from tests.conftest import AMQP_URL, TEST_RETRY_DELAYS, SandboxHandle
+
+
+@pytest.fixture(autouse=True)
+def broker_in_use(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Shared with other suites on the machine; alone for a test that restarts the broker."""
+    with broker_lock(exclusive=request.node.get_closest_marker("restarts_broker") is not None):
+        yield
 
 
 def free_port() -> int:

@@ -169,6 +169,7 @@ async def restart_topology(prefix: str) -> AsyncIterator[Topology]:
         await connection.close()
 
 
+@pytest.mark.restarts_broker
 async def test_2000_commands_through_two_broker_restarts_each_sent_once(
     restart_topology: Topology, sandbox: SandboxHandle, tmp_path: Path
 ) -> None:
