@@ -156,6 +156,7 @@ def build(settings: Settings, accounts: Accounts, tracing: Tracing | None = None
                 webhook_dedupe_seconds=settings.relay_webhook_dedupe_seconds,
                 webhook_tolerance_seconds=settings.relay_webhook_tolerance_seconds,
                 body_timeout=settings.relay_http_body_timeout,
+                webhook_require_timestamp=settings.relay_webhook_require_timestamp,
                 tracing=tracing,
             )
         ),

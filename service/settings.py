@@ -207,6 +207,11 @@ class Settings(BaseSettings):
         description="oldest webhook payload timestamp accepted; older deliveries are refused "
         "as replays (MsgFlash's 5 attempts end well within it)",
     )
+    relay_webhook_require_timestamp: bool = Field(
+        False,
+        description="refuse webhook deliveries without a payload timestamp; off, they are "
+        "taken and guarded against replays by the dedupe window only",
+    )
     relay_http_header_timeout: float = Field(
         10.0, gt=0, le=300, description="public server: seconds a client has to send its headers"
     )

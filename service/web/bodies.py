@@ -8,7 +8,7 @@ serialising them, so the document cannot drift from what is sent.
 from __future__ import annotations
 
 import asyncio
-from typing import Literal
+from typing import Annotated, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
@@ -78,6 +78,17 @@ class Readiness(ReplyModel):
     )
 
 
+# What the relay reads a payload's ``timestamp`` as (``replay.delivery_time``).
+DeliveryTime = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+
+_TIMESTAMP_HELP = (
+    "when MsgFlash raised the event (ISO 8601); refused when older than "
+    "RELAY_WEBHOOK_TOLERANCE_SECONDS. Optional: a delivery without one (MsgFlash's nested "
+    "shape has none) is taken, and only the dedupe window (RELAY_WEBHOOK_DEDUPE_SECONDS) keeps "
+    "a capture of it from being replayed; RELAY_WEBHOOK_REQUIRE_TIMESTAMP refuses it instead"
+)
+
+
 class WebhookDeliveryData(BaseModel):
     """The nested form of a delivery (MsgFlash's fundamentals page)."""
 
@@ -85,6 +96,9 @@ class WebhookDeliveryData(BaseModel):
 
     message_id: str | None = None
     status: str | None = None
+    timestamp: DeliveryTime | None = Field(
+        None, description="read when the top level has no `timestamp`"
+    )
 
 
 class WebhookDelivery(BaseModel):
@@ -105,11 +119,7 @@ class WebhookDelivery(BaseModel):
     provider_message_id: str | None = None
     to: str | None = None
     status: str | None = None
-    timestamp: str = Field(
-        description="when MsgFlash raised the event (ISO 8601); refused when older than "
-        "RELAY_WEBHOOK_TOLERANCE_SECONDS",
-        json_schema_extra={"format": "date-time"},
-    )
+    timestamp: DeliveryTime | None = Field(None, description=_TIMESTAMP_HELP)
     error: str | None = None
     data: WebhookDeliveryData | None = None
 
