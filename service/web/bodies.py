@@ -8,7 +8,7 @@ serialising them, so the document cannot drift from what is sent.
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
@@ -94,8 +94,8 @@ class WebhookDeliveryData(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="allow", alias_generator=to_camel)
 
-    message_id: str | None = None
-    status: str | None = None
+    message_id: Any = Field(None, description="string")
+    status: Any = Field(None, description="string, e.g. delivered")
     timestamp: DeliveryTime | None = Field(
         None, description="read when the top level has no `timestamp`"
     )
@@ -106,22 +106,27 @@ class WebhookDelivery(BaseModel):
 
     Both documented shapes are accepted: flat (the webhook guide) and with the message fields
     nested under ``data`` (the fundamentals page). Any JSON object is taken; these are the
-    fields the relay reads (event, messageId, status) and the ones MsgFlash documents.
+    fields the relay reads (event, messageId, status) and the ones MsgFlash documents. Their
+    types are MsgFlash's and not checked: a field of another type is republished as sent and
+    not read, since a refused delivery is lost after MsgFlash's last retry. Only ``timestamp``
+    is checked, as it decides whether the delivery is a replay.
     """
 
     model_config = ConfigDict(
         frozen=True, extra="allow", alias_generator=to_camel, title="MsgFlash webhook delivery"
     )
 
-    event: str | None = Field(None, description="e.g. message.delivered")
-    instance_id: str | None = None
-    message_id: str | None = None
-    provider_message_id: str | None = None
-    to: str | None = None
-    status: str | None = None
+    event: Any = Field(None, description="string, e.g. message.delivered")
+    instance_id: Any = Field(None, description="string")
+    message_id: Any = Field(None, description="string")
+    provider_message_id: Any = Field(None, description="string")
+    to: Any = Field(None, description="string, the recipient in E.164")
+    status: Any = Field(None, description="string, e.g. delivered")
     timestamp: DeliveryTime | None = Field(None, description=_TIMESTAMP_HELP)
-    error: str | None = None
-    data: WebhookDeliveryData | None = None
+    error: Any = Field(None, description="string, on message.failed")
+    data: WebhookDeliveryData | Any = Field(
+        None, description="the nested shape's message fields; read only when an object"
+    )
 
 
 # --- answering ----------------------------------------------------------------------------
