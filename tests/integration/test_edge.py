@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+import structlog
 
 from service.wiring.relay import Relay
 from tests.conftest import RelayFactory, SandboxHandle
@@ -107,6 +109,52 @@ async def test_a_malformed_request_is_refused_without_naming_the_server_software
         answer = await closed_by_server(reader)
     assert answer.split(b"\r\n", 1)[0].endswith(b" 400 Bad Request")
     assert b"aiohttp" not in answer.lower() and b"python" not in answer.lower()
+
+
+# Headers a client garbled with a control character, each around a token the relay does not
+# know (so no configured secret can be scrubbed by name).
+GARBLED = [
+    b"Authorization: Bearer other-tok\x01en-456",
+    b"Authorization: Token\x01unknown-tok-789",
+]
+TOKEN_PARTS = ("other-tok", "en-456", "unknown-tok-789")
+
+
+@pytest.mark.parametrize("header", GARBLED)
+async def test_a_malformed_header_is_answered_and_logged_without_a_trace_of_it(
+    relay: Relay, header: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    with structlog.testing.capture_logs() as logs:
+        async with raw_connection(relay.http_port) as (reader, writer):
+            writer.write(b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n" + header + b"\r\n\r\n")
+            answer = await closed_by_server(reader)
+
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n", 1)[0].endswith(b" 400 Bad Request")
+    assert body == b"400 Bad Request\n"
+    [line] = [entry for entry in logs if entry["event"] == "http_request_malformed"]
+    assert line["log_level"] == "info" and "exc_info" not in line
+    assert (line["client"], line["error"]) == ("127.0.0.1", "BadHttpMessage")
+    everything = f"{answer!r} {logs!r} {caplog.text}"
+    assert not [part for part in TOKEN_PARTS if part in everything]
+    assert "Traceback" not in caplog.text
+    assert not [r for r in caplog.records if r.name.startswith("aiohttp")]
+
+
+async def test_a_flood_of_malformed_requests_is_logged_at_most_once_a_second(
+    relay: Relay,
+) -> None:
+    started = time.monotonic()
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(20):
+            async with raw_connection(relay.http_port) as (reader, writer):
+                writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n" + GARBLED[0] + b"\r\n\r\n")
+                answer = await closed_by_server(reader)
+                assert answer.split(b"\r\n", 1)[0].endswith(b" 400 Bad Request")
+    seconds = time.monotonic() - started
+
+    lines = [entry for entry in logs if entry["event"] == "http_request_malformed"]
+    assert 1 <= len(lines) <= 1 + int(seconds)
 
 
 # --- slow and greedy clients --------------------------------------------------------------
