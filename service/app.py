@@ -144,6 +144,13 @@ def build(settings: Settings, accounts: Accounts, tracing: Tracing | None = None
         known = webhook_secrets.get(account)
         return tuple(known) if known is not None else None
 
+    # Both ports: the admin one faces only the orchestrator and the scraper, but a slow or
+    # greedy client there must not hold it either, as the probes answer on it.
+    limits = ServerLimits(
+        header_timeout=settings.relay_http_header_timeout,
+        max_connections=settings.relay_http_max_connections,
+    )
+
     public = Listener(
         create_web_app(
             WebDeps(
@@ -156,22 +163,21 @@ def build(settings: Settings, accounts: Accounts, tracing: Tracing | None = None
                 webhook_dedupe_seconds=settings.relay_webhook_dedupe_seconds,
                 webhook_tolerance_seconds=settings.relay_webhook_tolerance_seconds,
                 body_timeout=settings.relay_http_body_timeout,
+                webhook_require_timestamp=settings.relay_webhook_require_timestamp,
                 tracing=tracing,
             )
         ),
         settings.relay_http_host,
         settings.relay_http_port,
         "RELAY_HTTP_PORT",
-        ServerLimits(
-            header_timeout=settings.relay_http_header_timeout,
-            max_connections=settings.relay_http_max_connections,
-        ),
+        limits,
     )
     admin = Listener(
         create_admin_app(lambda: relay.readiness(), metrics, lambda: relay.readiness_warnings()),
         settings.relay_admin_host,
         settings.relay_admin_port,
         "RELAY_ADMIN_PORT",
+        limits,
     )
     relay = Relay(
         settings=settings,

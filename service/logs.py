@@ -29,10 +29,12 @@ Renderer = Callable[[Any, str, MutableMapping[str, Any]], str | bytes]
 _SECRET_KEY = re.compile(
     r"(api[_-]?key|secret|token|password|authorization|signature|amqp_url|x-api-key)", re.I
 )
-# Secret-looking substrings inside free text: MsgFlash keys, bearer tokens, URL credentials.
+# Secret-looking substrings inside free text: MsgFlash keys, bearer tokens, URL credentials. A
+# bearer token runs to the next space or quote, escapes included: a token a client garbled
+# with a control character is still a token.
 _SECRET_TEXT = (
     (re.compile(r"msgf_(live|team)_[A-Za-z0-9]+"), r"msgf_\1_" + REDACTED),
-    (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1" + REDACTED),
+    (re.compile(r"(?i)(bearer\s+)[^\s\"',]+"), r"\1" + REDACTED),
     (re.compile(r"(://[^:/@\s]+:)[^@/\s]+@"), r"\1" + REDACTED + "@"),
 )
 

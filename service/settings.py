@@ -207,14 +207,25 @@ class Settings(BaseSettings):
         description="oldest webhook payload timestamp accepted; older deliveries are refused "
         "as replays (MsgFlash's 5 attempts end well within it)",
     )
+    relay_webhook_require_timestamp: bool = Field(
+        False,
+        description="refuse webhook deliveries without a payload timestamp; off, they are "
+        "taken and guarded against replays by the dedupe window only",
+    )
     relay_http_header_timeout: float = Field(
-        10.0, gt=0, le=300, description="public server: seconds a client has to send its headers"
+        10.0,
+        gt=0,
+        le=300,
+        description="public and admin servers: seconds a client has to send its headers",
     )
     relay_http_body_timeout: float = Field(
         30.0, gt=0, le=600, description="public server: seconds a client has to send its body"
     )
     relay_http_max_connections: int = Field(
-        1024, ge=1, le=65535, description="public server: open connections at most; more are closed"
+        1024,
+        ge=1,
+        le=65535,
+        description="public and admin servers, each: open connections at most; more are closed",
     )
     relay_redis_password: SecretStr | None = Field(
         None, description="password for a redis:// RELAY_STATE_URL, kept out of the URL"

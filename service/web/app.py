@@ -42,6 +42,7 @@ class WebDeps:
     webhook_dedupe_seconds: float  # RELAY_WEBHOOK_DEDUPE_SECONDS
     webhook_tolerance_seconds: float  # RELAY_WEBHOOK_TOLERANCE_SECONDS
     body_timeout: float  # RELAY_HTTP_BODY_TIMEOUT
+    webhook_require_timestamp: bool = False  # RELAY_WEBHOOK_REQUIRE_TIMESTAMP
     tracing: Tracing | None = None  # None: off
 
 
@@ -57,6 +58,7 @@ def create_web_app(deps: WebDeps) -> web.Application:
         dedupe_seconds=deps.webhook_dedupe_seconds,
         tolerance_seconds=deps.webhook_tolerance_seconds,
         body_timeout=deps.body_timeout,
+        require_timestamp=deps.webhook_require_timestamp,
         tracing=deps.tracing,
     )
     tokens = BearerTokens.of(deps.ingress_tokens)

@@ -8,7 +8,7 @@ serialising them, so the document cannot drift from what is sent.
 from __future__ import annotations
 
 import asyncio
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
@@ -78,13 +78,27 @@ class Readiness(ReplyModel):
     )
 
 
+# What the relay reads a payload's ``timestamp`` as (``replay.delivery_time``).
+DeliveryTime = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+
+_TIMESTAMP_HELP = (
+    "when MsgFlash raised the event (ISO 8601); refused when older than "
+    "RELAY_WEBHOOK_TOLERANCE_SECONDS. Optional: a delivery without one (MsgFlash's nested "
+    "shape has none) is taken, and only the dedupe window (RELAY_WEBHOOK_DEDUPE_SECONDS) keeps "
+    "a capture of it from being replayed; RELAY_WEBHOOK_REQUIRE_TIMESTAMP refuses it instead"
+)
+
+
 class WebhookDeliveryData(BaseModel):
     """The nested form of a delivery (MsgFlash's fundamentals page)."""
 
     model_config = ConfigDict(frozen=True, extra="allow", alias_generator=to_camel)
 
-    message_id: str | None = None
-    status: str | None = None
+    message_id: Any = Field(None, description="string")
+    status: Any = Field(None, description="string, e.g. delivered")
+    timestamp: DeliveryTime | None = Field(
+        None, description="read when the top level has no `timestamp`"
+    )
 
 
 class WebhookDelivery(BaseModel):
@@ -92,26 +106,27 @@ class WebhookDelivery(BaseModel):
 
     Both documented shapes are accepted: flat (the webhook guide) and with the message fields
     nested under ``data`` (the fundamentals page). Any JSON object is taken; these are the
-    fields the relay reads (event, messageId, status) and the ones MsgFlash documents.
+    fields the relay reads (event, messageId, status) and the ones MsgFlash documents. Their
+    types are MsgFlash's and not checked: a field of another type is republished as sent and
+    not read, since a refused delivery is lost after MsgFlash's last retry. Only ``timestamp``
+    is checked, as it decides whether the delivery is a replay.
     """
 
     model_config = ConfigDict(
         frozen=True, extra="allow", alias_generator=to_camel, title="MsgFlash webhook delivery"
     )
 
-    event: str | None = Field(None, description="e.g. message.delivered")
-    instance_id: str | None = None
-    message_id: str | None = None
-    provider_message_id: str | None = None
-    to: str | None = None
-    status: str | None = None
-    timestamp: str = Field(
-        description="when MsgFlash raised the event (ISO 8601); refused when older than "
-        "RELAY_WEBHOOK_TOLERANCE_SECONDS",
-        json_schema_extra={"format": "date-time"},
+    event: Any = Field(None, description="string, e.g. message.delivered")
+    instance_id: Any = Field(None, description="string")
+    message_id: Any = Field(None, description="string")
+    provider_message_id: Any = Field(None, description="string")
+    to: Any = Field(None, description="string, the recipient in E.164")
+    status: Any = Field(None, description="string, e.g. delivered")
+    timestamp: DeliveryTime | None = Field(None, description=_TIMESTAMP_HELP)
+    error: Any = Field(None, description="string, on message.failed")
+    data: WebhookDeliveryData | Any = Field(
+        None, description="the nested shape's message fields; read only when an object"
     )
-    error: str | None = None
-    data: WebhookDeliveryData | None = None
 
 
 # --- answering ----------------------------------------------------------------------------

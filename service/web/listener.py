@@ -18,7 +18,7 @@ class Listener:
     host: str
     port: int
     setting: str  # the variable an operator changes to move it
-    limits: ServerLimits | None = None  # for a port facing the outside
+    limits: ServerLimits | None = None  # None: aiohttp's defaults, no header timeout
 
 
 def cannot_listen(listener: Listener, exc: OSError) -> str:

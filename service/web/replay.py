@@ -5,10 +5,11 @@ forever. The payload's own ``timestamp`` is inside the signed bytes: a delivery 
 tolerance is refused, and one within it is caught by the dedupe memory, which therefore lasts
 at least as long (``dedupe_seconds``).
 
-A delivery with no ``timestamp`` at all is taken (the dedupe memory still guards it): one of
-MsgFlash's own documented payload shapes carries none, and refusing those would lose every
-delivery status for good after MsgFlash's last retry. One whose ``timestamp`` is there but
-unreadable is refused.
+A delivery with no ``timestamp`` at all is taken by default: one of MsgFlash's own documented
+payload shapes carries none, and refusing those would lose every delivery status for good
+after MsgFlash's last retry. Only the dedupe memory guards it, so a capture replayed once that
+memory has passed is taken again; ``require_timestamp`` (RELAY_WEBHOOK_REQUIRE_TIMESTAMP)
+refuses such deliveries instead. One whose ``timestamp`` is there but unreadable is refused.
 """
 
 from __future__ import annotations
@@ -43,10 +44,20 @@ def delivery_time(payload: Mapping[str, Any]) -> datetime | None:
 
 
 def freshness_problem(
-    payload: Mapping[str, Any], now: datetime, tolerance_seconds: float
+    payload: Mapping[str, Any],
+    now: datetime,
+    tolerance_seconds: float,
+    *,
+    require_timestamp: bool = False,
 ) -> tuple[str, str] | None:
     """``(code, message)`` when the delivery must be refused as a possible replay, else None."""
     if stated_time(payload) is None:
+        if require_timestamp:
+            return (
+                "INVALID_PAYLOAD",
+                "the payload has no `timestamp`: refused, since RELAY_WEBHOOK_REQUIRE_TIMESTAMP "
+                "is on and an undated delivery could be replayed once its dedupe window passed",
+            )
         return None  # undated: taken, and caught by the dedupe memory if repeated
     moment = delivery_time(payload)
     if moment is None:

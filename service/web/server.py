@@ -7,23 +7,32 @@ a connection whose first request's headers are not in within ``header_timeout`` 
 connections beyond ``max_connections``; later requests on a kept-alive connection are bounded
 by aiohttp's keep-alive timeout, set to the same value. Bodies are bounded where they are read
 (``bodies.read_bounded``).
+
+A request aiohttp cannot parse is answered a fixed 400 and logged as one line, at most one a
+second per port (``EdgeRequestHandler``): aiohttp's own answer echoes the raw input back, and
+its own log line is an error with a traceback that carries that input, raw header values (and
+any token in them) included, as often as a client cares to send one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 import structlog
 from aiohttp import web, web_response
+from aiohttp.http_exceptions import HttpProcessingError
 
 log = structlog.get_logger("service.web.server")
 
 # What the relay says it is: no product versions for a scanner to match against advisories.
 SERVER_NAME = "msgflash-relay"
 _END_OF_HEADERS = (b"\r\n\r\n", b"\n\n")
+MALFORMED_ANSWER = "400 Bad Request\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,16 +41,66 @@ class ServerLimits:
     max_connections: int  # RELAY_HTTP_MAX_CONNECTIONS
 
 
+class MalformedRequestLog:
+    """``http_request_malformed`` lines, at most one per ``every`` seconds; the requests in
+    between are counted in the next line's ``suppressed``. Only the client's address and the
+    kind of error are logged, never what the client sent."""
+
+    def __init__(self, every: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._every = every
+        self._clock = clock
+        self._next_at = float("-inf")
+        self._suppressed = 0
+
+    def note(self, client: str | None, error: BaseException) -> None:
+        now = self._clock()
+        if now < self._next_at:
+            self._suppressed += 1
+            return
+        log.info(
+            "http_request_malformed",
+            client=client,
+            error=type(error).__name__,
+            suppressed=self._suppressed,
+        )
+        self._next_at = now + self._every
+        self._suppressed = 0
+
+
+class EdgeRequestHandler(web.RequestHandler):
+    """aiohttp's connection handler, terse about requests it cannot parse."""
+
+    def __init__(self, server: web.Server, malformed: MalformedRequestLog) -> None:
+        # What aiohttp's ``Server.__call__`` does, with this class in place of its own.
+        super().__init__(server, loop=server._loop, **server._kwargs)
+        self._malformed = malformed
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if not isinstance(exc, HttpProcessingError) or request.writer.output_size > 0:
+            return super().handle_error(request, status, exc, message)  # the relay's own fault
+        self._malformed.note(request.remote, exc)
+        response = web.Response(status=400, text=MALFORMED_ANSWER)
+        response.force_close()
+        return response
+
+
 class ConnectionGuard:
     """Protocol factory around aiohttp's: counts live connections and arms the header timer."""
 
-    def __init__(self, factory: Any, limits: ServerLimits) -> None:
-        self._factory = factory
+    def __init__(self, server: web.Server, limits: ServerLimits) -> None:
+        self._server = server
         self.limits = limits
         self.live = 0
+        self.malformed = MalformedRequestLog()
 
     def __call__(self) -> asyncio.Protocol:
-        return _GuardedConnection(self, cast(asyncio.Protocol, self._factory()))
+        return _GuardedConnection(self, EdgeRequestHandler(self._server, self.malformed))
 
 
 class _GuardedConnection(asyncio.Protocol):
@@ -111,8 +170,8 @@ class GuardedSite(web.SockSite):
     __slots__ = ("guard",)
 
     def __init__(self, runner: web.BaseRunner, sock: socket.socket, limits: ServerLimits) -> None:
-        super().__init__(runner, sock)
-        self.guard = ConnectionGuard(runner.server, limits)
+        super().__init__(runner, sock)  # refuses a runner that is not set up, so it has a server
+        self.guard = ConnectionGuard(cast(web.Server, runner.server), limits)
 
     async def start(self) -> None:
         self._runner._reg_site(self)

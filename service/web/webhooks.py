@@ -90,6 +90,7 @@ class WebhookReceiver:
         dedupe_seconds: float,
         tolerance_seconds: float,
         body_timeout: float,
+        require_timestamp: bool = False,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         tracing: Tracing | None = None,
     ) -> None:
@@ -99,6 +100,7 @@ class WebhookReceiver:
         self._metrics = metrics
         self._secrets = secrets
         self._tolerance_seconds = tolerance_seconds
+        self._require_timestamp = require_timestamp
         self._dedupe_seconds = replay.dedupe_seconds(dedupe_seconds, tolerance_seconds)
         self._clock = clock
         self._body_timeout = body_timeout
@@ -132,7 +134,12 @@ class WebhookReceiver:
         payload = parse_payload(body)
         if payload is None:
             return self._reject(400, "INVALID_JSON", "the body must be a JSON object", "bad_json")
-        stale = replay.freshness_problem(payload, self._clock(), self._tolerance_seconds)
+        stale = replay.freshness_problem(
+            payload,
+            self._clock(),
+            self._tolerance_seconds,
+            require_timestamp=self._require_timestamp,
+        )
         if stale is not None:
             return self._reject(400, *stale, "stale")
         identity = webhook_identity(payload)
@@ -205,9 +212,12 @@ OPERATION = Operation(
         "ahead) is refused as a possible replay. A repeated delivery (same event, messageId "
         "and status, or the same body when there is no messageId) is answered 200 and not "
         "published again; it is remembered for RELAY_WEBHOOK_DEDUPE_SECONDS, and never for "
-        "less than the tolerance. The signature must carry its `sha256=` prefix, as "
-        "MsgFlash's delivery header and code samples do; the bare hex shown by the portal's "
-        "hint is refused."
+        "less than the tolerance. A delivery without a `timestamp` (MsgFlash's nested shape "
+        "has none) is taken, and that memory is its only replay protection: a capture of it "
+        "sent again after RELAY_WEBHOOK_DEDUPE_SECONDS is published again, unless "
+        "RELAY_WEBHOOK_REQUIRE_TIMESTAMP is on, which refuses undated deliveries. The "
+        "signature must carry its `sha256=` prefix, as MsgFlash's delivery header and code "
+        "samples do; the bare hex shown by the portal's hint is refused."
     ),
     headers=(
         Header(
@@ -230,8 +240,9 @@ OPERATION = Operation(
         ),
         Reply(
             400,
-            "The body is not a JSON object (INVALID_JSON), has no ISO 8601 `timestamp` "
-            "(INVALID_PAYLOAD), or is too old or too far ahead to be told from a replay "
+            "The body is not a JSON object (INVALID_JSON); its `timestamp` is not an ISO 8601 "
+            "date-time, or it has none while RELAY_WEBHOOK_REQUIRE_TIMESTAMP is on "
+            "(INVALID_PAYLOAD); or it is too old or too far ahead to be told from a replay "
             "(STALE_DELIVERY).",
         ),
         Reply(401, "Missing or invalid signature, or no secret configured (INVALID_SIGNATURE)."),

@@ -1,15 +1,18 @@
 """The public port as an attacker on the network sees it: what it serves, what it says about
-itself, and how long it lets a slow or greedy client hold it. Real relay, loopback sockets.
+itself, and how long it lets a slow or greedy client hold it; the admin port holds out against
+slow and greedy clients too. Real relay, loopback sockets.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+import structlog
 
 from service.wiring.relay import Relay
 from tests.conftest import RelayFactory, SandboxHandle
@@ -19,6 +22,8 @@ BODY_TIMEOUT = 1
 MAX_CONNECTIONS = 3
 # Generous: the relay must cut a slow client long before this, on a busy machine too.
 CUT_WITHIN = 20
+# Each port and a path it serves.
+PORTS = {"http_port": "/openapi.json", "admin_port": "/healthz"}
 
 
 @pytest.fixture
@@ -109,10 +114,57 @@ async def test_a_malformed_request_is_refused_without_naming_the_server_software
     assert b"aiohttp" not in answer.lower() and b"python" not in answer.lower()
 
 
+# Headers a client garbled with a control character, each around a token the relay does not
+# know (so no configured secret can be scrubbed by name).
+GARBLED = [
+    b"Authorization: Bearer other-tok\x01en-456",
+    b"Authorization: Token\x01unknown-tok-789",
+]
+TOKEN_PARTS = ("other-tok", "en-456", "unknown-tok-789")
+
+
+@pytest.mark.parametrize("header", GARBLED)
+async def test_a_malformed_header_is_answered_and_logged_without_a_trace_of_it(
+    relay: Relay, header: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    with structlog.testing.capture_logs() as logs:
+        async with raw_connection(relay.http_port) as (reader, writer):
+            writer.write(b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n" + header + b"\r\n\r\n")
+            answer = await closed_by_server(reader)
+
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n", 1)[0].endswith(b" 400 Bad Request")
+    assert body == b"400 Bad Request\n"
+    [line] = [entry for entry in logs if entry["event"] == "http_request_malformed"]
+    assert line["log_level"] == "info" and "exc_info" not in line
+    assert (line["client"], line["error"]) == ("127.0.0.1", "BadHttpMessage")
+    everything = f"{answer!r} {logs!r} {caplog.text}"
+    assert not [part for part in TOKEN_PARTS if part in everything]
+    assert "Traceback" not in caplog.text
+    assert not [r for r in caplog.records if r.name.startswith("aiohttp")]
+
+
+async def test_a_flood_of_malformed_requests_is_logged_at_most_once_a_second(
+    relay: Relay,
+) -> None:
+    started = time.monotonic()
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(20):
+            async with raw_connection(relay.http_port) as (reader, writer):
+                writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n" + GARBLED[0] + b"\r\n\r\n")
+                answer = await closed_by_server(reader)
+                assert answer.split(b"\r\n", 1)[0].endswith(b" 400 Bad Request")
+    seconds = time.monotonic() - started
+
+    lines = [entry for entry in logs if entry["event"] == "http_request_malformed"]
+    assert 1 <= len(lines) <= 1 + int(seconds)
+
+
 # --- slow and greedy clients --------------------------------------------------------------
-async def test_a_client_that_trickles_its_headers_is_cut_off(relay: Relay) -> None:
-    async with raw_connection(relay.http_port) as (reader, writer):
-        writer.write(b"POST /webhooks/msgflash HTTP/1.1\r\nHost: x\r\n")
+@pytest.mark.parametrize("port", PORTS)
+async def test_a_client_that_trickles_its_headers_is_cut_off(relay: Relay, port: str) -> None:
+    async with raw_connection(getattr(relay, port)) as (reader, writer):
+        writer.write(f"GET {PORTS[port]} HTTP/1.1\r\nHost: x\r\n".encode())
         slow = asyncio.create_task(trickle(writer, b"X-Slow: " + b"a" * 500))
         answer = await closed_by_server(reader)
         slow.cancel()
@@ -120,8 +172,9 @@ async def test_a_client_that_trickles_its_headers_is_cut_off(relay: Relay) -> No
     assert not slow.done() or slow.cancelled()
 
 
-async def test_a_client_that_never_sends_a_byte_is_cut_off(relay: Relay) -> None:
-    async with raw_connection(relay.http_port) as (reader, _writer):
+@pytest.mark.parametrize("port", PORTS)
+async def test_a_client_that_never_sends_a_byte_is_cut_off(relay: Relay, port: str) -> None:
+    async with raw_connection(getattr(relay, port)) as (reader, _writer):
         assert await closed_by_server(reader) == b""
 
 
@@ -151,26 +204,28 @@ async def test_a_client_that_trickles_its_body_is_answered_408(relay: Relay) -> 
     assert b"RELAY_HTTP_BODY_TIMEOUT" in answer
 
 
+@pytest.mark.parametrize("port", PORTS)
 async def test_connections_beyond_the_bound_are_closed_and_the_port_recovers(
-    relay: Relay,
+    relay: Relay, port: str
 ) -> None:
-    held = [await asyncio.open_connection("127.0.0.1", relay.http_port) for _ in range(3)]
+    number, path = getattr(relay, port), PORTS[port]
+    held = [await asyncio.open_connection("127.0.0.1", number) for _ in range(MAX_CONNECTIONS)]
     try:
-        async with raw_connection(relay.http_port) as (reader, writer):
-            writer.write(b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n")
+        async with raw_connection(number) as (reader, writer):
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
             assert await closed_by_server(reader) == b""
     finally:
         for _, writer in held:
             writer.close()
     for _attempt in range(CUT_WITHIN * 20):  # the closed ones are counted out, then it serves
-        if await status_or_none(relay.http_port) == 200:
+        if await status_or_none(number, path) == 200:
             return
         await asyncio.sleep(0.05)
     pytest.fail("the port did not serve again once the held connections were closed")
 
 
-async def status_or_none(port: int) -> int | None:
+async def status_or_none(port: int, path: str) -> int | None:
     try:
-        return (await status_and_headers(port, "/openapi.json"))[0]
+        return (await status_and_headers(port, path))[0]
     except aiohttp.ClientError:
         return None

@@ -296,6 +296,21 @@ async def test_an_undated_delivery_is_published_once_and_its_repeat_is_deduplica
     assert len([e for e in events.events if about(payload["data"]["messageId"])(e)]) == 1
 
 
+async def test_with_a_timestamp_required_an_undated_delivery_is_refused_and_not_published(
+    relay_factory: RelayFactory, events: EventTap
+) -> None:
+    relay = await relay_factory(msgflash_webhook_secret=SECRET, relay_webhook_require_timestamp="1")
+    payload = {"event": "message.delivered", "data": {"messageId": str(uuid.uuid4())}}
+    body = encode(payload)
+
+    status, answer = await post(relay, body, sign(SECRET, body))
+
+    assert (status, answer["error"]["code"]) == (400, "INVALID_PAYLOAD")
+    assert "RELAY_WEBHOOK_REQUIRE_TIMESTAMP" in answer["error"]["message"]
+    await sentinel(relay, events)
+    assert not [e for e in events.events if about(payload["data"]["messageId"])(e)]
+
+
 @pytest.mark.parametrize(
     "timestamp",
     [

@@ -42,6 +42,18 @@ def test_secret_shaped_text_is_scrubbed_anywhere() -> None:
     assert line["event"] == "something_happened"
 
 
+@pytest.mark.parametrize("log_format", ["json", "console"])
+def test_a_bearer_token_garbled_with_a_control_character_is_scrubbed_whole(
+    log_format: str,
+) -> None:
+    stream = io.StringIO()
+    configure_logging(log_format=log_format, level="info", stream=stream)
+    structlog.get_logger("test").info("refused", note="Authorization: Bearer other-tok\x01en-456")
+    text = stream.getvalue()
+    assert "other-tok" not in text and "en-456" not in text
+    assert "Bearer [redacted]" in text
+
+
 def test_escaped_spellings_of_a_secret_are_scrubbed_too() -> None:
     secret = 'quo"te\\and-é'
     for log_format in ("json", "console"):

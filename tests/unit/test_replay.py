@@ -40,6 +40,23 @@ def test_a_delivery_is_taken_only_within_the_tolerance(
     assert (problem[0] if problem else None) == code
 
 
+@pytest.mark.parametrize("payload", [{}, {"timestamp": None}, {"data": {"messageId": "m-1"}}])
+def test_an_undated_delivery_is_refused_only_when_a_timestamp_is_required(
+    payload: dict[str, object],
+) -> None:
+    assert freshness_problem(payload, NOW, HOUR) is None
+    problem = freshness_problem(payload, NOW, HOUR, require_timestamp=True)
+    assert problem is not None and problem[0] == "INVALID_PAYLOAD"
+    assert "RELAY_WEBHOOK_REQUIRE_TIMESTAMP" in problem[1]
+
+
+def test_a_dated_delivery_is_judged_the_same_when_a_timestamp_is_required() -> None:
+    fresh, stale = {"timestamp": _at(timedelta(0))}, {"timestamp": "2020-01-01T00:00:00Z"}
+    assert freshness_problem(fresh, NOW, HOUR, require_timestamp=True) is None
+    problem = freshness_problem(stale, NOW, HOUR, require_timestamp=True)
+    assert problem is not None and problem[0] == "STALE_DELIVERY"
+
+
 def test_the_dedupe_memory_outlasts_every_delivery_the_tolerance_lets_in() -> None:
     assert dedupe_seconds(0, HOUR) == HOUR + FUTURE_SKEW_SECONDS
     assert dedupe_seconds(10 * HOUR, HOUR) == 10 * HOUR
