@@ -61,15 +61,22 @@ def iso_timestamp(epoch: float) -> str:
 
 
 def is_http_url(value: object) -> bool:
+    """An http(s) URL with a host; a URL Python cannot split (``http://[b]/``) is not one."""
     if not isinstance(value, str):
         return False
-    parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
+    try:
+        parts = urlsplit(value)
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        return False
 
 
 def is_loopback_url(value: str) -> bool:
     """True when the URL's host is this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
-    host = urlsplit(value).hostname or ""
+    try:
+        host = urlsplit(value).hostname or ""
+    except ValueError:
+        return False
     if host == "localhost":
         return True
     try:

@@ -61,6 +61,7 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("document without media", {"type": "document"}, "mediaUrl"),
     ("voice note without media", {"type": "voice_note"}, "mediaUrl"),
     ("media url not a url", {"type": "image", "mediaUrl": "promo.png"}, "mediaUrl"),
+    ("media url python cannot split", {"type": "image", "mediaUrl": "http://[b]/"}, "mediaUrl"),
     ("location without latitude", {"type": "location", "longitude": 2.3}, "latitude"),
     ("location without longitude", {"type": "location", "latitude": 48.8}, "longitude"),
     ("latitude as a string", {"type": "location", "latitude": "48.8", "longitude": 2}, "latitude"),
