@@ -15,12 +15,15 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aio_pika.abc import AbstractConnection
 from aiohttp.test_utils import TestServer
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from service.bus.deadletters import DeadLetterQueue
+from service.contract.amqp import Topology
 from service.providers.tether.sandbox.app import create_tether_sandbox_app
 from service.providers.tether.sandbox.config import (
     DEFAULT_API_TOKEN,
@@ -31,7 +34,9 @@ from service.providers.tether.sandbox.config import (
 from service.tracing.spans import Tracing
 from service.wiring.relay import Relay
 from tests.conftest import EventTap, Producer, RelayFactory, command
+from tests.integration.conftest import simulator_process
 from tests.integration.test_drain import until
+from tests.unit.test_pacing import most_in_one_second
 
 TETHER = "tether.campaign.create"
 EXISTING = "665f1a0c0e0a4b001a2c9f01"
@@ -310,14 +315,97 @@ async def test_an_invalid_command_fails_before_anything_is_called(
     assert await tether.requests("/api/") == []
 
 
-async def test_without_a_tether_account_commands_fail_as_not_configured(
-    relay: Relay, events: EventTap, producer: Producer
+async def test_a_command_delivered_twice_creates_one_campaign(
+    relay_factory: RelayFactory, tether: TetherHandle, events: EventTap, producer: Producer
 ) -> None:
-    cmd = campaign()
+    await tether_relay(relay_factory, tether)
+    cmd = campaign(quota="skip")
+    await producer.publish(cmd)
+    await producer.publish(cmd)  # same source and id: the second delivery finds it claimed or done
+    first, second = await events.wait_for(outcome_of(cmd), count=2)
+    assert (first["type"], second["type"]) == ("tether.campaign.created",) * 2
+    assert first["data"]["campaignId"] == second["data"]["campaignId"]
+    [held] = await tether.admin("GET", "/_sandbox/campaigns")
+    assert held["_id"] == first["data"]["campaignId"]
+    assert len(await tether.requests("/api/campaigns", "POST")) == 1
+
+
+async def test_without_a_tether_account_a_command_is_parked_and_replays_once_there_is_one(
+    relay_factory: RelayFactory,
+    tether: TetherHandle,
+    events: EventTap,
+    producer: Producer,
+    amqp: AbstractConnection,
+    topology: Topology,
+    tmp_path: Path,
+) -> None:
+    state = {"relay_state_url": f"sqlite:///{tmp_path / 'state.db'}"}  # kept across the restart
+    without = await relay_factory(**state)
+    cmd = campaign(quota="skip")
     await producer.publish(cmd)
     (failed,) = await events.wait_for(outcome_of(cmd))
-    assert failed["data"]["error"]["code"] == "PROVIDER_NOT_CONFIGURED"
-    assert "TETHER_BASE_URL" in failed["data"]["error"]["message"]
+    error = failed["data"]["error"]
+    assert (failed["type"], error["code"], error["retryable"]) == (
+        "tether.campaign.failed",
+        "PROVIDER_NOT_CONFIGURED",
+        False,
+    )
+    assert "TETHER_BASE_URL" in error["message"]
+    dead_letters = DeadLetterQueue(amqp, topology)
+    [parked] = await dead_letters.peek()
+    assert (parked.id, parked.code) == (cmd["id"], "PROVIDER_NOT_CONFIGURED")
+
+    # What the error says to do: configure Tether, restart, replay.
+    await without.drain()
+    await without.stop()
+    relay = await tether_relay(relay_factory, tether, **state)
+    replayed = await dead_letters.replay(relay.publisher, lambda p: p.code == parked.code)
+    assert [p.id for p in replayed] == [cmd["id"]]
+    (created,) = await events.wait_for(
+        lambda e: outcome_of(cmd)(e) and e["type"] == "tether.campaign.created"
+    )
+    [held] = await tether.admin("GET", "/_sandbox/campaigns")
+    assert held["_id"] == created["data"]["campaignId"]
+    assert await dead_letters.peek() == []
+
+
+async def test_a_tether_429_is_retried_and_the_command_then_succeeds(
+    relay_factory: RelayFactory, tether: TetherHandle, events: EventTap, producer: Producer
+) -> None:
+    limited = {"force_429_count": 2, "paths": ["/api/campaigns"], "methods": ["POST"]}
+    await tether.admin("PUT", "/_sandbox/faults", limited)
+    await tether_relay(relay_factory, tether)
+    cmd = campaign(quota="skip")
+    await producer.publish(cmd)
+    (created,) = await events.wait_for(outcome_of(cmd))
+    assert created["type"] == "tether.campaign.created"
+    assert created["data"]["attempts"] == 3
+    creates = await tether.requests("/api/campaigns", "POST")
+    assert [c["status"] for c in creates] == [429, 429, 200]
+    # A 429 is refused before anything is made: nothing to look up before the next try.
+    assert await tether.requests("/api/campaigns", "GET") == []
+    assert len(await tether.admin("GET", "/_sandbox/campaigns")) == 1
+
+
+async def test_every_tether_call_is_paced_at_the_accounts_rate_limit(
+    relay_factory: RelayFactory, events: EventTap, producer: Producer, tmp_path: Path
+) -> None:
+    rate = 5
+    async with (
+        simulator_process(tmp_path, "--provider", "tether") as url,
+        aiohttp.ClientSession() as session,
+    ):
+        tether = TetherHandle(url, session)
+        await tether_relay(relay_factory, tether, tether_rate_limit=rate)
+        commands = [campaign(name=f"Paced {i}") for i in range(15)]
+        for cmd in commands:
+            await producer.publish(cmd)
+        await events.wait_for(lambda e: e["type"] == "tether.campaign.created", count=15)
+        calls = await tether.requests("/api/")
+    # Logins count too: one, then per command its quota check and its create.
+    assert [c["path"] for c in calls].count("/api/auth/login") == 1
+    assert len(calls) == 1 + 2 * len(commands)
+    assert most_in_one_second([c["at"] for c in calls]) <= rate
 
 
 # Next to `default` (MsgFlash and Tether), MsgFlash account `acme` (on the default key) and Tether
