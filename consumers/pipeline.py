@@ -294,7 +294,7 @@ class CommandPipeline:
         structlog.contextvars.bind_contextvars(
             requestId=command.id, requestSource=command.source, type=command.type.value
         )
-        lane = self._lanes(command.account) if self._lanes is not None else None
+        lane = self._lanes(command.account, command.provider) if self._lanes is not None else None
         if lane is None:
             await self._traced(delivery, command, started)
         elif await lane.enter(wait=delivery.moved):

@@ -13,13 +13,13 @@ import asyncio
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import replace
 
 import structlog
 from aio_pika.abc import AbstractConnection
 
-from consumers.lanes import Lanes
+from consumers.lanes import Lanes, lane_sizes
 from consumers.pipeline import CommandPipeline, PipelineConfig
 from service.accounts import Accounts
 from service.bus.broker import Broker, watch_channel
@@ -100,12 +100,13 @@ def build(settings: Settings, accounts: Accounts, tracing: Tracing | None = None
     """
     tracing = tracing or Tracing()
     metrics = Metrics()
-    # Lanes only where there is someone to be fair to: with one account, moving its deliveries
-    # to a queue of its own would double the broker's work and change nothing.
-    fair = settings.relay_account_in_flight > 0 and len(accounts.names()) > 1
-    lane_size = settings.relay_account_in_flight if fair else 0
-    topology = replace(settings.topology, accounts=accounts.names() if fair else ())
-    lanes = Lanes(topology.accounts, lane_size, topology, metrics)
+    topology = replace(
+        settings.topology,
+        accounts=_laned(accounts.msgflash, settings),
+        tether_accounts=_laned(accounts.tether, settings),
+    )
+    sizes = lane_sizes(settings.relay_account_in_flight, settings.relay_tether_prefetch)
+    lanes = Lanes(topology, sizes, metrics)
     store = build_state_store(
         settings.state_url,
         retention_seconds=settings.relay_state_retention_seconds,
@@ -198,6 +199,14 @@ def build(settings: Settings, accounts: Accounts, tracing: Tracing | None = None
     # Read at each scrape, not at each probe: right even where nothing asks /readyz.
     metrics.ready.set_function(lambda: float(relay.ready))
     return relay
+
+
+def _laned(accounts: Collection[str], settings: Settings) -> tuple[str, ...]:
+    """A provider's accounts that get lanes. Only where there is someone to be fair to: each
+    provider's commands arrive on queues of their own, so with one account of a provider,
+    moving its deliveries to a queue of its own would double the broker's work and change
+    nothing."""
+    return tuple(accounts) if settings.relay_account_in_flight > 0 and len(accounts) > 1 else ()
 
 
 def _pipeline(

@@ -115,14 +115,15 @@ class Metrics:
         )
         self.account_in_flight = Gauge(
             "relay_account_in_flight",
-            "Commands of an account being processed right now (its lane), by account.",
-            ["account"],
+            "Commands of an account being processed right now (its lane), by account and provider.",
+            ["account", "provider"],
             registry=r,
         )
         self.account_moved = Counter(
             "relay_account_moved_total",
-            "Commands moved to their account's own queue because its lane was full, by account.",
-            ["account"],
+            "Commands moved to their account's own queue because its lane was full, by account "
+            "and provider.",
+            ["account", "provider"],
             registry=r,
         )
         # ``labels()`` validates, locks and hashes on every call; the per-command paths look

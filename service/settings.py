@@ -140,8 +140,9 @@ class Settings(BaseSettings):
         16,
         ge=0,
         le=65535,
-        description="commands of one account in flight at once (its lane); more are moved to "
-        "its own queue; 0 turns lanes off",
+        description="commands of one account in flight at once, per provider (its lanes; a "
+        "Tether lane is at most half RELAY_TETHER_PREFETCH); more are moved to its own queue; 0 "
+        "turns lanes off",
     )
     relay_tether_timeout: float = Field(
         10.0, gt=0, le=300, description="seconds before one Tether HTTP call is abandoned"

@@ -22,8 +22,10 @@ class Topology:
 
     prefix: str = "msgflash"
     retry_delays: tuple[float, ...] = (10.0, 60.0, 600.0, 3600.0)
-    # Accounts with a queue of their own, for the commands their full lane moves aside.
+    # Accounts with a queue of their own, for the commands their full lane moves aside: each
+    # provider has lanes of its own, so MsgFlash accounts and Tether accounts are listed apart.
     accounts: tuple[str, ...] = ()
+    tether_accounts: tuple[str, ...] = ()
 
     @property
     def commands_exchange(self) -> str:
@@ -60,12 +62,24 @@ class Topology:
             for i, delay in enumerate(self.retry_delays)
         )
 
-    def account_queue(self, account: str) -> str:
-        return f"{self.prefix}.account.{account}"
+    def account_queue(self, account: str, provider: str = "msgflash") -> str:
+        """The queue of one account's commands for one provider: MsgFlash's keeps the name
+        ``<prefix>.account.<name>``, Tether's adds ``.tether`` (an account name has no dot, so
+        no account's name can be another's Tether queue)."""
+        queue = f"{self.prefix}.account.{account}"
+        return queue if provider == "msgflash" else f"{queue}.{provider}"
+
+    @property
+    def account_lanes(self) -> tuple[tuple[str, str], ...]:
+        """``(account, provider)`` of every account queue."""
+        return (
+            *((name, "msgflash") for name in self.accounts),
+            *((name, "tether") for name in self.tether_accounts),
+        )
 
     @property
     def account_queues(self) -> tuple[str, ...]:
-        return tuple(self.account_queue(name) for name in self.accounts)
+        return tuple(self.account_queue(name, provider) for name, provider in self.account_lanes)
 
     def exchanges(self) -> tuple[str, ...]:
         return (self.commands_exchange, self.events_exchange, self.retry_exchange)

@@ -126,11 +126,17 @@ def test_keda_scales_on_every_accounts_queue_by_name_whichever_accounts_exist() 
         "true",
         "sum",
     )
+    # The management API searches names with the pattern, unanchored: re.search, not fullmatch.
     pattern = re.compile(metadata["queueName"])
+    laned = Topology(
+        prefix=prefix, accounts=("default", "acme", "brand-2"), tether_accounts=("crm",)
+    )
     for name in ("default", "acme", "brand-2"):
-        assert pattern.fullmatch(Topology(prefix=prefix).account_queue(name))
+        assert pattern.search(laned.account_queue(name))
     for queue in Topology(prefix=prefix).queues():
-        assert not pattern.fullmatch(queue), f"{queue} is not an account's queue"
+        assert not pattern.search(queue), f"{queue} is not an account's queue"
+    for queue in (laned.account_queue("crm", "tether"), f"x{laned.account_queue('acme')}"):
+        assert not pattern.search(queue), f"{queue} is not a MsgFlash account's queue"
     auth = find(objects, "TriggerAuthentication", trigger["authenticationRef"]["name"])
     (ref,) = auth["spec"]["secretTargetRef"]
     assert (ref["parameter"], ref["name"], ref["key"]) == (

@@ -9,6 +9,7 @@ import os
 import socket
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -141,23 +142,17 @@ async def relay_processes(
 
 
 @contextlib.asynccontextmanager
-async def sandbox_in_process_of_its_own(
-    folder: Path, config: dict[str, Any] | None = None
-) -> AsyncIterator[SandboxHandle]:
-    """The sandbox as ``msgflash-relay sandbox`` (rate limit on: 10/s per key, or as
-    ``config`` says): for measuring arrival rates, which a busy test event loop would otherwise
-    distort by bunching the arrivals it timestamps."""
+async def simulator_process(folder: Path, *argv: str) -> AsyncIterator[str]:
+    """``msgflash-relay sandbox ARGV`` in a process of its own on a free port; its URL, once it
+    answers. For measuring arrival rates, which a busy test event loop would otherwise distort
+    by bunching the arrivals it timestamps."""
     port = free_port()
     log = folder / f"sandbox-{port}.log"
-    argv = ["--port", str(port), "--rate-limit", "10", "--step-seconds", "0.05"]
-    if config is not None:
-        path = folder / f"sandbox-{port}.json"
-        path.write_text(json.dumps(config))
-        argv = ["--port", str(port), "--config", str(path)]
     with log.open("ab") as out:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "service.cli", "sandbox", *argv, stdout=out, stderr=out
-        )
+            sys.executable, "-m", "service.cli", "sandbox", "--port", str(port), *argv,
+            stdout=out, stderr=out,
+        )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as session:
@@ -171,10 +166,25 @@ async def sandbox_in_process_of_its_own(
                 await asyncio.sleep(0.05)
             else:
                 pytest.fail(f"sandbox did not start:\n{log.read_text(errors='replace')}")
-            yield SandboxHandle(url=url, session=session)
+        yield url
     finally:
         process.terminate()
         await process.wait()
+
+
+@contextlib.asynccontextmanager
+async def sandbox_in_process_of_its_own(
+    folder: Path, config: dict[str, Any] | None = None
+) -> AsyncIterator[SandboxHandle]:
+    """The MsgFlash sandbox in a process of its own (rate limit on: 10/s per key, or as
+    ``config`` says)."""
+    argv = ["--rate-limit", "10", "--step-seconds", "0.05"]
+    if config is not None:
+        path = folder / f"sandbox-{uuid.uuid4().hex[:8]}.json"
+        path.write_text(json.dumps(config))
+        argv = ["--config", str(path)]
+    async with simulator_process(folder, *argv) as url, aiohttp.ClientSession() as session:
+        yield SandboxHandle(url=url, session=session)
 
 
 @pytest.fixture

@@ -110,7 +110,9 @@ async def moved(relay: Relay, account: str) -> float:
     url = f"http://127.0.0.1:{relay.admin_port}/metrics"
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         text = await response.text()
-    found = re.search(rf'relay_account_moved_total{{account="{account}"}} (\S+)', text)
+    found = re.search(
+        rf'relay_account_moved_total{{account="{account}",provider="msgflash"}} (\S+)', text
+    )
     return float(found.group(1)) if found else 0.0
 
 

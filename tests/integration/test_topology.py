@@ -9,7 +9,7 @@ import aiormq
 import pytest
 from aio_pika.abc import AbstractConnection
 
-from service.bus.topology import declare_topology
+from service.bus.topology import declare_topology, delete_topology
 from service.contract.amqp import RETRY_TIER_HEADER, Topology
 from service.contract.errors import TopologyConflict
 
@@ -24,6 +24,30 @@ async def test_declaring_twice_is_a_no_op(amqp: AbstractConnection, topology: To
     for name in topology.exchanges():
         await channel.get_exchange(name, ensure=True)
     await channel.close()
+
+
+async def test_each_providers_account_queues_are_declared_idempotently_and_deleted(
+    amqp: AbstractConnection, prefix: str
+) -> None:
+    laned = Topology(prefix=prefix, accounts=("default", "acme"), tether_accounts=("default",))
+    own = (
+        f"{prefix}.account.default",
+        f"{prefix}.account.acme",
+        f"{prefix}.account.default.tether",
+    )
+    assert laned.account_queues == own
+    try:
+        await declare_topology(amqp, laned)
+        await declare_topology(amqp, laned)
+        channel = await amqp.channel()
+        for name in own:
+            await channel.declare_queue(name, passive=True)
+        await channel.close()
+    finally:
+        await delete_topology(amqp, laned)
+    channel = await amqp.channel()
+    with pytest.raises(aiormq.exceptions.ChannelNotFoundEntity):
+        await channel.declare_queue(f"{prefix}.account.default.tether", passive=True)
 
 
 async def test_contract_names_derive_from_the_prefix() -> None:
