@@ -8,7 +8,8 @@ its door, every request carries what JSON Schema cannot say: webhook bodies are 
 the relay's secret as sent (positive and negative cases alike, unless the case is about the
 signature header) and stamped with the current time, `{account}` names an account the relay
 has, and ingress requests carry a token. Schedules in positive ingress cases are moved into
-the future (a past schedule is refused: MsgFlash would send it at once). These edits go
+the future (a past schedule is refused: MsgFlash would send it at once, and what Tether does
+with one is undocumented). These edits go
 through the case itself, so schemathesis judges the request actually sent. Bounded (30
 examples per operation and mode) and derandomized.
 
@@ -126,13 +127,17 @@ def credentials(operation: APIOperation, case: Case) -> requests.auth.AuthBase |
     return WebhookSignature(SECRET) if is_webhook(operation) else None
 
 
+SCHEDULE_FIELDS = ("scheduledAt", "schedule", "scheduleDate")  # MsgFlash's two, Tether's
+
+
 def in_the_future(body: object) -> object:
-    """The command with its ``scheduledAt`` / ``schedule`` a day ahead, whatever was drawn."""
+    """The command with its ``scheduledAt`` / ``schedule`` / ``scheduleDate`` a day ahead,
+    whatever was drawn."""
     data = body.get("data") if isinstance(body, dict) else None
     if not isinstance(data, dict):
         return body
     tomorrow = utc_millis(datetime.now(UTC) + timedelta(days=1))
-    moved = {key: tomorrow for key in ("scheduledAt", "schedule") if isinstance(data.get(key), str)}
+    moved = {key: tomorrow for key in SCHEDULE_FIELDS if isinstance(data.get(key), str)}
     return {**body, "data": {**data, **moved}}
 
 
