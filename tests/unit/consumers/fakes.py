@@ -99,18 +99,21 @@ def create_campaign(**data: Any) -> bytes:
     return command(CommandType.CREATE_CAMPAIGN, {**base, **data})
 
 
+# The data of ``create_tether_campaign()``: one SMS to two new contacts.
+TETHER_CAMPAIGN: dict[str, Any] = {
+    "name": "Launch",
+    "message": "Hello {{firstName}}",
+    "scheduleDate": TETHER_DAY,
+    "newContacts": [
+        {"firstName": "Ada", "phoneNumber": RECIPIENT},
+        {"firstName": "Alan", "phoneNumber": "+33612345679"},
+    ],
+}
+
+
 def create_tether_campaign(**data: Any) -> bytes:
-    """``tether.campaign.create`` of one SMS to two new contacts; ``data`` overrides."""
-    base = {
-        "name": "Launch",
-        "message": "Hello {{firstName}}",
-        "scheduleDate": TETHER_DAY,
-        "newContacts": [
-            {"firstName": "Ada", "phoneNumber": RECIPIENT},
-            {"firstName": "Alan", "phoneNumber": "+33612345679"},
-        ],
-    }
-    return command(CommandType.TETHER_CREATE_CAMPAIGN, {**base, **data})
+    """``tether.campaign.create`` of ``TETHER_CAMPAIGN``; ``data`` overrides."""
+    return command(CommandType.TETHER_CREATE_CAMPAIGN, {**TETHER_CAMPAIGN, **data})
 
 
 # --- the broker -----------------------------------------------------------------------------

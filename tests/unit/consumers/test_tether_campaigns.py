@@ -14,9 +14,9 @@ from service.contract.amqp import ATTEMPTS_HEADER, DEFERRALS_HEADER, RECONCILE_H
 from service.contract.errors import TETHER_AUTH_FAILED, TetherError, TetherNoResponse
 from service.contract.events import decode_event
 from tests.unit.consumers.fakes import (
-    RECIPIENT,
     SOME_TIME,
     START,
+    TETHER_CAMPAIGN,
     TETHER_DAY,
     TETHER_NEXT_DAY,
     Case,
@@ -47,13 +47,7 @@ def listed(*, created_at: float) -> list[dict[str, Any]]:
     return [
         {
             "_id": "65f1c0de00000000000000b2",
-            "name": "Launch",
-            "message": "Hello {{firstName}}",
-            "scheduleDate": TETHER_DAY,
-            "newContacts": [
-                {"firstName": "Ada", "phoneNumber": RECIPIENT},
-                {"firstName": "Alan", "phoneNumber": "+33612345679"},
-            ],
+            **TETHER_CAMPAIGN,
             "status": "scheduled",
             "createdAt": datetime.fromtimestamp(created_at, UTC).isoformat(),
         }
