@@ -8,10 +8,13 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 import structlog
+from aio_pika.abc import AbstractConnection
 from structlog.typing import EventDict
 
 from service.accounts import load_accounts
 from service.app import build
+from service.bus.topology import delete_topology
+from service.contract.amqp import Topology
 from service.settings import load_settings
 from service.wiring.relay import Relay
 from tests.conftest import AMQP_URL, SandboxHandle
@@ -20,7 +23,10 @@ Spotter = Callable[[object, str, EventDict], EventDict]
 
 
 @pytest.fixture
-async def unstarted(prefix: str, sandbox: SandboxHandle) -> AsyncIterator[Callable[[str], Relay]]:
+async def unstarted(
+    prefix: str, sandbox: SandboxHandle, amqp: AbstractConnection
+) -> AsyncIterator[Callable[[str], Relay]]:
+    """Relays built, not started; stopped afterwards, and what they declared deleted."""
     built: list[Relay] = []
 
     def make(amqp_url: str) -> Relay:
@@ -31,6 +37,8 @@ async def unstarted(prefix: str, sandbox: SandboxHandle) -> AsyncIterator[Callab
             "RELAY_EXCHANGE_PREFIX": prefix,
             "RELAY_HTTP_HOST": "127.0.0.1",
             "RELAY_HTTP_PORT": "0",
+            "RELAY_ADMIN_HOST": "127.0.0.1",
+            "RELAY_ADMIN_PORT": "0",
             "RELAY_STATE_URL": "memory://",
         }
         settings = load_settings(env)
@@ -41,6 +49,7 @@ async def unstarted(prefix: str, sandbox: SandboxHandle) -> AsyncIterator[Callab
     yield make
     for relay in built:
         await relay.stop()
+    await delete_topology(amqp, Topology(prefix=prefix))
 
 
 def spotting(name: str, seen: asyncio.Event, also: Callable[[], None] = lambda: None) -> Spotter:
