@@ -155,16 +155,23 @@ async def test_the_redis_key_names_a_fingerprint_not_the_api_key_and_expires(
 async def test_a_replica_waiter_cancelled_mid_sleep_gives_its_slot_back(
     connections: list[Redis], prefix: str
 ) -> None:
-    sleeping = asyncio.Event()
+    sleeping, armed = asyncio.Event(), False
 
-    async def sleep_until_cancelled(_delay: float) -> None:
+    async def sleep_until_cancelled(delay: float) -> None:
+        """The waiter's sleep never ends; the first caller's sleeps normally (on a stalled
+        machine its slot can be missed, and it then waits for the next one)."""
+        if not armed:
+            await asyncio.sleep(delay)
+            return
         sleeping.set()
         await asyncio.Event().wait()
 
     slow = 1.0  # slots a second apart: the waiter surely books before the next one is due
     limiter = RedisRateLimiter(connections[0], slow, prefix=prefix, sleep=sleep_until_cancelled)
     book = RedisSlotBook(connections[1], slow, prefix=prefix)
-    await limiter.acquire(KEY)
+    async with asyncio.timeout(10):
+        await limiter.acquire(KEY)
+    armed = True
     first_free = int(await connections[1].get(book.redis_key(KEY)))
     waiter = asyncio.create_task(limiter.acquire(KEY))
     async with asyncio.timeout(5):
