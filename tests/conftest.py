@@ -11,15 +11,18 @@ import json
 import os
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import aio_pika
 import aiohttp
 import pytest
+import structlog
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 from aiohttp.test_utils import TestServer
+from structlog.typing import EventDict
 
 from service.bus.topology import declare_topology, delete_topology
 from service.contract.amqp import Topology
@@ -276,6 +279,40 @@ async def sends_by_text(sandbox: SandboxHandle) -> Counter[str]:
     """How many times MsgFlash accepted each text: the exactly-once check."""
     records = await sandbox.requests("/api/v1/messages/send", method="POST")
     return Counter(r["body"]["text"] for r in records if r["status"] == 201)
+
+
+class RelayLog:
+    """The relay's log entries as it writes them (its bound context merged in)."""
+
+    def __init__(self) -> None:
+        self.entries: list[EventDict] = []
+        self._handled = 0
+        self._changed = asyncio.Event()
+
+    def spot(self, _logger: object, _method: str, entry: EventDict) -> EventDict:
+        if entry["event"] == "command_handled":
+            self._handled += 1
+            self._changed.set()
+        return entry
+
+    async def wait_handled(self, count: int = 1, *, timeout: float = 5.0) -> None:
+        """Until ``count`` commands have had their ``command_handled`` outcome line."""
+        async with asyncio.timeout(timeout):
+            while self._handled < count:
+                self._changed.clear()
+                await self._changed.wait()
+
+    def named(self, event: str) -> list[EventDict]:
+        return [entry for entry in self.entries if entry["event"] == event]
+
+
+@contextmanager
+def relay_log() -> Iterator[RelayLog]:
+    log = RelayLog()
+    processors = [structlog.contextvars.merge_contextvars, log.spot]
+    with structlog.testing.capture_logs(processors) as entries:
+        log.entries = entries
+        yield log
 
 
 @dataclass

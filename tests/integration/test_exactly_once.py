@@ -10,9 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import structlog
 from aio_pika.abc import AbstractConnection
-from structlog.typing import EventDict
 
 from service.app import Relay
 from service.bus.deadletters import DeadLetterQueue
@@ -25,6 +23,7 @@ from tests.conftest import (
     RelayFactory,
     SandboxHandle,
     command,
+    relay_log,
     sends_by_text,
     text_command,
 )
@@ -191,19 +190,12 @@ async def test_a_1_mb_id_is_echoed_as_a_marked_prefix(
 ) -> None:
     await relay_factory(relay_max_body_bytes=4_000_000)
     huge = "x" * 1_000_000
-    handled = asyncio.Event()
-
-    def spot_outcome(_logger: object, _method: str, entry: EventDict) -> EventDict:
-        if entry["event"] == "command_handled":
-            handled.set()
-        return entry
-
     # The lines as the relay writes them: its bound context (requestId, requestSource) merged.
-    processors = [structlog.contextvars.merge_contextvars, spot_outcome]
-    with structlog.testing.capture_logs(processors) as logs:
+    with relay_log() as log:
         await producer.publish({**text_command("huge id"), "id": huge, "source": "s" * 1_000_000})
         (failed,) = await events.wait_for(lambda e: e["type"] == "msgflash.message.failed")
-        await asyncio.wait_for(handled.wait(), timeout=5)
+        await log.wait_handled()
+    logs = log.entries
 
     assert failed["data"]["error"]["code"] == "INVALID_EVENT"
     assert len(json.dumps(failed)) < 4096

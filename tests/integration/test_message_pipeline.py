@@ -10,9 +10,7 @@ from typing import Any
 
 import aio_pika
 import pytest
-import structlog
 from aio_pika.abc import AbstractConnection
-from structlog.typing import EventDict
 
 from service.contract.amqp import Topology
 from service.contract.wire import utc_millis
@@ -23,7 +21,7 @@ from service.providers.msgflash.sandbox.seed import (
     TEMPLATE_WELCOME,
 )
 from service.wiring.relay import Relay
-from tests.conftest import EventTap, Producer, SandboxHandle, command, dead_letters
+from tests.conftest import EventTap, Producer, SandboxHandle, command, dead_letters, relay_log
 
 TO = "+33612345678"
 
@@ -465,19 +463,11 @@ async def test_each_command_ends_in_one_outcome_line_carrying_its_context(
     cmd = command(
         "msgflash.message.send", {"instanceId": INSTANCE_MAIN, "to": TO, "message": message}
     )
-    handled = asyncio.Event()
-
-    def spot_outcome(_logger: object, _method: str, entry: EventDict) -> EventDict:
-        if entry["event"] == "command_handled":
-            handled.set()
-        return entry
-
-    processors = [structlog.contextvars.merge_contextvars, spot_outcome]
-    with structlog.testing.capture_logs(processors) as logs:
+    with relay_log() as log:
         await producer.publish(cmd)
-        await asyncio.wait_for(handled.wait(), timeout=5)
+        await log.wait_handled()
 
-    (outcome,) = [entry for entry in logs if entry["event"] == "command_handled"]
+    (outcome,) = log.named("command_handled")
     assert outcome["requestId"] == cmd["id"]
     assert outcome["requestSource"] == cmd["source"]
     assert outcome["type"] == "msgflash.message.send"

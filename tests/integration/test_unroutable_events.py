@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-
-import structlog
-from structlog.typing import EventDict
-
 from service.wiring.relay import Relay
-from tests.conftest import Producer, command
+from tests.conftest import Producer, command, relay_log
 
 
 def unroutable(relay: Relay, routing_key: str) -> float:
@@ -21,22 +16,12 @@ def unroutable(relay: Relay, routing_key: str) -> float:
 async def test_unroutable_events_are_logged_once_per_routing_key_then_counted(
     relay: Relay, producer: Producer
 ) -> None:
-    handled: list[EventDict] = []
-    all_handled = asyncio.Event()
-
-    def spot_outcomes(_logger: object, _method: str, entry: EventDict) -> EventDict:
-        if entry["event"] == "command_handled":
-            handled.append(entry)
-            if len(handled) == 3:
-                all_handled.set()
-        return entry
-
-    with structlog.testing.capture_logs([spot_outcomes]) as logs:
+    with relay_log() as log:
         for _ in range(3):
             await producer.publish(command())
-        await asyncio.wait_for(all_handled.wait(), timeout=30)
+        await log.wait_handled(3, timeout=30)
 
-    (logged,) = [entry for entry in logs if entry["event"] == "event_unroutable"]
+    (logged,) = log.named("event_unroutable")
     assert logged["routingKey"] == "message.sent"
     assert logged["eventType"] == "msgflash.message.sent"
     assert "bind one to subscribe" in logged["hint"]
